@@ -1,0 +1,1 @@
+"""Simulation harness and load tests for actorbatch clusters."""

@@ -1,0 +1,3 @@
+from actorbatch.cli.app import entry
+
+entry()

@@ -1,0 +1,111 @@
+"""The executor pool actor: runs attempts on worker threads and ships their output to the run log."""
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pykka
+
+from actorbatch.actors.messages import Abort, Done, Execute, Finished, Freed, Tick
+from actorbatch.behaviours.leasing import Attempt, Key
+from actorbatch.clock import Clock
+from actorbatch.domain.events import log_id
+from actorbatch.domain.runs import LogWritten
+from actorbatch.runners.context import RunLog, TaskContext, TaskLogger
+from actorbatch.runners.python import TaskError, run_python
+from actorbatch.runners.shell import run_shell
+from actorbatch.store.eventstore import EventStore
+
+
+class LogStream:
+    """The run-log stream of one attempt; shipping is serialised so its versions stay consecutive."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt, self.lines, self.version = attempt, RunLog(), 0
+        self._lock = threading.Lock()
+
+    def ship(self, store: EventStore, clock: Clock, final: bool = False) -> None:
+        with self._lock:
+            lines = self.lines.take(final)
+            if lines:
+                a = self.attempt
+                store.append(LogWritten(originator_id=log_id(a.run_id, a.task, a.attempt),
+                                        originator_version=self.version + 1, timestamp=clock.now(),
+                                        run_id=a.run_id, task=a.task, attempt=a.attempt, lines=lines))
+                self.version += 1
+
+
+class ExecutorPool(pykka.ThreadingActor):
+    """Owns the worker threads; reports every outcome to the lease manager as a Done message."""
+
+    def __init__(self, store: EventStore, clock: Clock, threads: int, manager: pykka.ActorRef[Any]) -> None:
+        super().__init__()
+        self._store, self._clock, self._manager = store, clock, manager
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="actorbatch-task")
+        self._running: dict[Key, tuple[TaskContext, LogStream]] = {}
+        self._reported: set[Key] = set()  # timed out: reported already, thread still busy
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Execute):
+            a = message.attempt
+            stream = LogStream(a)
+            ctx = TaskContext(params=a.params, run_id=a.run_id, job=a.job, task=a.task, attempt=a.attempt,
+                              user=a.user, log=TaskLogger(stream.lines))
+            self._running[a.key] = (ctx, stream)
+            self._pool.submit(self._execute, a, ctx, stream)
+            if a.run is not None and a.timeout_s is not None:
+                timer = threading.Timer(a.timeout_s, self.actor_ref.tell, (Abort(a.key, "timeout"),))
+                timer.daemon = True
+                timer.start()
+        elif isinstance(message, Abort):
+            self._abort(message)
+        elif isinstance(message, Finished):
+            key = message.done.attempt.key
+            self._running.pop(key, None)
+            if key in self._reported:
+                self._reported.discard(key)
+                self._manager.tell(Freed(key))
+            else:
+                self._manager.tell(message.done)
+        elif isinstance(message, Tick):
+            for _, stream in self._running.values():
+                stream.ship(self._store, self._clock)
+        return None
+
+    def _abort(self, message: Abort) -> None:
+        entry = self._running.get(message.key)
+        if entry is None or message.key in self._reported:
+            return
+        ctx, stream = entry
+        ctx.cancel_event.set()
+        if message.reason == "timeout" and stream.attempt.run is not None:
+            # A python body cannot be killed: report the timeout now, keep its thread counted until it returns.
+            self._reported.add(message.key)
+            timeout_s = stream.attempt.timeout_s
+            self._manager.tell(Done(stream.attempt, f"timeout after {timeout_s:g}s", freed=False))
+
+    def _execute(self, a: Attempt, ctx: TaskContext, stream: LogStream) -> None:
+        exit_status: str | None = None
+        result = None
+        try:
+            if a.run is not None:
+                result = run_python(a.run, ctx)
+            else:
+                assert a.command is not None
+                run_shell(a.command, ctx, a.timeout_s)
+        except TaskError as error:
+            exit_status = str(error)
+        except Exception as error:  # noqa: BLE001 - a bug in a runner must not kill the worker thread
+            exit_status = f"internal error: {type(error).__name__}: {error}"
+        with contextlib.suppress(Exception):  # losing log lines must not lose the outcome
+            stream.ship(self._store, self._clock, final=True)
+        if self.actor_ref.is_alive():
+            self.actor_ref.tell(Finished(Done(a, exit_status, result)))
+
+    def on_failure(self, *args: Any) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def on_stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+

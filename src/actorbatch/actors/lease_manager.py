@@ -1,0 +1,145 @@
+"""The lease manager actor: the I/O shell around LeaseBehaviour.
+
+It handles its inbox in bursts: messages only update state, and one decision step runs when the inbox is empty,
+so a burst of outcomes and claims is recorded in one transaction (one commit for many events).
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import pykka
+
+from actorbatch.actors.messages import Abort, Beat, Busy, Done, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.timer import Timer
+from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
+from actorbatch.clock import Clock
+from actorbatch.domain.events import Event
+from actorbatch.domain.runs import Run, TaskClaimed
+from actorbatch.domain.servers import Server
+from actorbatch.errors import Conflict
+from actorbatch.store.eventstore import EventStore
+
+log = logging.getLogger(__name__)
+MAX_CONFLICT_RETRIES = 20
+
+
+class LeaseManager(pykka.ThreadingActor):
+    def __init__(self, behaviour: LeaseBehaviour, server: Server, store: EventStore, clock: Clock, timer: Timer,
+                 capacity: Callable[[datetime], int]) -> None:
+        super().__init__()
+        self.behaviour, self.server, self.store, self.clock = behaviour, server, store, clock
+        self.timer, self.capacity = timer, capacity
+        self.executor: pykka.ActorRef[Any] | None = None
+        self._done: list[Done] = []
+        self._busy: set[Key] = set()  # attempts holding a thread
+        self._wake: datetime | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Observed):
+            self._abort(self.behaviour.observe(message.events), "lease lost or run cancelled")
+        elif isinstance(message, Done):
+            self._done.append(message)
+            if message.freed:
+                self._busy.discard(message.attempt.key)
+        elif isinstance(message, Freed):
+            self._busy.discard(message.key)
+        elif isinstance(message, Beat):
+            self._heartbeat()
+        elif isinstance(message, Drain):
+            self.behaviour.draining = True
+        elif isinstance(message, Busy):
+            return len(self._busy)
+        elif isinstance(message, pykka.ActorRef):
+            self.executor = message
+        if self.actor_inbox.empty():
+            self._step()
+        return None
+
+    def _step(self) -> None:
+        now = self.clock.now()
+        behaviour = self.behaviour
+        events: list[Event] = []
+        for done in self._done:
+            event = behaviour.finish(done.attempt, now, done.exit_status, done.result)
+            if event is None:  # the run left the book (cancelled, complete): record the late result all the same
+                self._record_late(done, now)
+            else:
+                events.append(event)
+        self._done.clear()
+        events.extend(behaviour.expirations(now))
+        behaviour.wake_due(now)
+        events.extend(behaviour.claims(now, self.capacity(now) - len(self._busy)))
+        recorded = self._append(events)
+        self._start([e for e in recorded if isinstance(e, TaskClaimed)])
+        wake = behaviour.next_wake()
+        if wake is not None and wake != self._wake:
+            self._wake = wake
+            self.timer.at(wake, self.actor_ref, Tick())
+
+    def _append(self, events: Sequence[Event]) -> list[Event]:
+        """Record events, one transaction if possible; per run on conflict, reloading the runs that lost."""
+        if not events:
+            return []
+        try:
+            self.store.append(*events)
+            return list(events)
+        except Conflict:
+            pass
+        by_run: dict[UUID, list[Event]] = defaultdict(list)
+        for event in events:
+            by_run[event.originator_id].append(event)
+        recorded = []
+        for run_id, run_events in by_run.items():
+            try:
+                self.store.append(*run_events)
+                recorded.extend(run_events)
+            except Conflict:
+                self._reload(run_id)
+        return recorded
+
+    def _reload(self, run_id: UUID) -> None:
+        fresh = self.store.load(Run, run_id)
+        if fresh is not None:
+            self._abort(self.behaviour.replace(fresh), "lease lost")
+
+    def _record_late(self, done: Done, now: datetime) -> None:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            run = self.store.load(Run, done.attempt.run_id)
+            if run is None:
+                return
+            try:
+                self.store.append(run.finish(done.attempt.task, done.attempt.attempt, now,
+                                             exit_status=done.exit_status, result=done.result))
+                return
+            except Conflict:
+                continue
+
+    def _start(self, claims: Sequence[TaskClaimed]) -> None:
+        assert self.executor is not None
+        for attempt in self.behaviour.claimed(claims):
+            self._busy.add(attempt.key)
+            self.executor.tell(Execute(attempt))
+
+    def _abort(self, attempts: Sequence[Attempt], reason: str) -> None:
+        for attempt in attempts:
+            if self.executor is not None:
+                self.executor.tell(Abort(attempt.key, reason))
+
+    def _heartbeat(self) -> None:
+        event = self.server.heartbeat(len(self.behaviour.mine), self.clock.now())
+        try:
+            self.store.append(event)
+        except Conflict:
+            log.error("server %s: another process wrote to this server's record; stopping", self.server.name)
+            self.stop()
+            return
+        self.server.apply(event)
+        self.behaviour.observe([event])
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        log.error("lease manager failed: %s", exception_value)
+

@@ -1,0 +1,77 @@
+"""The messages the actors of one batch server exchange."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from actorbatch.behaviours.leasing import Attempt, Key
+from actorbatch.domain.events import Event
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Events recorded in the log, by anyone."""
+
+    events: Sequence[Event]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time has passed: re-decide (due runs, retry delays, expired leases)."""
+
+
+@dataclass(frozen=True)
+class Beat:
+    """Time to renew our leases with a heartbeat."""
+
+
+@dataclass(frozen=True)
+class Execute:
+    attempt: Attempt
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Stop an attempt: its run was cancelled or its lease was lost."""
+
+    key: Key
+    reason: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """An attempt ended (`exit_status` None = success); `freed` is False while a timed-out body still runs."""
+
+    attempt: Attempt
+    exit_status: str | None
+    result: Any = None
+    freed: bool = True
+
+
+@dataclass(frozen=True)
+class Finished:
+    """From a worker thread to its pool: the body returned."""
+
+    done: Done
+
+
+@dataclass(frozen=True)
+class Freed:
+    """The thread of a timed-out attempt finally returned: its slot is free again."""
+
+    key: Key
+
+
+@dataclass(frozen=True)
+class Poll:
+    """Read the log for new events."""
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Stop claiming; finish what runs."""
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Ask how many attempts still occupy a thread."""

@@ -1,0 +1,155 @@
+"""The batch server supervisor: wires the actors of one server, starts them, drains and stops them.
+
+One server = a lease manager (decides), an executor pool (runs bodies), a log follower (hears other processes),
+a projector (keeps read models fresh) and a timer (the only sleeper). Collaborators are passed in, never looked up.
+"""
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from actorbatch.actors.executor import ExecutorPool
+from actorbatch.actors.follower import Follower, Projector
+from actorbatch.actors.lease_manager import LeaseManager
+from actorbatch.actors.messages import Beat, Busy, Drain, Observed, Poll, Tick
+from actorbatch.actors.timer import Timer
+from actorbatch.behaviours.leasing import LeaseBehaviour
+from actorbatch.clock import Clock, SystemClock
+from actorbatch.domain.events import Event, server_id
+from actorbatch.domain.servers import Server, Window, capacity, zone
+from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.projections.views import Views
+from actorbatch.store.eventstore import EventStore
+from actorbatch.store.sql import SqlDb
+
+ACTIVE = ("scheduled", "running")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    name: str
+    groups: tuple[str, ...] = ("default",)
+    threads: int = 4
+    windows: tuple[Window, ...] = ()
+    timezone: str = "UTC"
+    lease_timeout_s: float = 30.0
+    poll_s: float = 0.01  # how often to read the log for work submitted by other processes
+    tick_s: float = 0.25  # how often to look for expired leases
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ActorbatchError("--threads must be at least 1")
+        if self.lease_timeout_s <= 0:
+            raise ActorbatchError("--lease-timeout must be positive")
+        zone(self.timezone)
+
+
+class BatchServer:
+    """A full batch server in this process: `start()`, then `stop()` (drains first) or use it as a context manager."""
+
+    def __init__(self, url: str, config: ServerConfig, clock: Clock | None = None) -> None:
+        self.url, self.config, self.clock = url, config, clock or SystemClock()
+        self._refs: list[Any] = []
+        self._started = False
+
+    def start(self) -> "BatchServer":
+        c = self.config
+        self.store = EventStore(self.url)
+        self.views = Views(self.store, SqlDb(self.store.url))
+        self.views.catch_up()
+        self.server = self._register()
+        behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s)
+        position = self._seed(behaviour)
+        tz = zone(c.timezone)
+        self.timer = Timer(self.clock)
+
+        def free_threads(now: datetime) -> int:
+            return capacity(c.threads, c.windows, tz, now)
+
+        self.manager = LeaseManager.start(behaviour, self.server, self.store, self.clock, self.timer, free_threads)
+        max_threads = max([c.threads, *(w.threads for w in c.windows)])
+        self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
+        self.manager.tell(self.executor)
+        self.follower = Follower.start(self.store, position, [self.manager])
+        self.projector = Projector.start(self.views)
+        self._refs = [self.follower, self.projector, self.manager, self.executor]
+        self.store.listen(self._heard)
+        self.timer.every(c.poll_s, self.follower, Poll())
+        self.timer.every(c.tick_s, self.manager, Tick())
+        self.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
+        self.timer.every(0.5, self.executor, Tick())
+        self.timer.every(0.5, self.projector, Poll())
+        self.manager.tell(Tick())
+        self._started = True
+        return self
+
+    def _heard(self, events: Sequence[Event]) -> None:
+        self.manager.tell(Observed(events))
+
+    def _register(self) -> Server:
+        c = self.config
+        for _ in range(10):
+            server = self.store.load(Server, server_id(c.name)) or Server()
+            event = server.start(c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(), os.getpid(),
+                                 self.clock.now())
+            try:
+                self.store.append(event)
+            except Conflict:
+                continue
+            server.apply(event)
+            return server
+        raise ActorbatchError(f"server {c.name}: could not register, its record keeps changing")
+
+    def _seed(self, behaviour: LeaseBehaviour) -> int:
+        """Load active runs and known servers from the read models; returns the log position they reflect."""
+        with self.views.db.transaction():
+            position = self.views.position()
+            runs = self.views.runs(statuses=ACTIVE, limit=10**9)
+            servers = self.views.servers()
+        for server in servers:
+            if server.id is not None:
+                behaviour.servers[server.id] = server
+        for run in runs:
+            behaviour.replace(run)
+        assert self.server.id is not None
+        behaviour.servers[self.server.id] = self.server
+        return position
+
+    def busy(self) -> int:
+        return cast(int, self.manager.ask(Busy()))
+
+    def drain(self, timeout_s: float | None = None) -> bool:
+        """Stop claiming and wait for running attempts to end; False if `timeout_s` ran out first."""
+        self.manager.tell(Drain())
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.busy():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self, drain: bool = True, reason: str = "stopped") -> None:
+        if not self._started:
+            return
+        if drain:
+            self.drain()
+        self.store.unlisten(self._heard)
+        self.timer.stop()
+        for ref in self._refs:
+            ref.stop()
+        with contextlib.suppress(Conflict):  # a newer incarnation of this name took over: it owns the record now
+            self.store.append(self.server.stop(reason, self.clock.now()))
+        self.views.catch_up()
+        self.store.close()
+        self._started = False
+
+    def __enter__(self) -> "BatchServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,284 @@
+"""The Python API, which the CLI is built on: submit and watch work, manage jobs, read the screens.
+
+Commands load what they decide on, decide with the domain, and append; a concurrent writer makes the append fail
+with Conflict rather than corrupt anything. Reads bring the read models up to date first, then query them.
+"""
+
+import getpass
+import os
+import time
+import tomllib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from actorbatch.clock import Clock, SystemClock, random_id
+from actorbatch.domain.events import Event, job_id
+from actorbatch.domain.jobs import JobAdded, JobDefinition, JobRemoved, JobReplaced, JobState, parse_jobs
+from actorbatch.domain.runs import Run, TaskRun
+from actorbatch.domain.servers import zone
+from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
+from actorbatch.projections.views import Views, iso
+from actorbatch.store.eventstore import EventStore
+from actorbatch.store.sql import SqlDb
+from actorbatch.store.urls import DEFAULT_URL
+
+RUN_STATUSES = ("scheduled", "running", "succeeded", "failed", "cancelled")
+
+
+def default_url() -> str:
+    return os.environ.get("ACTORBATCH_DB") or DEFAULT_URL
+
+
+def default_user() -> str:
+    return os.environ.get("ACTORBATCH_USER") or getpass.getuser()
+
+
+def load_job_file(path: str | Path) -> list[JobDefinition]:
+    """Every job in a TOML job file, validated; InvalidJob (one line, naming the file) on any problem."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidJob(f"{path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidJob(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise InvalidJob(f"{path}: not UTF-8 text") from None
+    try:
+        return parse_jobs(document)
+    except InvalidJob as error:
+        raise InvalidJob(f"{path}: {error}") from None
+
+
+class Job(JobDefinition):
+    """A job definition, as `actorbatch.Job.from_toml(path)` reads it."""
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> JobDefinition:
+        jobs = load_job_file(path)
+        if len(jobs) != 1:
+            raise InvalidJob(f"{path}: holds {len(jobs)} jobs; use actorbatch.load_job_file for several")
+        return jobs[0]
+
+
+def init(url: str | None = None) -> str:
+    """Create (or upgrade) the store's tables; the only operation that does."""
+    store = EventStore(url or default_url(), create=True)
+    try:
+        Views(store, SqlDb(store.url)).create()
+        return str(store.url)
+    finally:
+        store.close()
+
+
+def connect(url: str | None = None, user: str | None = None, clock: Clock | None = None) -> "Client":
+    return Client(url or default_url(), user or default_user(), clock or SystemClock())
+
+
+class Client:
+    """One connection to a store, acting as one user."""
+
+    def __init__(self, url: str, user: str, clock: Clock) -> None:
+        self.url, self.user, self.clock = url, user, clock
+        self.store = EventStore(url)
+        self.views = Views(self.store, SqlDb(self.store.url))
+
+    def close(self) -> None:
+        self.views.db.close()
+        self.store.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- jobs ----
+
+    def add_job(self, job: JobDefinition, replace: bool = False) -> None:
+        self.add_jobs([job], replace)
+
+    def add_jobs(self, jobs: Iterable[JobDefinition], replace: bool = False) -> None:
+        """Register jobs in one transaction: all of them or, on any error, none."""
+        now, events = self.clock.now(), []
+        for job in jobs:
+            current = self.store.load(JobState, job_id(job.name)) or JobState()
+            version: dict[str, Any] = {"originator_id": job_id(job.name), "originator_version": current.version + 1,
+                       "timestamp": now, "definition": job.to_dict(), "user": self.user}
+            if current.exists and not replace:
+                raise ActorbatchError(f"job {job.name!r} already exists; use --replace to change it")
+            events.append(JobReplaced(**version) if current.exists else JobAdded(**version))
+        self._append(*events)
+
+    def remove_job(self, name: str) -> None:
+        job = self._job(name)
+        self._append(JobRemoved(originator_id=job.id, originator_version=job.version + 1, timestamp=self.clock.now(),
+                                user=self.user))
+
+    def _job(self, name: str) -> JobState:
+        job = self.store.load(JobState, job_id(name))
+        if job is None or not job.exists:
+            raise NotFound(f"no job named {name!r}")
+        return job
+
+    def jobs(self) -> list[dict[str, Any]]:
+        self.views.catch_up()
+        return [_job_summary(row) for row in self.views.jobs()]
+
+    def job(self, name: str) -> dict[str, Any]:
+        self.views.catch_up()
+        row = self.views.job(name)
+        if row is None:
+            raise NotFound(f"no job named {name!r}")
+        return {**_job_summary(row), "definition": row["definition"]}
+
+    # ---- runs ----
+
+    def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None) -> UUID:
+        """Create a run now, or due at `at` (aware); returns its id."""
+        job = self._job(name)
+        assert job.definition is not None
+        now = self.clock.now()
+        if at is not None and at.tzinfo is None:
+            raise ActorbatchError("run time must carry a time zone")
+        event = Run.create(random_id(), job.definition, params or {}, self.user, at or now, now)
+        self._append(event)
+        return event.originator_id
+
+    def resolve_run(self, ref: str | UUID) -> UUID:
+        if isinstance(ref, UUID):
+            return ref
+        self.views.catch_up()
+        ids = self.views.run_ids(ref.lower())
+        if not ids:
+            raise NotFound(f"no run with id {ref!r}")
+        if len(ids) > 1:
+            raise ActorbatchError(f"run id prefix {ref!r} is ambiguous; give more characters")
+        return UUID(ids[0])
+
+    def _run(self, ref: str | UUID) -> Run:
+        run_id = self.resolve_run(ref)
+        self.views.catch_up()
+        run = self.views.run(run_id)
+        if run is None:
+            raise NotFound(f"no run with id {ref}")
+        return run
+
+    def runs(self, job: str | None = None, status: str | None = None, since: datetime | None = None,
+             limit: int = 100) -> list[dict[str, Any]]:
+        """The process monitor: one row per run, newest due first."""
+        if status is not None and status not in RUN_STATUSES:
+            raise ActorbatchError(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
+        self.views.catch_up()
+        now = self.clock.now()
+        stored = {"running": ("scheduled", "running"), "scheduled": ("scheduled",)}.get(status or "", (status,))
+        rows = self.views.runs(job=job, statuses=[s for s in stored if s], since=since,
+                               limit=limit if status not in ("running", "scheduled") else 10**9)
+        result = [_run_summary(r, now) for r in rows]
+        if status is not None:
+            result = [r for r in result if r["status"] == status][:limit]
+        return result
+
+    def run(self, ref: str | UUID) -> dict[str, Any]:
+        """Run detail: the same data as `run show --json`."""
+        run = self._run(ref)
+        now = self.clock.now()
+        return {**_run_summary(run, now), "user": run.user, "params": dict(run.params),
+                "tasks": [_task_detail(t) for t in run.tasks.values()]}
+
+    def logs(self, ref: str | UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
+        run = self._run(ref)
+        if task is not None and task not in run.tasks:
+            raise NotFound(f"run {run.id} has no task {task!r}")
+        return self.views.logs(run.id, task, after)
+
+    def cancel(self, ref: str | UUID) -> None:
+        run_id = self.resolve_run(ref)
+        for _ in range(20):
+            run = self.store.load(Run, run_id)
+            if run is None:
+                raise NotFound(f"no run with id {ref}")
+            event = run.cancel(self.user, self.clock.now())
+            if event is None:
+                raise ActorbatchError(f"run {run_id} is already {run.status(self.clock.now())}")
+            try:
+                self.store.append(event)
+                return
+            except Conflict:
+                continue  # a task moved on meanwhile: decide again on the fresh run
+        raise ActorbatchError(f"run {run_id} keeps changing; try again")
+
+    def wait(self, ref: str | UUID, timeout: float | None = None, poll_s: float = 0.05) -> dict[str, Any]:
+        """Block until the run is complete; returns its detail. TimeoutError if `timeout` seconds pass first."""
+        run_id = self.resolve_run(ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            detail = self.run(run_id)
+            if detail["status"] in ("succeeded", "failed", "cancelled"):
+                return detail
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {detail['status']} after {timeout:g}s")
+            time.sleep(poll_s)
+
+    # ---- servers and the status screen ----
+
+    def servers(self) -> list[dict[str, Any]]:
+        self.views.catch_up()
+        now = self.clock.now()
+        return [{"name": s.name, "groups": list(s.groups), "threads": s.threads, "running": s.running,
+                 "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in self.views.servers()]
+
+    def status(self) -> dict[str, Any]:
+        """The status screen: jobs, active runs with their running tasks, servers."""
+        servers = self.servers()
+        now = self.clock.now()
+        active = self.views.runs(statuses=("scheduled", "running"), limit=10**9)
+        running_tasks = [{"run_id": str(r.id), "job": r.job, "task": t.spec.name, "attempt": t.attempt,
+                          "server": t.server, "started_at": iso(t.started_at)}
+                         for r in active for t in r.tasks.values() if t.status == "running"]
+        return {"at": iso(now), "jobs": [_job_summary(j) for j in self.views.jobs()],
+                "runs": [_run_summary(r, now) for r in active], "running_tasks": running_tasks, "servers": servers}
+
+    def rebuild_projections(self, on_batch: Any = None) -> int:
+        return self.views.rebuild(on_batch)
+
+    def _append(self, *events: Event) -> None:
+        try:
+            self.store.append(*events)
+        except Conflict:
+            raise Conflict("another user changed the same thing at the same moment; try again") from None
+
+
+def _job_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    definition = row["definition"]
+    return {"name": definition["name"], "group": definition["group"], "scheduled": row["scheduled_at"] is not None,
+            "next_fire": None, "tasks": len(definition["tasks"]), "priority": definition["priority"],
+            "description": definition["description"]}
+
+
+def _run_summary(run: Run, now: datetime) -> dict[str, Any]:
+    duration = (run.ended_at - run.started_at).total_seconds() if run.ended_at and run.started_at else None
+    return {"id": str(run.id), "job": run.job, "status": run.status(now), "due_at": iso(run.due_at),
+            "started_at": iso(run.started_at), "ended_at": iso(run.ended_at), "duration_s": duration}
+
+
+def _task_detail(task: TaskRun) -> dict[str, Any]:
+    return {"name": task.spec.name, "status": task.status, "attempts": task.attempt, "server": task.server,
+            "started_at": iso(task.started_at), "ended_at": iso(task.ended_at), "exit_status": task.exit_status,
+            "history": [{**h, "started_at": iso(h["started_at"]), "ended_at": iso(h["ended_at"])}
+                        for h in task.history]}
+
+
+def parse_time(text: str, tz_name: str = "UTC") -> datetime:
+    """ISO 8601 from the command line; without an offset it is in `tz_name`."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ActorbatchError(f"invalid time {text!r}: expected ISO 8601, e.g. 2026-12-01T02:00:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(tz_name))
+    return moment
+

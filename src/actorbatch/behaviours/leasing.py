@@ -1,0 +1,198 @@
+"""What a batch server's lease manager decides, as a plain object: no threads, no I/O, time passed in.
+
+It keeps the live runs it has seen on the log, claims ready tasks up to the server's free capacity (highest
+priority first, then earliest due), reaps attempts whose lease ran out, and fences results. Decisions are applied
+to its own book at once, so several claims on one run get consecutive versions; if the store then refuses them
+(another writer was first), the shell reloads those runs and hands them back through `replace`.
+The pykka actor around it does the appending and executing; the simulator drives the very same object.
+"""
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from actorbatch.domain.events import Event
+from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed
+from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
+
+Key = tuple[UUID, str]  # (run id, task name)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt this server holds: what to execute, and the fencing token (attempt number) to report under."""
+
+    run_id: UUID
+    task: str
+    attempt: int
+    job: str
+    user: str
+    params: dict[str, Any]
+    run: str | None
+    command: tuple[str, ...] | None
+    timeout_s: float | None
+
+    @property
+    def key(self) -> Key:
+        return (self.run_id, self.task)
+
+
+class LeaseBehaviour:
+    """The lease manager's decisions for server `name`, serving `groups`."""
+
+    def __init__(self, name: str, groups: Sequence[str], lease_timeout_s: float) -> None:
+        self.name, self.groups, self.lease_timeout_s = name, frozenset(groups), lease_timeout_s
+        self.runs: dict[UUID, Run] = {}
+        self.servers: dict[UUID, Server] = {}
+        self.mine: dict[Key, Attempt] = {}  # attempts this server executes
+        self.leased: dict[Key, str] = {}  # every running attempt on the cluster -> its holder
+        self._ready: list[tuple[int, datetime, str, UUID, str]] = []  # (-priority, due, run, id, task)
+        self._later: list[tuple[datetime, str, UUID]] = []  # runs with a task claimable only later
+        self.draining = False
+
+    # ---- what the log says ----
+
+    def observe(self, events: Iterable[Event]) -> list[Attempt]:
+        """Fold events from the log (our own come back too, and are skipped); returns attempts to abort."""
+        aborts: list[Attempt] = []
+        for event in events:
+            if isinstance(event, ServerEvent):
+                self._observe_server(event)
+            elif isinstance(event, RunEvent):
+                run = self.runs.get(event.originator_id)
+                if run is None:
+                    if not (isinstance(event, RunCreated) and event.originator_version == 1):
+                        continue  # a run that was complete before we started following
+                    run = self.runs[event.originator_id] = Run()
+                if event.originator_version != run.version + 1:
+                    continue  # already applied: our own event, echoed by the log
+                run.apply(event)
+                aborts.extend(self._reindex(run))
+        return aborts
+
+    def replace(self, fresh: Run) -> list[Attempt]:
+        """After a write conflict: adopt the run as the store has it now."""
+        self.runs[fresh.id] = fresh
+        return self._reindex(fresh)
+
+    def _observe_server(self, event: ServerEvent) -> None:
+        server = self.servers.get(event.originator_id)
+        if server is None:
+            if not isinstance(event, ServerStarted):
+                return
+            server = self.servers[event.originator_id] = Server()
+        if event.originator_version > server.version:
+            server.apply(event)
+
+    def _reindex(self, run: Run) -> list[Attempt]:
+        """Bring the indexes in line with `run`; returns attempts of ours it no longer lets us run."""
+        aborts = []
+        assert run.definition is not None and run.due_at is not None
+        for name, state in run.tasks.items():
+            key = (run.id, name)
+            if state.status == "running":
+                assert state.server is not None
+                self.leased[key] = state.server
+            else:
+                self.leased.pop(key, None)
+            mine = self.mine.get(key)
+            if mine is not None and (state.status != "running" or state.attempt != mine.attempt):
+                aborts.append(self.mine.pop(key))
+            if state.status == "ready":
+                due = max(run.due_at, state.not_before or run.due_at)
+                heapq.heappush(self._ready, (-run.definition.priority_rank, due, str(run.id), run.id, name))
+        if run.complete:
+            del self.runs[run.id]
+        return aborts
+
+    # ---- decisions ----
+
+    def claims(self, now: datetime, free: int) -> list[TaskClaimed]:
+        """Claim up to `free` ready tasks of our groups, applying each claim to the book at once."""
+        claims: list[TaskClaimed] = []
+        if self.draining:
+            return claims
+        while self._ready and len(claims) < free:
+            _, due, _, run_id, task = heapq.heappop(self._ready)
+            run = self.runs.get(run_id)
+            if run is None or run.tasks[task].status != "ready":
+                continue  # stale index entry
+            assert run.definition is not None
+            if run.definition.group not in self.groups:
+                continue  # the run waits for a server of its group
+            if task not in run.claimable(now):
+                heapq.heappush(self._later, (due, str(run_id), run_id))
+                continue
+            claim = run.claim(task, self.name, now, self.lease_timeout_s)
+            run.apply(claim)
+            self.leased[(run_id, task)] = self.name
+            claims.append(claim)
+        return claims
+
+    def claimed(self, events: Sequence[TaskClaimed]) -> list[Attempt]:
+        """Our claims were recorded: hand back what to execute."""
+        attempts = []
+        for claim in events:
+            run = self.runs[claim.originator_id]
+            assert run.definition is not None
+            spec = run.definition.task(claim.task)
+            attempt = Attempt(run_id=run.id, task=claim.task, attempt=claim.attempt, job=run.job, user=run.user,
+                              params={**spec.params, **run.params}, run=spec.run, command=spec.command,
+                              timeout_s=spec.timeout_s)
+            self.mine[attempt.key] = attempt
+            attempts.append(attempt)
+        return attempts
+
+    def wake_due(self, now: datetime) -> None:
+        """Move runs whose due time or retry delay has passed back to the ready index."""
+        while self._later and self._later[0][0] <= now:
+            _, _, run_id = heapq.heappop(self._later)
+            run = self.runs.get(run_id)
+            if run is not None:
+                self._reindex(run)
+
+    def next_wake(self) -> datetime | None:
+        """When something becomes claimable by time alone, so the shell can sleep until then."""
+        return self._later[0][0] if self._later else None
+
+    def expirations(self, now: datetime) -> list[AttemptLost]:
+        """Running attempts whose lease ran out, applied to the book at once.
+
+        A lease lasts until the later of its own expiry and the holder's last heartbeat's; an attempt claimed before
+        its holder (re)started belongs to a process that is gone, so it is lost at once.
+        """
+        lost = []
+        by_name = {s.name: s for s in self.servers.values()}
+        for (run_id, task), holder in list(self.leased.items()):
+            run = self.runs.get(run_id)
+            if run is None or (run_id, task) in self.mine:
+                continue  # our own live attempts are kept alive by our heartbeats
+            state = run.tasks[task]
+            assert state.lease_until is not None and state.started_at is not None
+            until = state.lease_until
+            server = by_name.get(holder)
+            if server is not None and server.started_at is not None and server.started_at > state.started_at:
+                until = min(until, server.started_at)
+            elif server is not None and not server.stopped and server.lease_until is not None:
+                until = max(until, server.lease_until)
+            event = run.expire(task, now, until)
+            if event is not None:
+                run.apply(event)
+                self._reindex(run)
+                lost.append(event)
+        return lost
+
+    def finish(self, attempt: Attempt, now: datetime, exit_status: str | None, result: Any = None) -> Event | None:
+        """Record an attempt's outcome, fenced by its attempt number; None if the run has left the book."""
+        self.mine.pop(attempt.key, None)
+        run = self.runs.get(attempt.run_id)
+        if run is None:
+            return None
+        event = run.finish(attempt.task, attempt.attempt, now, exit_status=exit_status, result=result)
+        assert isinstance(event, RunEvent)
+        run.apply(event)
+        self._reindex(run)
+        return event

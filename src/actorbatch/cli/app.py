@@ -1,0 +1,341 @@
+"""The `actorbatch` command: parse, call the API, render. Exit 0 ok, 1 operation failed, 2 usage error."""
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from actorbatch import api
+from actorbatch.actors.server import BatchServer, ServerConfig
+from actorbatch.cli import render
+from actorbatch.domain.servers import parse_window
+from actorbatch.errors import ActorbatchError
+
+app = typer.Typer(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+job_app = typer.Typer(help="Register, inspect and run jobs.", no_args_is_help=True)
+run_app = typer.Typer(help="The process monitor: runs, their tasks and logs.", no_args_is_help=True)
+server_app = typer.Typer(help="Batch servers.", no_args_is_help=True)
+projections_app = typer.Typer(help="The read models behind every listing.", no_args_is_help=True)
+app.add_typer(job_app, name="job")
+app.add_typer(run_app, name="run")
+app.add_typer(server_app, name="server")
+app.add_typer(projections_app, name="projections")
+
+T = TypeVar("T")
+Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+class Settings:
+    db: str | None = None
+    user: str | None = None
+    debug: bool = False
+
+
+settings = Settings()
+
+
+@app.callback()
+def main(
+    db: Annotated[str | None, typer.Option("--db", envvar="ACTORBATCH_DB",
+                                           help="Store URL (default sqlite:///actorbatch.db).")] = None,
+    user: Annotated[str | None, typer.Option("--user", envvar="ACTORBATCH_USER",
+                                             help="Acting user (default: the OS user).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    settings.db, settings.user, settings.debug = db, user, debug
+
+
+@contextmanager
+def failures() -> Iterator[None]:
+    """Turn errors into one line on stderr and exit code 1 (a traceback only with --debug)."""
+    try:
+        yield
+    except (ActorbatchError, TimeoutError) as error:
+        if settings.debug:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:  # anything unexpected still gets one line, not a traceback
+        if settings.debug:
+            raise
+        typer.echo(f"error: {type(error).__name__}: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+def with_client(action: Callable[[api.Client], T]) -> T:
+    with failures():
+        client = api.connect(settings.db, settings.user)
+        try:
+            return action(client)
+        finally:
+            client.close()
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the store (the only command that creates tables)."""
+    with failures():
+        url = api.init(settings.db)
+    typer.echo(f"store ready: {url}")
+
+
+# ---- jobs ----
+
+@job_app.command("add")
+def job_add(file: Annotated[str, typer.Argument(help="TOML job file.")],
+            replace: Annotated[bool, typer.Option("--replace", help="Change existing jobs.")] = False) -> None:
+    """Register the job(s) of a TOML file: all of them or, on any error, none."""
+    with failures():
+        jobs = api.load_job_file(file)
+    with_client(lambda c: c.add_jobs(jobs, replace))
+    for job in jobs:
+        typer.echo(f"{'replaced' if replace else 'added'} job {job.name} ({len(job.tasks)} tasks)")
+
+
+@job_app.command("list")
+def job_list(as_json: Json = False) -> None:
+    """Every registered job."""
+    jobs = with_client(lambda c: c.jobs())
+    if as_json:
+        render.emit_json([{k: j[k] for k in ("name", "group", "scheduled", "next_fire", "tasks")} for j in jobs])
+    else:
+        render.jobs_table(jobs)
+
+
+@job_app.command("show")
+def job_show(name: str, as_json: Json = False) -> None:
+    """One job: its settings and tasks."""
+    job = with_client(lambda c: c.job(name))
+    if as_json:
+        render.emit_json(job)
+        return
+    render.jobs_table([job])
+    render.table(None, ["task", "body", "after", "retries", "ignore failure"],
+                 [(t["name"], t["run"] or " ".join(t["command"]),
+                   f" {t['when']} ".join(f"{p}={c}" for p, c in t["after"]) or "-", t["retries"],
+                   "yes" if t["ignore_failure"] else "no") for t in job["definition"]["tasks"]], "no tasks")
+
+
+@job_app.command("remove")
+def job_remove(name: str) -> None:
+    """Remove a job (its runs and their history stay)."""
+    with_client(lambda c: c.remove_job(name))
+    typer.echo(f"removed job {name}")
+
+
+@job_app.command("run")
+def job_run(name: str,
+            at: Annotated[str | None, typer.Option("--at", help="Run once at this ISO 8601 time.")] = None,
+            param: Annotated[list[str] | None, typer.Option("--param", help="K=V (V read as JSON if it parses).")]
+            = None,
+            as_json: Json = False) -> None:
+    """Run a job now, or once later; prints the run id."""
+    with failures():
+        params = dict(_param(p) for p in param or [])
+
+    def submit(client: api.Client) -> Any:
+        when = api.parse_time(at, _job_zone(client, name)) if at else None
+        return client.run_job(name, params, when)
+
+    run_id = with_client(submit)
+    if as_json:
+        render.emit_json({"run_id": str(run_id), "status": "scheduled" if at else "running"})
+    else:
+        typer.echo(str(run_id))
+
+
+def _job_zone(client: api.Client, name: str) -> str:
+    schedule = client.job(name)["definition"]["schedule"]
+    return str(schedule.get("timezone", "UTC")) if schedule else "UTC"
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ActorbatchError(f"--param: expected K=V, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+# ---- runs ----
+
+@run_app.command("list")
+def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
+             status: Annotated[str | None, typer.Option("--status")] = None,
+             since: Annotated[str | None, typer.Option("--since", help="ISO 8601 (UTC without an offset).")] = None,
+             limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+             as_json: Json = False) -> None:
+    """The process monitor: one row per run, newest due first."""
+    runs = with_client(lambda c: c.runs(job, status, api.parse_time(since) if since else None, limit))
+    if as_json:
+        render.emit_json(runs)
+    else:
+        render.runs_table(runs)
+
+
+@run_app.command("show")
+def run_show(run_id: str, as_json: Json = False) -> None:
+    """A run's tasks: status, attempts, server, start, end, exit status."""
+    run = with_client(lambda c: c.run(run_id))
+    if as_json:
+        render.emit_json({k: v for k, v in run.items() if k not in ("user", "params", "duration_s")})
+    else:
+        render.tasks_table(run)
+
+
+@run_app.command("logs")
+def run_logs(run_id: str, task: Annotated[str | None, typer.Option("--task")] = None,
+             follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")]
+             = False) -> None:
+    """The run log: what each attempt printed or logged."""
+
+    def show(client: api.Client) -> None:
+        position = 0
+
+        def print_new() -> int:
+            last = position
+            for last, name, attempt, line in client.logs(run_id, task, position):  # noqa: B007
+                typer.echo(f"[{name}#{attempt}] {line}")
+            return last
+
+        while True:
+            ended = client.run(run_id)["status"] in ("succeeded", "failed", "cancelled")
+            position = print_new()  # read after the status check: lines shipped before the end are not missed
+            if not follow or ended:
+                return
+            time.sleep(0.25)
+
+    with_client(show)
+
+
+@run_app.command("cancel")
+def run_cancel(run_id: str) -> None:
+    """Cancel a run: waiting tasks never start, running ones are asked to stop."""
+    with_client(lambda c: c.cancel(run_id))
+    typer.echo(f"cancelled {run_id}")
+
+
+@run_app.command("wait")
+def run_wait(run_id: str, timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds.")] = None,
+             as_json: Json = False) -> None:
+    """Block until the run is complete; exit 0 if it succeeded, 1 otherwise."""
+    run = with_client(lambda c: c.wait(run_id, timeout))
+    if as_json:
+        render.emit_json(run)
+    else:
+        typer.echo(f"run {run['id']} {run['status']}")
+    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+
+
+# ---- servers ----
+
+@server_app.command("start")
+def server_start(
+    name: Annotated[str | None, typer.Option("--name", help="Default: host name and process id.")] = None,
+    groups: Annotated[str, typer.Option("--groups", help="Comma-separated batch groups.")] = "default",
+    threads: Annotated[int, typer.Option("--threads", min=1)] = 4,
+    window: Annotated[list[str] | None, typer.Option("--window", help="e.g. 'mon-fri 08:00-18:00=2'.")] = None,
+    timezone: Annotated[str, typer.Option("--timezone", help="Zone of the windows.")] = "UTC",
+    lease_timeout: Annotated[float, typer.Option("--lease-timeout", help="Seconds.")] = 30.0,
+) -> None:
+    """Run a batch server in the foreground; SIGTERM or SIGINT drains it and exits 0."""
+    import os
+    import socket
+
+    with failures():
+        config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
+                              groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
+                              windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
+                              lease_timeout_s=lease_timeout)
+        server = BatchServer(settings.db or api.default_url(), config).start()
+    stop = {"requested": False}
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
+    while not stop["requested"]:
+        time.sleep(0.1)
+    typer.echo(f"server {config.name} draining", err=True)
+    with failures():
+        server.stop(drain=True, reason="signal")
+    typer.echo(f"server {config.name} stopped", err=True)
+
+
+@server_app.command("list")
+def server_list(as_json: Json = False) -> None:
+    """Every server that ever started, and whether it is alive."""
+    servers = with_client(lambda c: c.servers())
+    if as_json:
+        render.emit_json(servers)
+    else:
+        render.servers_table(servers)
+
+
+# ---- screens ----
+
+@app.command()
+def status(as_json: Json = False,
+           watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until interrupted.")] = False
+           ) -> None:
+    """The status screen: jobs, active runs, running tasks, servers."""
+    while True:
+        screen = with_client(lambda c: c.status())
+        if as_json:
+            render.emit_json(screen)
+        else:
+            if watch:
+                render.console.clear()
+            render.status_screen(screen)
+        if not watch:
+            return
+        time.sleep(2)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Drop every read model and rebuild it from the log."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    def rebuild(client: api.Client) -> int:
+        with Progress(transient=True, console=Console(stderr=True)) as progress:
+            bar = progress.add_task("rebuilding", total=max(client.store.head(), 1))
+            started = time.perf_counter()
+            count = client.rebuild_projections(lambda done, total: progress.update(bar, completed=done,
+                                                                                   total=total))
+        elapsed = time.perf_counter() - started
+        typer.echo(f"rebuilt from {count} events in {elapsed:.2f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+        return count
+
+    with_client(rebuild)
+
+
+@app.command()
+def demo() -> None:
+    """Register the Dynamics AX 2009 walkthrough job and a report job, run them, show the screens."""
+    from actorbatch.cli.demo import run_demo
+
+    with failures():
+        run_demo(settings.db or api.default_url(), settings.user)
+
+
+def entry() -> None:
+    try:
+        app()
+    except SystemExit as exit_:
+        sys.exit(exit_.code)

@@ -1,0 +1,84 @@
+"""How listings look on a terminal (rich tables) and as JSON (one document on stdout)."""
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "cancelled": "yellow",
+                "skipped": "dim", "scheduled": "blue", "waiting": "dim", "ready": "blue"}
+
+
+def emit_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def short_time(value: str | None) -> str:
+    """`2026-11-22T20:46:19.914439Z` -> `11-22 20:46:19`: the screen shows seconds, JSON keeps it all."""
+    return value[5:19].replace("T", " ") if value else "-"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
+
+
+def status(value: str) -> str:
+    style = STATUS_STYLE.get(value)
+    return f"[{style}]{value}[/{style}]" if style else value
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
+    if not rows:
+        console.print(f"[dim]{empty}[/dim]")
+        return
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column, overflow="fold", no_wrap=column in ("run", "job", "status"))
+    for row in rows:
+        grid.add_row(*("-" if cell is None else str(cell) for cell in row))
+    console.print(grid)
+
+
+def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
+    table(title, ["job", "group", "priority", "tasks", "scheduled", "next fire"],
+          [(j["name"], j["group"], j["priority"], j["tasks"], "yes" if j["scheduled"] else "no",
+            short_time(j["next_fire"])) for j in jobs], "no jobs")
+
+
+def runs_table(runs: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
+    table(title, ["run", "job", "status", "due", "start", "end", "duration"],
+          [(r["id"], r["job"], status(r["status"]), short_time(r["due_at"]), short_time(r["started_at"]),
+            short_time(r["ended_at"]), duration(r["duration_s"])) for r in runs], "no runs")
+
+
+def tasks_table(run: Mapping[str, Any]) -> None:
+    table(f"run {run['id']}  job {run['job']}  {run['status']}",
+          ["task", "status", "attempts", "server", "start", "end", "exit status"],
+          [(t["name"], status(t["status"]), t["attempts"], t["server"], short_time(t["started_at"]),
+            short_time(t["ended_at"]), t["exit_status"]) for t in run["tasks"]], "no tasks")
+
+
+def servers_table(servers: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
+    table(title, ["server", "groups", "threads", "running", "last seen", "alive"],
+          [(s["name"], ",".join(s["groups"]), s["threads"], s["running"], short_time(s["last_seen"]),
+            "yes" if s["alive"] else "no") for s in servers], "no servers")
+
+
+def status_screen(screen: Mapping[str, Any]) -> None:
+    console.print(f"[bold]actorbatch status[/bold] at {short_time(screen['at'])} UTC")
+    jobs_table(screen["jobs"], "Jobs")
+    runs_table(screen["runs"], "Active runs")
+    table("Running tasks", ["run", "job", "task", "attempt", "server", "since"],
+          [(t["run_id"], t["job"], t["task"], t["attempt"], t["server"], short_time(t["started_at"]))
+           for t in screen["running_tasks"]], "no running tasks")
+    servers_table(screen["servers"], "Servers")

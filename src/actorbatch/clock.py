@@ -1,0 +1,49 @@
+"""The one gateway to wall-clock time and fresh ids, so the same code runs in real time and in simulation."""
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Where the current time comes from; aware UTC datetimes only."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """Time that moves only when told to: tests and the simulator own it."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+    def set(self, moment: datetime) -> None:
+        with self._lock:
+            self._now = moment
+
+
+def monotonic_s() -> float:
+    """Seconds on a clock that never goes back, for measuring durations and timeouts."""
+    return time.monotonic()
+
+
+def random_id() -> uuid.UUID:
+    """A fresh run id for an on-demand run (scheduled runs use deterministic ids instead)."""
+    return uuid.uuid4()

@@ -1,0 +1,144 @@
+"""Batch servers as the log knows them: configuration, heartbeats (which extend their leases), capacity windows."""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from actorbatch.domain.events import Event, server_id
+from actorbatch.errors import InvalidJob
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)=(?P<threads>\d+)$")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A weekly time window with its own thread capacity, e.g. `mon-fri 08:00-18:00=2`."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+    threads: int
+
+    def covers(self, local: datetime) -> bool:
+        t = local.time()
+        if self.start <= self.end:
+            return local.weekday() in self.days and self.start <= t < self.end
+        # Crosses midnight: the part after midnight belongs to the previous day's window.
+        yesterday = (local.weekday() - 1) % 7
+        return (local.weekday() in self.days and t >= self.start) or (yesterday in self.days and t < self.end)
+
+
+def parse_window(spec: str) -> Window:
+    match = _WINDOW.match(spec.strip().lower())
+    if not match:
+        raise InvalidJob(f"--window: expected e.g. 'mon-fri 08:00-18:00=2', got {spec!r}")
+    days: set[int] = set()
+    for part in match["days"].split(","):
+        first, _, last = part.partition("-")
+        if first not in DAYS or (last and last not in DAYS):
+            raise InvalidJob(f"--window: unknown day in {spec!r}; use mon, tue, wed, thu, fri, sat, sun")
+        a, b = DAYS.index(first), DAYS.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    try:
+        start, end = time.fromisoformat(match["start"]), time.fromisoformat(match["end"])
+    except ValueError:
+        raise InvalidJob(f"--window: invalid time in {spec!r}") from None
+    return Window(frozenset(days), start, end, int(match["threads"]))
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidJob(f"unknown time zone {name!r}") from None
+
+
+def capacity(threads: int, windows: Sequence[Window], tz: ZoneInfo, now: datetime) -> int:
+    """Threads available at `now`: the first window that covers the local time, else `threads`."""
+    local = now.astimezone(tz)
+    return next((w.threads for w in windows if w.covers(local)), threads)
+
+
+@dataclass(frozen=True)
+class ServerEvent(Event):
+    """An event of the Server aggregate."""
+
+
+@dataclass(frozen=True)
+class ServerStarted(ServerEvent):
+    ACTION = "server.started"
+    name: str
+    groups: tuple[str, ...]
+    threads: int
+    lease_timeout_s: float
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class ServerHeartbeat(ServerEvent):
+    """The server is alive: every lease it holds lasts until at least `lease_until`."""
+
+    ACTION = "server.heartbeat"
+    running: int
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class ServerStopped(ServerEvent):
+    ACTION = "server.stopped"
+    reason: str
+
+
+class Server:
+    """The Server aggregate: id is server_id(name), so two live processes cannot share a name unnoticed."""
+
+    def __init__(self) -> None:
+        self.id: UUID | None = None
+        self.version = 0
+        self.name = ""
+        self.groups: tuple[str, ...] = ()
+        self.threads = 0
+        self.lease_timeout_s = 30.0
+        self.running = 0
+        self.last_seen: datetime | None = None
+        self.started_at: datetime | None = None
+        self.lease_until: datetime | None = None
+        self.stopped = True
+
+    def alive(self, now: datetime) -> bool:
+        return not self.stopped and self.lease_until is not None and self.lease_until >= now
+
+    def start(self, name: str, groups: Sequence[str], threads: int, lease_timeout_s: float, host: str, pid: int,
+              now: datetime) -> ServerStarted:
+        return ServerStarted(originator_id=self.id or server_id(name), originator_version=self.version + 1,
+                             timestamp=now, name=name, groups=tuple(groups), threads=threads,
+                             lease_timeout_s=lease_timeout_s, host=host, pid=pid)
+
+    def heartbeat(self, running: int, now: datetime) -> ServerHeartbeat:
+        assert self.id is not None
+        return ServerHeartbeat(originator_id=self.id, originator_version=self.version + 1, timestamp=now,
+                               running=running, lease_until=now + timedelta(seconds=self.lease_timeout_s))
+
+    def stop(self, reason: str, now: datetime) -> ServerStopped:
+        assert self.id is not None
+        return ServerStopped(originator_id=self.id, originator_version=self.version + 1, timestamp=now,
+                             reason=reason)
+
+    def apply(self, event: ServerEvent) -> None:
+        self.id, self.version = event.originator_id, event.originator_version
+        self.last_seen = event.timestamp
+        if isinstance(event, ServerStarted):
+            self.name, self.groups, self.threads = event.name, event.groups, event.threads
+            self.lease_timeout_s, self.stopped, self.running = event.lease_timeout_s, False, 0
+            self.started_at = event.timestamp
+            self.lease_until = event.timestamp + timedelta(seconds=event.lease_timeout_s)
+        elif isinstance(event, ServerHeartbeat):
+            self.running, self.lease_until = event.running, event.lease_until
+        elif isinstance(event, ServerStopped):
+            self.stopped, self.running = True, 0
+

@@ -1,0 +1,205 @@
+"""The read models: status screen, process monitor, run detail and run log, kept in tables beside the log.
+
+Each catch-up reads the log from the last position it recorded, folds the new events with the domain's own
+aggregates (so a read model can never disagree with what the servers decided) and writes the touched rows and the
+new position in one transaction. Dropping the tables and catching up from position 0 rebuilds them exactly.
+"""
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from actorbatch.domain.events import Event
+from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
+from actorbatch.domain.runs import LogWritten, Run, RunCreated, RunEvent
+from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
+from actorbatch.store.eventstore import EventStore
+from actorbatch.store.sql import SqlDb
+from actorbatch.store.transcoder import MsgpackTranscoder
+
+BATCH = 5000
+TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_servers", "ab_logs")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_runs (id TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT NOT NULL, "
+    "due_at TEXT NOT NULL, started_at TEXT, ended_at TEXT, data BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ab_runs_job ON ab_runs (job, due_at)",
+    "CREATE INDEX IF NOT EXISTS ab_runs_status ON ab_runs (status, due_at)",
+    "CREATE INDEX IF NOT EXISTS ab_runs_due ON ab_runs (due_at)",
+    "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
+    "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
+)
+_codec = MsgpackTranscoder()
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Times in read models and JSON: ISO 8601 UTC with `Z`, microseconds kept so text order is time order."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Views:
+    """All read models of one store: create, catch up, rebuild and query."""
+
+    def __init__(self, store: EventStore, db: SqlDb) -> None:
+        self.store, self.db = store, db
+
+    def create(self) -> None:
+        for statement in SCHEMA:
+            self.db.execute(statement)
+
+    def position(self) -> int:
+        rows = self.db.query("SELECT position FROM ab_position WHERE name = 'views'")
+        return int(rows[0][0]) if rows else 0
+
+    def catch_up(self, on_batch: Callable[[int, int], None] | None = None) -> int:
+        """Fold every event recorded since the last catch-up; returns how many were applied."""
+        applied = 0
+        while True:
+            with self.db.transaction():
+                position = self.position()
+                batch = self.store.read(position, BATCH)
+                if not batch:
+                    return applied
+                self._apply(batch)
+                self.db.execute("INSERT INTO ab_position (name, position) VALUES ('views', ?) "
+                                "ON CONFLICT (name) DO UPDATE SET position = excluded.position", (batch[-1][0],))
+            applied += len(batch)
+            if on_batch:
+                on_batch(batch[-1][0], self.store.head())
+
+    def rebuild(self, on_batch: Callable[[int, int], None] | None = None) -> int:
+        with self.db.transaction():
+            for table in TABLES:
+                self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        return self.catch_up(on_batch)
+
+    def _apply(self, batch: Iterable[tuple[int, Event]]) -> None:
+        jobs: dict[UUID, JobState] = {}
+        runs: dict[UUID, Run] = {}
+        servers: dict[UUID, Server] = {}
+        logs: list[tuple[Any, ...]] = []
+        for position, event in batch:
+            if isinstance(event, LogWritten):
+                logs.append((str(event.run_id), event.task, event.attempt, position, _codec.encode(event.lines)))
+                continue
+            if isinstance(event, RunEvent):
+                self._fold(runs, event, RunCreated, Run, self._load_run)
+            elif isinstance(event, JobEvent):
+                self._fold(jobs, event, JobAdded, JobState, self._load_job)
+            elif isinstance(event, ServerEvent):
+                self._fold(servers, event, ServerStarted, Server, self._load_server)
+        self.db.executemany(
+            "INSERT INTO ab_runs (id, job, status, due_at, started_at, ended_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, "
+            "ended_at = excluded.ended_at, data = excluded.data",
+            [(str(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
+              iso(r.ended_at), _codec.encode(r.to_dict())) for r in runs.values()])
+        self.db.executemany(
+            "INSERT INTO ab_jobs (name, id, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET id = excluded.id, data = excluded.data",
+            [(j.definition.name, str(j.id), _codec.encode(_job_row(j))) for j in jobs.values()
+             if j.definition is not None])
+        self.db.executemany(
+            "INSERT INTO ab_servers (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            [(s.name, _codec.encode(vars(s))) for s in servers.values()])
+        self.db.executemany("INSERT INTO ab_logs (run_id, task, attempt, position, lines) VALUES (?, ?, ?, ?, ?)",
+                            logs)
+
+    @staticmethod
+    def _fold(cache: dict[UUID, Any], event: Event, first: type, factory: Callable[[], Any],
+              load: Callable[[UUID], Any]) -> None:
+        aggregate = cache.get(event.originator_id)
+        if aggregate is None:
+            aggregate = factory() if isinstance(event, first) and event.originator_version == 1 else \
+                load(event.originator_id)
+            cache[event.originator_id] = aggregate
+        aggregate.apply(event)
+
+    def _load_run(self, run_id: UUID) -> Run:
+        rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
+        return Run.from_dict(_codec.decode(rows[0][0]))
+
+    def _load_job(self, job_uuid: UUID) -> JobState:
+        rows = self.db.query("SELECT data FROM ab_jobs WHERE id = ?", (str(job_uuid),))
+        job = JobState()
+        if rows:
+            data = _codec.decode(rows[0][0])
+            job.id, job.version, job.removed = job_uuid, data["version"], data["removed"]
+            job.definition = JobDefinition.from_dict(data["definition"])
+            job.scheduled_at, job.last_fire = data["scheduled_at"], data["last_fire"]
+        return job
+
+    def _load_server(self, sid: UUID) -> Server:
+        for (data,) in self.db.query("SELECT data FROM ab_servers"):
+            state = _codec.decode(data)
+            if state["id"] == sid:
+                server = Server()
+                vars(server).update(state)
+                return server
+        return Server()
+
+    # ---- queries ----
+
+    def jobs(self) -> list[dict[str, Any]]:
+        rows = [_codec.decode(d) for (d,) in self.db.query("SELECT data FROM ab_jobs ORDER BY name")]
+        return [r for r in rows if not r["removed"]]
+
+    def job(self, name: str) -> dict[str, Any] | None:
+        rows = self.db.query("SELECT data FROM ab_jobs WHERE name = ?", (name,))
+        data = _codec.decode(rows[0][0]) if rows else None
+        return data if data and not data["removed"] else None
+
+    def runs(self, *, job: str | None = None, statuses: Iterable[str] = (), since: datetime | None = None,
+             limit: int = 100) -> list[Run]:
+        """Runs newest due first, filtered; `statuses` as stored (`scheduled` covers due-but-unclaimed runs)."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if job is not None:
+            where.append("job = ?")
+            params.append(job)
+        statuses = list(statuses)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if since is not None:
+            where.append("due_at >= ?")
+            params.append(iso(since))
+        rows = self.db.query(f"SELECT data FROM ab_runs WHERE {' AND '.join(where)} "  # noqa: S608
+                             "ORDER BY due_at DESC, id LIMIT ?", (*params, limit))
+        return [Run.from_dict(_codec.decode(d)) for (d,) in rows]
+
+    def run(self, run_id: UUID) -> Run | None:
+        rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
+        return Run.from_dict(_codec.decode(rows[0][0])) if rows else None
+
+    def run_ids(self, prefix: str) -> list[str]:
+        return [r[0] for r in self.db.query("SELECT id FROM ab_runs WHERE id LIKE ? LIMIT 2", (prefix + "%",))]
+
+    def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
+        """(position, task, attempt, line) in log order, after position `after`."""
+        rows = self.db.query("SELECT position, task, attempt, lines FROM ab_logs WHERE run_id = ? AND position > ? "
+                             "ORDER BY position", (str(run_id), after))
+        return [(p, t, a, line) for p, t, a, blob in rows if task in (None, t) for line in _codec.decode(blob)]
+
+    def servers(self) -> list[Server]:
+        result = []
+        for (data,) in self.db.query("SELECT data FROM ab_servers ORDER BY name"):
+            server = Server()
+            vars(server).update(_codec.decode(data))
+            result.append(server)
+        return result
+
+
+def _job_row(job: JobState) -> dict[str, Any]:
+    assert job.definition is not None
+    return {"version": job.version, "removed": job.removed, "definition": job.definition.to_dict(),
+            "scheduled_at": job.scheduled_at, "last_fire": job.last_fire}
+
+
+def _never() -> datetime:
+    return datetime.min.replace(tzinfo=UTC)

@@ -1,0 +1,119 @@
+"""The one event log of the whole system: an eventsourcing application holding every aggregate.
+
+Events are appended with optimistic concurrency (a version already taken raises Conflict, and the loser re-decides),
+read back per aggregate, and read in order from the notification log, which is the bus between processes.
+"""
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, PersistenceError, Transcoder
+
+from actorbatch.domain.events import Event
+from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.store.transcoder import MsgpackTranscoder
+from actorbatch.store.urls import StoreUrl, parse_url
+
+A = TypeVar("A")
+Listener = Callable[[Sequence[Event]], None]
+
+
+class NotInitialised(ActorbatchError):
+    """The store has no tables yet."""
+
+
+class _Log(Application[UUID]):
+    name = "actorbatch"
+
+    def construct_transcoder(self) -> Transcoder:
+        return MsgpackTranscoder()
+
+
+def _env(url: StoreUrl, create: bool) -> dict[str, str]:
+    create_table = "y" if create else "n"
+    if url.kind == "sqlite":
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": url.path,
+                "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": create_table}
+    if url.kind == "postgresql":
+        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": url.dbname,
+                "POSTGRES_HOST": url.host, "POSTGRES_PORT": str(url.port), "POSTGRES_USER": url.user,
+                "POSTGRES_PASSWORD": url.password, "POSTGRES_LOCK_TIMEOUT": "30", "POSTGRES_POOL_SIZE": "4",
+                "CREATE_TABLE": create_table}
+    return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+class EventStore:
+    """Append, load and follow events; listeners hear this process's own appends at once."""
+
+    def __init__(self, url: str | StoreUrl, *, create: bool = False) -> None:
+        self.url = parse_url(url) if isinstance(url, str) else url
+        if self.url.kind == "sqlite" and not create and not os.path.exists(self.url.path):
+            raise NotInitialised(f"no store at {self.url.path}: run `actorbatch init` first")
+        try:
+            self._app = _Log(env=_env(self.url, create))
+            if not create:
+                self.head()
+        except PersistenceError as error:
+            raise NotInitialised(f"store {self.url} is not initialised ({error}): run `actorbatch init`") from None
+        except OSError as error:
+            raise ActorbatchError(f"cannot open store {self.url}: {error}") from None
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    def listen(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
+    def append(self, *events: Event) -> None:
+        """Record events in one transaction; Conflict if any (aggregate, version) is already taken."""
+        if not events:
+            return
+        try:
+            self._app.save(*events)
+        except IntegrityError:
+            raise Conflict("another writer recorded a conflicting event first") from None
+        for listener in list(self._listeners):
+            listener(events)
+
+    def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
+        stored = self._app.recorder.select_events(aggregate_id, gt=after_version or None)
+        return [self._decode(s) for s in stored]
+
+    def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
+        """The aggregate folded from all its events, or None if it has none."""
+        events = self.events(aggregate_id)
+        if not events:
+            return None
+        aggregate = factory()
+        for event in events:
+            aggregate.apply(event)  # type: ignore[attr-defined]
+        return aggregate
+
+    def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
+        """Up to `limit` events from the notification log after position `after`, with their positions."""
+        notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        return [(n.id, self._decode(n)) for n in notes]
+
+    def read_raw(self, after: int, limit: int = 1000) -> list[Any]:
+        """Notifications as stored (for integrity checks and tests)."""
+        return list(self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
+
+    def head(self) -> int:
+        """The position of the last event in the log (0 when empty)."""
+        return self._app.recorder.max_notification_id() or 0
+
+    def _decode(self, stored: Any) -> Event:
+        event = self._app.mapper.to_domain_event(stored)
+        assert isinstance(event, Event)
+        return event
+
+    def close(self) -> None:
+        self._app.close()

@@ -1,0 +1,80 @@
+"""A thin SQL connection for the read models, speaking SQLite or PostgreSQL with the same statements.
+
+Statements are written with `?` placeholders and the `INSERT ... ON CONFLICT` upsert, which both databases share.
+"""
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from actorbatch.store.urls import StoreUrl
+
+Row = tuple[Any, ...]
+
+
+class SqlDb:
+    """One connection per thread; `transaction()` serialises writers the database's way."""
+
+    def __init__(self, url: StoreUrl) -> None:
+        self.url = url
+        self.dialect = url.kind
+        self._local = threading.local()
+
+    def _connect(self) -> Any:
+        if self.dialect == "sqlite":
+            conn = sqlite3.connect(self.url.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            return conn
+        import psycopg
+
+        return psycopg.connect(host=self.url.host, port=self.url.port, user=self.url.user,
+                               password=self.url.password or None, dbname=self.url.dbname, autocommit=True)
+
+    @property
+    def conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _sql(self, statement: str) -> str:
+        if self.dialect == "sqlite":
+            return statement
+        return statement.replace("?", "%s").replace("BLOB", "BYTEA")
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = self.conn.execute(self._sql(statement), params)
+        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(self._sql(statement), params)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cursor = self.conn.cursor()
+            cursor.executemany(self._sql(statement), rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator["SqlDb"]:
+        """A write transaction taken at once, so two catch-ups of one read model never interleave."""
+        conn = self.conn
+        if self.dialect == "sqlite":
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        else:
+            with conn.transaction():
+                yield self
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,47 @@
+"""Store URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `postgresql://user@host:port/db`,
+and `memory://` (an in-process store for tests and simulations)."""
+
+import os
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from actorbatch.errors import ActorbatchError
+
+DEFAULT_URL = "sqlite:///actorbatch.db"
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    kind: str  # "sqlite" | "postgresql" | "memory"
+    path: str = ""  # sqlite: the database file
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.path}"
+        if self.kind == "postgresql":
+            return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        return "memory://"
+
+
+def parse_url(url: str) -> StoreUrl:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if not path:
+            raise ActorbatchError(f"store URL {url!r} names no file; e.g. sqlite:///actorbatch.db")
+        return StoreUrl("sqlite", path=os.path.abspath(path))
+    if url in ("memory://", "memory:"):
+        return StoreUrl("memory")
+    parts = urlsplit(url)
+    if parts.scheme in ("postgresql", "postgres"):
+        dbname = parts.path.lstrip("/")
+        if not parts.hostname or not dbname:
+            raise ActorbatchError(f"store URL {url!r}: expected postgresql://user@host:port/dbname")
+        return StoreUrl("postgresql", host=parts.hostname, port=parts.port or 5432,
+                        user=unquote(parts.username or "postgres"), password=unquote(parts.password or ""),
+                        dbname=dbname)
+    raise ActorbatchError(f"unsupported store URL {url!r}: use sqlite:///FILE or postgresql://user@host:port/db")

@@ -1,0 +1,58 @@
+"""Shared fixtures: fresh SQLite stores in temporary folders, a manual clock, and the PostgreSQL test database."""
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import actorbatch
+from actorbatch.clock import ManualClock
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+PG_URL = os.environ.get("ACTORBATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'actorbatch.db'}"
+    actorbatch.init(url)
+    return url
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[actorbatch.Client]:
+    with actorbatch.connect(db_url, user="tester") as c:
+        yield c
+
+
+def pg_available() -> str | None:
+    """None if the test PostgreSQL answers, else why not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL.replace("postgresql://", "postgresql://", 1), connect_timeout=3):
+            return None
+    except Exception as error:
+        return f"PostgreSQL at {PG_URL} is not reachable ({type(error).__name__}); set ACTORBATCH_TEST_PG"
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A clean actorbatch store in the test PostgreSQL database."""
+    reason = pg_available()
+    if reason:
+        pytest.skip(reason)
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        for table in ("actorbatch_events", "ab_position", "ab_jobs", "ab_runs", "ab_servers", "ab_logs"):
+            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    actorbatch.init(PG_URL)
+    return PG_URL
