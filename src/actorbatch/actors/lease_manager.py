@@ -63,43 +63,51 @@ class LeaseManager(pykka.ThreadingActor):
         now = self.clock.now()
         behaviour = self.behaviour
         events: list[Event] = []
+        outcomes: dict[UUID, list[Done]] = defaultdict(list)
         for done in self._done:
             event = behaviour.finish(done.attempt, now, done.exit_status, done.result)
             if event is None:  # the run left the book (cancelled, complete): record the late result all the same
                 self._record_late(done, now)
             else:
                 events.append(event)
+                outcomes[done.attempt.run_id].append(done)
         self._done.clear()
         events.extend(behaviour.expirations(now))
         behaviour.wake_due(now)
         events.extend(behaviour.claims(now, self.capacity(now) - len(self._busy)))
-        recorded = self._append(events)
+        recorded, refused = self._append(events)
         self._start([e for e in recorded if isinstance(e, TaskClaimed)])
+        for run_id in refused:  # outcomes lost to a conflict are decided again on the reloaded run
+            self._done.extend(outcomes.get(run_id, ()))
+        if refused:
+            self.actor_ref.tell(Tick())
         wake = behaviour.next_wake()
         if wake is not None and wake != self._wake:
             self._wake = wake
             self.timer.at(wake, self.actor_ref, Tick())
 
-    def _append(self, events: Sequence[Event]) -> list[Event]:
-        """Record events, one transaction if possible; per run on conflict, reloading the runs that lost."""
+    def _append(self, events: Sequence[Event]) -> tuple[list[Event], list[UUID]]:
+        """Record events in one transaction if possible, else run by run; returns what was recorded and the runs
+        whose events were refused (another writer was first), which are reloaded from the store."""
         if not events:
-            return []
+            return [], []
         try:
             self.store.append(*events)
-            return list(events)
+            return list(events), []
         except Conflict:
             pass
         by_run: dict[UUID, list[Event]] = defaultdict(list)
         for event in events:
             by_run[event.originator_id].append(event)
-        recorded = []
+        recorded, refused = [], []
         for run_id, run_events in by_run.items():
             try:
                 self.store.append(*run_events)
                 recorded.extend(run_events)
             except Conflict:
                 self._reload(run_id)
-        return recorded
+                refused.append(run_id)
+        return recorded, refused
 
     def _reload(self, run_id: UUID) -> None:
         fresh = self.store.load(Run, run_id)

@@ -1,0 +1,25 @@
+"""Task bodies for tests that run real server processes: they leave marker files a test can check."""
+
+import os
+import time
+from pathlib import Path
+
+from actorbatch import TaskContext
+
+
+def marker(ctx: TaskContext) -> None:
+    """Write `<task>.<attempt>.start` (time, server pid), sleep `seconds`, then write `<task>.<attempt>.end`."""
+    folder = Path(ctx.params["dir"])
+    stem = f"{ctx.task}.{ctx.attempt}"
+    _write(folder / f"{stem}.start", f"{time.time()} {os.getpid()}")
+    deadline = time.monotonic() + float(ctx.params.get("seconds", 0))
+    while time.monotonic() < deadline and not ctx.cancelled():
+        time.sleep(0.01)
+    _write(folder / f"{stem}.end", f"{time.time()} {os.getpid()}")
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically, so a test polling the folder never reads half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.rename(path)
