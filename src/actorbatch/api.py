@@ -67,10 +67,12 @@ class Job(JobDefinition):
 def init(url: str | None = None) -> str:
     """Create (or upgrade) the store's tables; the only operation that does."""
     store = EventStore(url or default_url(), create=True)
+    db = SqlDb(store.url)
     try:
-        Views(store, SqlDb(store.url)).create()
+        Views(store, db).create()
         return str(store.url)
     finally:
+        db.close()
         store.close()
 
 

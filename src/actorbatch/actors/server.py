@@ -145,6 +145,7 @@ class BatchServer:
         with contextlib.suppress(Conflict):  # a newer incarnation of this name took over: it owns the record now
             self.store.append(self.server.stop(reason, self.clock.now()))
         self.views.catch_up()
+        self.views.db.close()
         self.store.close()
         self._started = False
 

@@ -1,5 +1,6 @@
 """Human durations in job files: "30s", "15m", "2h", "1d", "1h30m" or a plain number of seconds."""
 
+import math
 import re
 
 from actorbatch.errors import InvalidJob
@@ -18,6 +19,6 @@ def parse_duration_s(value: object, field: str) -> float:
         seconds = sum(float(n) * _UNIT_S[u] for n, u in _PART.findall(value.replace(" ", "")))
     else:
         raise InvalidJob(f"{field}: expected a duration like '30s', '15m' or '2h', got {value!r}")
-    if seconds <= 0:
+    if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidJob(f"{field}: duration must be positive, got {value!r}")
     return seconds

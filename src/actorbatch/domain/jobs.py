@@ -112,6 +112,8 @@ def parse_jobs(document: Mapping[str, Any]) -> list[JobDefinition]:
 
 def parse_job(table: Mapping[str, Any]) -> JobDefinition:
     """One job table -> JobDefinition, or InvalidJob with a one-line message saying what is wrong and where."""
+    if not isinstance(table, Mapping):
+        raise InvalidJob(f"each [[job]] entry must be a table, got {table!r}")
     name = _name(table.get("name"), "job name")
     where = f"job {name!r}"
     _no_unknown_keys(table, _JOB_KEYS, where)
@@ -158,6 +160,7 @@ def _parse_task(table: object, job: str) -> TaskSpec:
     params = table.get("params", {})
     if not isinstance(params, Mapping):
         raise InvalidJob(f"{where}: params must be a table")
+    _check_value(params, f"{where}: params")
     after = table.get("after", {})
     if not isinstance(after, Mapping):
         raise InvalidJob(f"{where}: after must be a table like {{ parent = \"succeeded\" }}")
@@ -192,20 +195,38 @@ def _check_graph(tasks: Sequence[TaskSpec], job: str) -> None:
                 raise InvalidJob(f"{job}, task {t.name!r}: depends on unknown task {parent!r}")
             if parent == t.name:
                 raise InvalidJob(f"{job}, task {t.name!r}: depends on itself")
+    # Kahn's algorithm, iterative so a long chain cannot exhaust the stack: what never becomes free is in a cycle.
     parents = {t.name: [p for p, _ in t.after] for t in tasks}
-    done: set[str] = set()
+    children: dict[str, list[str]] = {n: [] for n in names}
+    for name, ps in parents.items():
+        for parent in ps:
+            children[parent].append(name)
+    waiting = {n: len(ps) for n, ps in parents.items()}
+    free = [n for n, count in waiting.items() if count == 0]
+    while free:
+        for child in children[free.pop()]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                free.append(child)
+    stuck = [n for n in names if waiting[n] > 0]
+    if stuck:
+        path = [stuck[0]]  # walk parents inside the stuck set until a task repeats: that is a cycle
+        while path.count(path[-1]) < 2:
+            path.append(next(p for p in parents[path[-1]] if waiting[p] > 0))
+        cycle = path[path.index(path[-1]):]
+        raise InvalidJob(f"{job}: dependency cycle {' -> '.join(cycle)} (each depends on the next)")
 
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in path:
-            cycle = " -> ".join((*path[path.index(name):], name))
-            raise InvalidJob(f"{job}: dependency cycle {cycle}")
-        if name not in done:
-            for parent in parents[name]:
-                visit(parent, (*path, name))
-            done.add(name)
 
-    for name in names:
-        visit(name, ())
+def _check_value(value: object, where: str) -> None:
+    """Parameters are stored in events: strings, numbers, booleans, date-times, lists and tables only."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_value(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_value(item, f"{where}[{index}]")
+    elif not isinstance(value, str | int | float | bool | datetime):
+        raise InvalidJob(f"{where}: a {type(value).__name__} cannot be a parameter; write it as a string")
 
 
 def _no_unknown_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:

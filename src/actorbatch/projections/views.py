@@ -32,6 +32,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
     "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
 )
+_START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
 _codec = MsgpackTranscoder()
 
 
@@ -51,9 +52,12 @@ class Views:
     def create(self) -> None:
         for statement in SCHEMA:
             self.db.execute(statement)
+        self.db.execute(_START)
 
-    def position(self) -> int:
-        rows = self.db.query("SELECT position FROM ab_position WHERE name = 'views'")
+    def position(self, lock: bool = False) -> int:
+        """The log position the read models reflect; `lock` holds it until the transaction ends (PostgreSQL)."""
+        suffix = " FOR UPDATE" if lock and self.db.dialect == "postgresql" else ""
+        rows = self.db.query("SELECT position FROM ab_position WHERE name = 'views'" + suffix)
         return int(rows[0][0]) if rows else 0
 
     def catch_up(self, on_batch: Callable[[int, int], None] | None = None) -> int:
@@ -61,13 +65,12 @@ class Views:
         applied = 0
         while True:
             with self.db.transaction():
-                position = self.position()
+                position = self.position(lock=True)  # one catch-up at a time, across processes
                 batch = self.store.read(position, BATCH)
                 if not batch:
                     return applied
                 self._apply(batch)
-                self.db.execute("INSERT INTO ab_position (name, position) VALUES ('views', ?) "
-                                "ON CONFLICT (name) DO UPDATE SET position = excluded.position", (batch[-1][0],))
+                self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
             applied += len(batch)
             if on_batch:
                 on_batch(batch[-1][0], self.store.head())
@@ -76,6 +79,7 @@ class Views:
         with self.db.transaction():
             for table in TABLES:
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            self.db.execute(_START)
         return self.catch_up(on_batch)
 
     def _apply(self, batch: Iterable[tuple[int, Event]]) -> None:

@@ -21,6 +21,8 @@ class SqlDb:
         self.url = url
         self.dialect = url.kind
         self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
@@ -38,6 +40,8 @@ class SqlDb:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
+            with self._lock:
+                self._opened.append(conn)
         return conn
 
     def _sql(self, statement: str) -> str:
@@ -74,7 +78,9 @@ class SqlDb:
                 yield self
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close the connections of every thread (call when those threads are done with it)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
             conn.close()
-            self._local.conn = None
+        self._local = threading.local()
