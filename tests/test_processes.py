@@ -114,9 +114,11 @@ def test_sigterm_drains_running_tasks_and_exits_0(client: actorbatch.Client, db_
     folder.mkdir()
     client.add_job(wide_job("drain", 2, folder, 1.0))
     server = start_server(db_url, "drainer")
-    run_id = client.run_job("drain")
-    wait_for(lambda: len(markers(folder, ".start")) == 2, 30, "both tasks to start")
-    assert stop(server) == 0
+    try:
+        run_id = client.run_job("drain")
+        wait_for(lambda: len(markers(folder, ".start")) == 2, 30, "both tasks to start")
+    finally:
+        assert stop(server) == 0
     assert len(markers(folder, ".end")) == 2  # the running tasks finished before exit
     assert client.run(run_id)["status"] == "succeeded"
     assert [s["alive"] for s in client.servers()] == [False]

@@ -5,6 +5,7 @@ with Conflict rather than corrupt anything. Reads bring the read models up to da
 """
 
 import getpass
+import re
 import os
 import time
 import tomllib
@@ -153,6 +154,8 @@ class Client:
     def resolve_run(self, ref: str | UUID) -> UUID:
         if isinstance(ref, UUID):
             return ref
+        if not re.fullmatch(r"[0-9a-fA-F-]{1,36}", ref):
+            raise NotFound(f"no run with id {ref!r}: run ids are hexadecimal")
         self.views.catch_up()
         ids = self.views.run_ids(ref.lower())
         if not ids:
@@ -197,7 +200,8 @@ class Client:
             raise NotFound(f"run {run.id} has no task {task!r}")
         return self.views.logs(run.id, task, after)
 
-    def cancel(self, ref: str | UUID) -> None:
+    def cancel(self, ref: str | UUID) -> UUID:
+        """Cancel the run; returns its full id."""
         run_id = self.resolve_run(ref)
         for _ in range(20):
             run = self.store.load(Run, run_id)
@@ -208,7 +212,7 @@ class Client:
                 raise ActorbatchError(f"run {run_id} is already {run.status(self.clock.now())}")
             try:
                 self.store.append(event)
-                return
+                return run_id
             except Conflict:
                 continue  # a task moved on meanwhile: decide again on the fresh run
         raise ActorbatchError(f"run {run_id} keeps changing; try again")

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -28,6 +29,7 @@ app.add_typer(server_app, name="server")
 app.add_typer(projections_app, name="projections")
 
 T = TypeVar("T")
+RunStatus = Enum("RunStatus", {s: s for s in api.RUN_STATUSES}, type=str)  # type: ignore[misc]
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 
 
@@ -143,13 +145,14 @@ def job_run(name: str,
     with failures():
         params = dict(_param(p) for p in param or [])
 
-    def submit(client: api.Client) -> Any:
+    def submit(client: api.Client) -> tuple[Any, str]:
         when = api.parse_time(at, _job_zone(client, name)) if at else None
-        return client.run_job(name, params, when)
+        run_id = client.run_job(name, params, when)
+        return run_id, client.run(run_id)["status"]
 
-    run_id = with_client(submit)
+    run_id, status = with_client(submit)
     if as_json:
-        render.emit_json({"run_id": str(run_id), "status": "scheduled" if at else "running"})
+        render.emit_json({"run_id": str(run_id), "status": status})
     else:
         typer.echo(str(run_id))
 
@@ -173,12 +176,13 @@ def _param(text: str) -> tuple[str, Any]:
 
 @run_app.command("list")
 def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
-             status: Annotated[str | None, typer.Option("--status")] = None,
+             status: Annotated[RunStatus | None, typer.Option("--status")] = None,
              since: Annotated[str | None, typer.Option("--since", help="ISO 8601 (UTC without an offset).")] = None,
              limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
              as_json: Json = False) -> None:
     """The process monitor: one row per run, newest due first."""
-    runs = with_client(lambda c: c.runs(job, status, api.parse_time(since) if since else None, limit))
+    runs = with_client(lambda c: c.runs(job, status and status.value, api.parse_time(since) if since else None,
+                                        limit))
     if as_json:
         render.emit_json(runs)
     else:
@@ -223,8 +227,7 @@ def run_logs(run_id: str, task: Annotated[str | None, typer.Option("--task")] = 
 @run_app.command("cancel")
 def run_cancel(run_id: str) -> None:
     """Cancel a run: waiting tasks never start, running ones are asked to stop."""
-    with_client(lambda c: c.cancel(run_id))
-    typer.echo(f"cancelled {run_id}")
+    typer.echo(f"cancelled {with_client(lambda c: c.cancel(run_id))}")
 
 
 @run_app.command("wait")

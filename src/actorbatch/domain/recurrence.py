@@ -326,7 +326,8 @@ class Schedule:
         while True:  # a repeated hour or a gap can map candidates to `after` or before: pass them
             local = rule.calendar.next_after(local)
             fire = _to_utc(local, self._zone)
-            return fire
+            if fire > after:
+                return fire
 
 
 def _next_every(anchor: datetime, interval_s: float, after: datetime) -> datetime:

@@ -47,8 +47,9 @@ def run_shell(command: Sequence[str], ctx: TaskContext, timeout_s: float | None)
 
 def _pump(proc: subprocess.Popen[str], ctx: TaskContext, exited: threading.Event) -> None:
     assert proc.stdout is not None
-    for line in proc.stdout:
-        ctx.log.write(line.rstrip("\n"))
+    with proc.stdout:
+        for line in proc.stdout:
+            ctx.log.write(line.rstrip("\n"))
     proc.wait()
     exited.set()
 

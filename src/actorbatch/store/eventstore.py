@@ -77,7 +77,7 @@ class EventStore:
         if not events:
             return
         try:
-            self._app.save(*events)
+            self._app.events.put(events)  # straight to the store: events are already decided and complete
         except IntegrityError:
             raise Conflict("another writer recorded a conflicting event first") from None
         for listener in list(self._listeners):
