@@ -5,8 +5,8 @@ with Conflict rather than corrupt anything. Reads bring the read models up to da
 """
 
 import getpass
-import re
 import os
+import re
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
