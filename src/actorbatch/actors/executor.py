@@ -9,7 +9,7 @@ import pykka
 
 from actorbatch.actors.messages import Abort, Done, Execute, Finished, Freed, Tick
 from actorbatch.behaviours.leasing import Attempt, Key
-from actorbatch.clock import Clock
+from actorbatch.clock import Clock, monotonic_s
 from actorbatch.domain.events import log_id
 from actorbatch.domain.runs import LogWritten
 from actorbatch.runners.context import RunLog, TaskContext, TaskLogger
@@ -88,6 +88,7 @@ class ExecutorPool(pykka.ThreadingActor):
     def _execute(self, a: Attempt, ctx: TaskContext, stream: LogStream) -> None:
         exit_status: str | None = None
         result = None
+        started_s = monotonic_s()
         try:
             if a.run is not None:
                 result = run_python(a.run, ctx)
@@ -101,7 +102,7 @@ class ExecutorPool(pykka.ThreadingActor):
         with contextlib.suppress(Exception):  # losing log lines must not lose the outcome
             stream.ship(self._store, self._clock, final=True)
         if self.actor_ref.is_alive():
-            self.actor_ref.tell(Finished(Done(a, exit_status, result)))
+            self.actor_ref.tell(Finished(Done(a, exit_status, result, elapsed_s=monotonic_s() - started_s)))
 
     def on_failure(self, *args: Any) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

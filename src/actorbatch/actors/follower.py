@@ -22,14 +22,12 @@ class Follower(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Poll) and self.actor_inbox.empty():
-            batch = self.store.read(self.position, BATCH)
-            if batch:
-                self.position = batch[-1][0]
-                events = [event for _, event in batch]
+            self.position, events, read = self.store.follow(self.position, BATCH)
+            if events:
                 for subscriber in self.subscribers:
                     subscriber.tell(Observed(events))
-                if len(batch) == BATCH:
-                    self.actor_ref.tell(Poll())
+            if read == BATCH:
+                self.actor_ref.tell(Poll())
         return None
 
 

@@ -25,6 +25,10 @@ from actorbatch.store.eventstore import EventStore
 
 log = logging.getLogger(__name__)
 MAX_CONFLICT_RETRIES = 20
+# Quick tasks: while attempts take less than QUICK_S on average, claim up to PREFETCH x capacity beyond the free
+# threads, so each commit carries many claims and outcomes instead of a handful. Slow tasks never wait in a queue.
+QUICK_S = 0.005
+PREFETCH = 4
 
 
 class LeaseManager(pykka.ThreadingActor):
@@ -35,8 +39,9 @@ class LeaseManager(pykka.ThreadingActor):
         self.timer, self.capacity = timer, capacity
         self.executor: pykka.ActorRef[Any] | None = None
         self._done: list[Done] = []
-        self._busy: set[Key] = set()  # attempts holding a thread
+        self._busy: set[Key] = set()  # attempts holding (or queued for) a thread
         self._wake: datetime | None = None
+        self._typical_s = 1.0  # moving average of attempt durations; assume slow until measured
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Observed):
@@ -45,6 +50,7 @@ class LeaseManager(pykka.ThreadingActor):
             self._done.append(message)
             if message.freed:
                 self._busy.discard(message.attempt.key)
+                self._typical_s = 0.8 * self._typical_s + 0.2 * message.elapsed_s
         elif isinstance(message, Freed):
             self._busy.discard(message.key)
         elif isinstance(message, Beat):
@@ -74,7 +80,7 @@ class LeaseManager(pykka.ThreadingActor):
         self._done.clear()
         events.extend(behaviour.expirations(now))
         behaviour.wake_due(now)
-        events.extend(behaviour.claims(now, self.capacity(now) - len(self._busy)))
+        events.extend(behaviour.claims(now, self._free(now)))
         recorded, refused = self._append(events)
         self._start([e for e in recorded if isinstance(e, TaskClaimed)])
         for run_id in refused:  # outcomes lost to a conflict are decided again on the reloaded run
@@ -85,6 +91,10 @@ class LeaseManager(pykka.ThreadingActor):
         if wake is not None and wake != self._wake:
             self._wake = wake
             self.timer.at(wake, self.actor_ref, Tick())
+
+    def _free(self, now: datetime) -> int:
+        threads = self.capacity(now)
+        return threads * (1 + PREFETCH if self._typical_s < QUICK_S else 1) - len(self._busy)
 
     def _append(self, events: Sequence[Event]) -> tuple[list[Event], list[UUID]]:
         """Record events in one transaction if possible, else run by run; returns what was recorded and the runs

@@ -46,6 +46,7 @@ class Done:
     exit_status: str | None
     result: Any = None
     freed: bool = True
+    elapsed_s: float = 0.0
 
 
 @dataclass(frozen=True)

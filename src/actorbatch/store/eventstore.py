@@ -63,6 +63,7 @@ class EventStore:
             raise ActorbatchError(f"cannot open store {self.url}: {error}") from None
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._own: set[tuple[UUID, int]] | None = None  # appended here, not yet met by `follow`
 
     def listen(self, listener: Listener) -> None:
         with self._lock:
@@ -80,6 +81,10 @@ class EventStore:
             self._app.events.put(events)  # straight to the store: events are already decided and complete
         except IntegrityError:
             raise Conflict("another writer recorded a conflicting event first") from None
+        own = self._own
+        if own is not None:
+            with self._lock:
+                own.update((e.originator_id, e.originator_version) for e in events)
         for listener in list(self._listeners):
             listener(events)
 
@@ -103,16 +108,39 @@ class EventStore:
         return [(n.id, self._decode(n)) for n in notes]
 
     def read_raw(self, after: int, limit: int = 1000) -> list[Any]:
-        """Notifications as stored (for integrity checks and tests)."""
+        """Notifications as stored: the bytes, for checks that nothing was written."""
         return list(self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
+
+    def follow(self, after: int, limit: int = 1000) -> tuple[int, list[Event], int]:
+        """Like `read`, but skips (without decoding) what this process appended, which its listeners heard already.
+        Returns the new position, the other processes' events, and how many notifications were read."""
+        if self._own is None:
+            self._own = set()
+        notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        events = []
+        with self._lock:
+            own = self._own
+            for note in notes:
+                key = (note.originator_id, note.originator_version)
+                if key in own:
+                    own.discard(key)
+                else:
+                    events.append(note)
+        position = notes[-1].id if notes else after
+        return position, [self._decode(n) for n in events], len(notes)
 
     def head(self) -> int:
         """The position of the last event in the log (0 when empty)."""
         return self._app.recorder.max_notification_id() or 0
 
     def _decode(self, stored: Any) -> Event:
-        event = self._app.mapper.to_domain_event(stored)
-        assert isinstance(event, Event)
+        try:
+            event = self._app.mapper.to_domain_event(stored)
+        except Exception as error:  # a corrupt record must name itself, not crash with a traceback
+            raise ActorbatchError(f"corrupt event in the log: aggregate {stored.originator_id} version "
+                                  f"{stored.originator_version} ({stored.topic}): {error}") from None
+        if not isinstance(event, Event):
+            raise ActorbatchError(f"corrupt event in the log: {stored.topic} is not an actorbatch event")
         return event
 
     def close(self) -> None:
