@@ -1,0 +1,171 @@
+"""The lease manager's behaviour, driven directly: no threads, no store, time as a value."""
+
+import ast
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from actorbatch.behaviours.leasing import LeaseBehaviour
+from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.runs import AttemptLost, Run, RunCreated, TaskClaimed, TaskSucceeded
+from actorbatch.domain.servers import Server
+from tests.conftest import T0
+
+SRC = Path(__file__).parent.parent / "src" / "actorbatch"
+
+
+def created(n: int, *, priority: str = "normal", group: str = "default", width: int = 1,
+            due_in_s: float = 0, created_at_s: float = 0) -> RunCreated:
+    job = parse_job({"name": f"j-{priority}-{group}", "priority": priority, "group": group,
+                     "tasks": [{"name": f"t{i}", "run": "m:f"} for i in range(width)]})
+    return Run.create(UUID(int=n), job, {}, "u", T0 + timedelta(seconds=due_in_s),
+                      T0 + timedelta(seconds=created_at_s))
+
+
+def test_claims_go_to_the_highest_priority_then_the_earliest_due() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([created(1, priority="low", due_in_s=-30), created(2, priority="high", due_in_s=-10),
+                created(3, priority="high", due_in_s=-20), created(4, priority="critical", due_in_s=-5)])
+    claims = lm.claims(T0, free=3)
+    assert [c.originator_id.int for c in claims] == [4, 3, 2]
+    assert [c.originator_id.int for c in lm.claims(T0, free=3)] == [1]
+
+
+def test_several_claims_on_one_run_take_consecutive_versions() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([created(1, width=3)])
+    claims = lm.claims(T0, free=5)
+    assert [c.originator_version for c in claims] == [2, 3, 4]
+    assert {c.task for c in claims} == {"t0", "t1", "t2"}
+
+
+def test_a_server_claims_only_its_groups() -> None:
+    lm = LeaseBehaviour("s1", ["reports"], 30)
+    lm.observe([created(1, group="default"), created(2, group="reports")])
+    assert [c.originator_id.int for c in lm.claims(T0, free=5)] == [2]
+
+
+def test_a_run_due_later_is_claimed_once_due() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([created(1, due_in_s=60)])
+    assert lm.claims(T0, free=1) == []
+    assert lm.next_wake() == T0 + timedelta(seconds=60)
+    lm.wake_due(T0 + timedelta(seconds=59))
+    assert lm.claims(T0 + timedelta(seconds=59), free=1) == []
+    lm.wake_due(T0 + timedelta(seconds=60))
+    assert len(lm.claims(T0 + timedelta(seconds=60), free=1)) == 1
+
+
+def test_draining_claims_nothing() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([created(1)])
+    lm.draining = True
+    assert lm.claims(T0, free=4) == []
+
+
+def test_after_losing_a_race_the_reloaded_run_is_decided_again() -> None:
+    mine, theirs = LeaseBehaviour("s1", ["default"], 30), LeaseBehaviour("s2", ["default"], 30)
+    for lm in (mine, theirs):
+        lm.observe([created(1, width=1)])
+    my_claim, their_claim = mine.claims(T0, 1)[0], theirs.claims(T0, 1)[0]
+    assert my_claim.originator_version == their_claim.originator_version  # the store accepts only one
+    fresh = Run()
+    fresh.apply(created(1, width=1))
+    fresh.apply(their_claim)
+    assert mine.replace(fresh) == []
+    assert mine.claims(T0, 1) == []  # nothing left to claim: the task is theirs
+    assert mine.leased[(UUID(int=1), "t0")] == "s2"
+
+
+def test_an_echo_of_our_own_event_is_not_applied_twice() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    create = created(1)
+    lm.observe([create])
+    claim = lm.claims(T0, 1)[0]
+    lm.claimed([claim])
+    assert lm.observe([create, claim]) == []
+    assert lm.runs[UUID(int=1)].version == 2
+
+
+def server(name: str, started_s: float, lease_timeout_s: float = 30) -> Server:
+    s = Server()
+    s.apply(s.start(name, ["default"], 2, lease_timeout_s, "host", 1, T0 + timedelta(seconds=started_s)))
+    return s
+
+
+def test_heartbeats_keep_a_lease_and_silence_loses_it() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    other = server("s2", 0)
+    lm.servers[other.id] = other  # type: ignore[index]
+    create = created(1)
+    lm.observe([create])
+    run = Run()
+    run.apply(create)
+    lm.observe([run.claim("t0", "s2", T0, 30)])
+    beat = other.heartbeat(1, T0 + timedelta(seconds=20))
+    lm.observe([beat])
+    assert lm.expirations(T0 + timedelta(seconds=45)) == []  # the heartbeat extended the lease to T0+50
+    lost = lm.expirations(T0 + timedelta(seconds=51))
+    assert [type(e) for e in lost] == [AttemptLost]
+    assert lost[0].server == "s2"
+    assert [c.attempt for c in lm.claims(T0 + timedelta(seconds=51), 1)] == [2]
+
+
+def test_attempts_of_a_restarted_server_are_lost_at_once() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    create = created(1)
+    lm.observe([create])
+    run = Run()
+    run.apply(create)
+    lm.observe([run.claim("t0", "s2", T0, 30)])
+    restarted = server("s2", 5)
+    lm.servers[restarted.id] = restarted  # type: ignore[index]
+    assert [e.attempt for e in lm.expirations(T0 + timedelta(seconds=6))] == [1]
+
+
+def test_our_own_running_attempts_are_not_reaped_by_us() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([created(1)])
+    lm.claimed(lm.claims(T0, 1))
+    assert lm.expirations(T0 + timedelta(hours=1)) == []
+
+
+def test_losing_our_lease_aborts_our_attempt_and_a_late_result_is_fenced() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    create = created(1)
+    lm.observe([create])
+    claim = lm.claims(T0, 1)[0]
+    (attempt,) = lm.claimed([claim])
+    run = Run()
+    run.apply(create)
+    run.apply(claim)
+    lost = run.expire("t0", T0 + timedelta(seconds=40), T0 + timedelta(seconds=30))
+    assert lost is not None
+    assert lm.observe([lost]) == [attempt]  # the shell stops it
+    late = lm.finish(attempt, T0 + timedelta(seconds=41), exit_status=None)
+    assert late is not None
+    assert type(late).__name__ == "ResultIgnored"
+
+
+def test_an_outcome_completes_the_run_and_drops_it_from_the_book() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([created(1)])
+    (attempt,) = lm.claimed(lm.claims(T0, 1))
+    event = lm.finish(attempt, T0, exit_status=None)
+    assert isinstance(event, TaskSucceeded)
+    assert lm.runs == {} and lm.leased == {}
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in (SRC / "domain").glob("*.py"))
+                         + ["../behaviours/leasing.py"])
+def test_the_core_does_no_io_reads_no_clock_and_starts_no_threads(module: str) -> None:
+    tree = ast.parse((SRC / "domain" / module).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"os", "time", "threading", "socket", "subprocess", "sqlite3", "pykka", "random",
+                           "eventsourcing", "psycopg", "pathlib", "io", "asyncio"}
+    calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert not calls & {"datetime.now", "datetime.utcnow", "date.today", "uuid4", "open", "print"}
