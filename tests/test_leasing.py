@@ -9,7 +9,7 @@ import pytest
 
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.domain.jobs import parse_job
-from actorbatch.domain.runs import AttemptLost, Run, RunCreated, TaskClaimed, TaskSucceeded
+from actorbatch.domain.runs import AttemptLost, Run, RunCreated, TaskSucceeded
 from actorbatch.domain.servers import Server
 from tests.conftest import T0
 
@@ -158,8 +158,7 @@ def test_an_outcome_completes_the_run_and_drops_it_from_the_book() -> None:
     assert lm.runs == {} and lm.leased == {}
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in (SRC / "domain").glob("*.py"))
-                         + ["../behaviours/leasing.py"])
+@pytest.mark.parametrize("module", [*sorted(p.name for p in (SRC / "domain").glob("*.py")), "../behaviours/leasing.py"])
 def test_the_core_does_no_io_reads_no_clock_and_starts_no_threads(module: str) -> None:
     tree = ast.parse((SRC / "domain" / module).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)

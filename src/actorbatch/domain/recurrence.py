@@ -67,7 +67,7 @@ class _Calendar:
                 return datetime.combine(day, clock)
         day += _ONE_DAY
         while not self._fires_on(day):  # ends: parsing rejects calendars with no firing day
-            day = day + _ONE_DAY if day.month in self.months else _first_of_next_month(day)
+            day = day + _ONE_DAY if day.month in self.months else day + 2 * _ONE_DAY
         return datetime.combine(day, time(self.hours[0], self.minutes[0]))
 
     def _next_clock(self, hour: int, minute: int) -> time | None:
