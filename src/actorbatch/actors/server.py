@@ -16,11 +16,14 @@ from typing import Any, cast
 from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.follower import Follower, Projector
 from actorbatch.actors.lease_manager import LeaseManager
+from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.messages import Beat, Busy, Drain, Observed, Poll, Tick
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
+from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock, SystemClock
 from actorbatch.domain.events import Event, server_id
+from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server, Window, capacity, zone
 from actorbatch.errors import ActorbatchError, Conflict
 from actorbatch.projections.views import Views
@@ -64,7 +67,8 @@ class BatchServer:
         self.views.catch_up()
         self.server = self._register()
         behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s)
-        position = self._seed(behaviour)
+        schedules = ScheduleBehaviour(self.clock.now())
+        position = self._seed(behaviour, schedules)
         tz = zone(c.timezone)
         self.timer = Timer(self.clock)
 
@@ -75,21 +79,25 @@ class BatchServer:
         max_threads = max([c.threads, *(w.threads for w in c.windows)])
         self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
         self.manager.tell(self.executor)
-        self.follower = Follower.start(self.store, position, [self.manager])
+        self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer)
+        self.follower = Follower.start(self.store, position, [self.manager, self.scheduler])
         self.projector = Projector.start(self.views)
-        self._refs = [self.follower, self.projector, self.manager, self.executor]
+        self._refs = [self.follower, self.scheduler, self.projector, self.manager, self.executor]
         self.store.listen(self._heard)
         self.timer.every(c.poll_s, self.follower, Poll())
         self.timer.every(c.tick_s, self.manager, Tick())
         self.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
         self.timer.every(0.5, self.executor, Tick())
         self.timer.every(0.5, self.projector, Poll())
+        self.timer.every(1.0, self.scheduler, Tick())
         self.manager.tell(Tick())
+        self.scheduler.tell(Tick())
         self._started = True
         return self
 
     def _heard(self, events: Sequence[Event]) -> None:
         self.manager.tell(Observed(events))
+        self.scheduler.tell(Observed(events))
 
     def _register(self) -> Server:
         c = self.config
@@ -105,12 +113,19 @@ class BatchServer:
             return server
         raise ActorbatchError(f"server {c.name}: could not register, its record keeps changing")
 
-    def _seed(self, behaviour: LeaseBehaviour) -> int:
-        """Load active runs and known servers from the read models; returns the log position they reflect."""
+    def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
+        """Load jobs, active runs and servers from the read models; returns the log position they reflect."""
         with self.views.db.transaction():
             position = self.views.position()
             runs = self.views.runs(statuses=ACTIVE, limit=10**9)
             servers = self.views.servers()
+            jobs = self.views.job_states()
+        by_job: dict[str, list[Run]] = {}
+        for run in runs:
+            by_job.setdefault(run.job, []).append(run)
+        for job in jobs:
+            assert job.definition is not None
+            schedules.adopt(job, by_job.get(job.definition.name, ()))
         for server in servers:
             if server.id is not None:
                 behaviour.servers[server.id] = server
@@ -119,6 +134,10 @@ class BatchServer:
         assert self.server.id is not None
         behaviour.servers[self.server.id] = self.server
         return position
+
+    def healthy(self) -> bool:
+        """False once any actor of this server has died: the supervisor then stops the whole server."""
+        return self._started and all(ref.is_alive() for ref in self._refs)
 
     def busy(self) -> int:
         return cast(int, self.manager.ask(Busy()))
@@ -136,7 +155,7 @@ class BatchServer:
     def stop(self, drain: bool = True, reason: str = "stopped") -> None:
         if not self._started:
             return
-        if drain:
+        if drain and self.healthy():
             self.drain()
         self.store.unlisten(self._heard)
         self.timer.stop()

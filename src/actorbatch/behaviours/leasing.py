@@ -171,7 +171,9 @@ class LeaseBehaviour:
             if run is None or (run_id, task) in self.mine:
                 continue  # our own live attempts are kept alive by our heartbeats
             state = run.tasks[task]
-            assert state.lease_until is not None and state.started_at is not None
+            if state.status != "running" or state.lease_until is None or state.started_at is None:
+                self.leased.pop((run_id, task), None)  # ended while this loop reaped a sibling
+                continue
             until = state.lease_until
             server = by_name.get(holder)
             if server is not None and server.started_at is not None and server.started_at > state.started_at:

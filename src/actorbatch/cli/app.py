@@ -254,8 +254,12 @@ def server_start(
     lease_timeout: Annotated[float, typer.Option("--lease-timeout", help="Seconds.")] = 30.0,
 ) -> None:
     """Run a batch server in the foreground; SIGTERM or SIGINT drains it and exits 0."""
+    import logging
     import os
     import socket
+
+    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     with failures():
         config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
@@ -271,8 +275,12 @@ def server_start(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
-    while not stop["requested"]:
+    while not stop["requested"] and server.healthy():
         time.sleep(0.1)
+    if not server.healthy():  # an actor died: stop the rest, say so, let a process manager restart us
+        server.stop(drain=False, reason="failed")
+        typer.echo(f"error: server {config.name} failed (see the log above) and stopped", err=True)
+        raise typer.Exit(1)
     typer.echo(f"server {config.name} draining", err=True)
     with failures():
         server.stop(drain=True, reason="signal")

@@ -306,16 +306,6 @@ class JobUnscheduled(JobEvent):
     user: str
 
 
-@dataclass(frozen=True)
-class JobFired(JobEvent):
-    """The scheduler handled fire time `fire_time`: created run `run_id`, or skipped it for `reason`."""
-
-    ACTION = "job.fired"
-    fire_time: datetime
-    run_id: Any
-    reason: str | None
-
-
 class JobState:
     """The Job aggregate: the current definition and whether it is scheduled, folded from its events."""
 
@@ -324,14 +314,17 @@ class JobState:
         self.version = 0
         self.definition: JobDefinition | None = None
         self.removed = False
+        self.owner = ""  # runs execute as the user who last added the job
         self.scheduled_at: datetime | None = None
-        self.last_fire: datetime | None = None
+        self.last_fire: datetime | None = None  # the latest fire time a run was created or skipped for
+        self.skipped = 0  # fire times skipped by the overlap policy
+        self.last_skip: str | None = None
 
     def apply(self, event: JobEvent) -> None:
         self.id, self.version = event.originator_id, event.originator_version
         if isinstance(event, JobAdded | JobReplaced):
             self.definition = JobDefinition.from_dict(event.definition)
-            self.removed = False
+            self.removed, self.owner = False, event.user
             self.scheduled_at = event.timestamp if self.definition.schedule else None
         elif isinstance(event, JobRemoved):
             self.removed, self.scheduled_at = True, None
@@ -339,9 +332,30 @@ class JobState:
             self.scheduled_at = event.timestamp
         elif isinstance(event, JobUnscheduled):
             self.scheduled_at = None
-        elif isinstance(event, JobFired):
-            self.last_fire = event.fire_time
+
+    def fired(self, fire_time: datetime, skipped: str | None = None) -> None:
+        """A run was created (or, with a reason, skipped) for `fire_time`; runs and fires are their own aggregates."""
+        if self.last_fire is None or fire_time > self.last_fire:
+            self.last_fire = fire_time
+        if skipped is not None:
+            self.skipped, self.last_skip = self.skipped + 1, skipped
 
     @property
     def exists(self) -> bool:
         return self.definition is not None and not self.removed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for read models, which fold with this very class."""
+        assert self.definition is not None
+        return {"id": self.id, "version": self.version, "removed": self.removed, "owner": self.owner,
+                "definition": self.definition.to_dict(), "scheduled_at": self.scheduled_at,
+                "last_fire": self.last_fire, "skipped": self.skipped, "last_skip": self.last_skip}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "JobState":
+        job = cls()
+        job.id, job.version, job.removed, job.owner = data["id"], data["version"], data["removed"], data["owner"]
+        job.definition = JobDefinition.from_dict(data["definition"])
+        job.scheduled_at, job.last_fire = data["scheduled_at"], data["last_fire"]
+        job.skipped, job.last_skip = data["skipped"], data["last_skip"]
+        return job

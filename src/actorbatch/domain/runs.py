@@ -6,7 +6,7 @@ nothing to do); `apply` folds a recorded event into the state. Nothing here read
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -18,7 +18,7 @@ TERMINAL = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 
 def scheduled_run_id(job: UUID, fire_time: datetime) -> UUID:
     """The one id of the run for a fire time: racing schedulers all compute it, exactly one creates it."""
-    return uuid5(job, fire_time.isoformat())
+    return uuid5(job, fire_time.astimezone(UTC).isoformat())
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,20 @@ class ResultIgnored(RunEvent):
 class RunCancelled(RunEvent):
     ACTION = "run.cancelled"
     user: str
+
+
+@dataclass(frozen=True)
+class FireSkipped(Event):
+    """The scheduler did not start a run for `fire_time` (overlap policy `skip`).
+
+    It takes the id (and version 1) the run would have had, so racing schedulers record one decision per fire time:
+    either this or the run, never both.
+    """
+
+    ACTION = "job.fire_skipped"
+    job: str
+    fire_time: datetime
+    reason: str
 
 
 @dataclass(frozen=True)

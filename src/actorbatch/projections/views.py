@@ -11,8 +11,9 @@ from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.events import Event
-from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
-from actorbatch.domain.runs import LogWritten, Run, RunCreated, RunEvent
+from actorbatch.domain.jobs import JobAdded, JobEvent, JobState
+from actorbatch.domain.events import job_id
+from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
@@ -91,6 +92,10 @@ class Views:
             if isinstance(event, LogWritten):
                 logs.append((str(event.run_id), event.task, event.attempt, position, _codec.encode(event.lines)))
                 continue
+            if isinstance(event, RunCreated | FireSkipped) and event.fire_time is not None:
+                name = event.job if isinstance(event, FireSkipped) else event.definition["name"]
+                job = jobs.get(job_id(name)) or jobs.setdefault(job_id(name), self._load_job(job_id(name)))
+                job.fired(event.fire_time, event.reason if isinstance(event, FireSkipped) else None)
             if isinstance(event, RunEvent):
                 self._fold(runs, event, RunCreated, Run, self._load_run)
             elif isinstance(event, JobEvent):
@@ -106,7 +111,7 @@ class Views:
         self.db.executemany(
             "INSERT INTO ab_jobs (name, id, data) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET id = excluded.id, data = excluded.data",
-            [(j.definition.name, str(j.id), _codec.encode(_job_row(j))) for j in jobs.values()
+            [(j.definition.name, str(j.id), _codec.encode(j.to_dict())) for j in jobs.values()
              if j.definition is not None])
         self.db.executemany(
             "INSERT INTO ab_servers (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
@@ -130,13 +135,7 @@ class Views:
 
     def _load_job(self, job_uuid: UUID) -> JobState:
         rows = self.db.query("SELECT data FROM ab_jobs WHERE id = ?", (str(job_uuid),))
-        job = JobState()
-        if rows:
-            data = _codec.decode(rows[0][0])
-            job.id, job.version, job.removed = job_uuid, data["version"], data["removed"]
-            job.definition = JobDefinition.from_dict(data["definition"])
-            job.scheduled_at, job.last_fire = data["scheduled_at"], data["last_fire"]
-        return job
+        return JobState.from_dict(_codec.decode(rows[0][0])) if rows else JobState()
 
     def _load_server(self, sid: UUID) -> Server:
         for (data,) in self.db.query("SELECT data FROM ab_servers"):
@@ -152,6 +151,11 @@ class Views:
     def jobs(self) -> list[dict[str, Any]]:
         rows = [_codec.decode(d) for (d,) in self.db.query("SELECT data FROM ab_jobs ORDER BY name")]
         return [r for r in rows if not r["removed"]]
+
+    def job_states(self) -> list[JobState]:
+        """Every job that exists, as the domain folds it."""
+        states = [JobState.from_dict(_codec.decode(d)) for (d,) in self.db.query("SELECT data FROM ab_jobs")]
+        return [s for s in states if s.exists]
 
     def job(self, name: str) -> dict[str, Any] | None:
         rows = self.db.query("SELECT data FROM ab_jobs WHERE name = ?", (name,))
@@ -197,12 +201,6 @@ class Views:
             vars(server).update(_codec.decode(data))
             result.append(server)
         return result
-
-
-def _job_row(job: JobState) -> dict[str, Any]:
-    assert job.definition is not None
-    return {"version": job.version, "removed": job.removed, "definition": job.definition.to_dict(),
-            "scheduled_at": job.scheduled_at, "last_fire": job.last_fire}
 
 
 def _never() -> datetime:

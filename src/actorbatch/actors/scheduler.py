@@ -1,0 +1,56 @@
+"""The scheduler actor: the I/O shell around ScheduleBehaviour. It creates the runs of scheduled jobs on time.
+
+Each server runs one; they race, and the deterministic run ids let the store keep exactly one run per fire time.
+"""
+
+from datetime import datetime
+from typing import Any
+
+import pykka
+
+from actorbatch.actors.messages import Observed, Tick
+from actorbatch.actors.timer import Timer
+from actorbatch.behaviours.scheduling import ScheduleBehaviour
+from actorbatch.clock import Clock
+from actorbatch.domain.events import Event
+from actorbatch.errors import Conflict
+from actorbatch.store.eventstore import EventStore
+
+
+class Scheduler(pykka.ThreadingActor):
+    def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer) -> None:
+        super().__init__()
+        self.behaviour, self.store, self.clock, self.timer = behaviour, store, clock, timer
+        self._pending: list[Event] = []
+        self._wake: datetime | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Observed):
+            now = self.clock.now()
+            for job in self.behaviour.observe(message.events):
+                self._pending.extend(self.behaviour.release(job, now))
+        if self.actor_inbox.empty():
+            self._step()
+        return None
+
+    def _step(self) -> None:
+        events = [*self._pending, *self.behaviour.decide(self.clock.now())]
+        self._pending.clear()
+        self._append(events)
+        wake = self.behaviour.next_wake()
+        if wake is not None and wake != self._wake:
+            self._wake = wake
+            self.timer.at(wake, self.actor_ref, Tick())
+
+    def _append(self, events: list[Event]) -> None:
+        """Every event is version 1 of its own id: a conflict only means another scheduler decided first."""
+        if not events:
+            return
+        try:
+            self.store.append(*events)
+        except Conflict:
+            for event in events:
+                try:
+                    self.store.append(event)
+                except Conflict:
+                    continue

@@ -1,0 +1,184 @@
+"""What a scheduler decides, as a plain object: which runs to create for which fire times, and when.
+
+Every server runs one. All of them compute the same fire times and the same run ids (uuid5 of job and fire time),
+so however many race, the store keeps exactly one decision per fire time. The next fire of every scheduled job
+sits on a heap: each fire costs O(log n), whatever the number of jobs.
+"""
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from actorbatch.domain.events import Event, job_id
+from actorbatch.domain.jobs import JobEvent, JobState
+from actorbatch.domain.recurrence import Schedule, misfired
+from actorbatch.domain.runs import TERMINAL, FireSkipped, Run, RunCreated, RunEvent, scheduled_run_id
+
+MAX_QUEUED = 100  # overlap = "queue": fire times held back per job, at most
+
+
+@dataclass
+class Entry:
+    """A scheduled job as the scheduler needs it."""
+
+    job: JobState
+    schedule: Schedule
+    cursor: datetime  # fire times up to here are handled (run created, skipped, or forgiven by the misfire policy)
+    generation: int
+    caught_up: bool = False  # missed fire times (before this scheduler started) were dealt with
+    queued: deque[datetime] = field(default_factory=deque)
+
+
+class ScheduleBehaviour:
+    def __init__(self, started_at: datetime) -> None:
+        self.started_at = started_at  # fire times before this, not yet handled, were missed
+        self.jobs: dict[UUID, JobState] = {}
+        self.entries: dict[UUID, Entry] = {}  # the scheduled ones
+        self.active: dict[UUID, set[UUID]] = {}  # job id -> its active runs (for the overlap policy)
+        self._runs: dict[UUID, Run] = {}  # active runs, folded to see them end
+        self._heap: list[tuple[datetime, int, UUID, int]] = []  # (next fire, seq, job id, generation)
+        self._seq = itertools.count()
+
+    # ---- what the log says ----
+
+    def adopt(self, job: JobState, runs: Iterable[Run] = ()) -> None:
+        """Seed from the read models: a job as they have it, and its active runs."""
+        assert job.id is not None
+        self.jobs[job.id] = job
+        self._refresh(job)
+        for run in runs:
+            self._track(run)
+
+    def observe(self, events: Iterable[Event]) -> list[UUID]:
+        """Fold events; returns the jobs whose last active run just ended (queued fires may start)."""
+        freed = []
+        for event in events:
+            if isinstance(event, JobEvent):
+                job = self.jobs.setdefault(event.originator_id, JobState())
+                if event.originator_version == job.version + 1:
+                    job.apply(event)
+                    self._refresh(job)
+            elif isinstance(event, RunCreated | FireSkipped):
+                self._fired(event)
+            if isinstance(event, RunEvent):
+                run = self._runs.get(event.originator_id)
+                if run is None and isinstance(event, RunCreated):
+                    run = Run()
+                if run is not None and event.originator_version == run.version + 1:
+                    run.apply(event)
+                    ended = self._track(run)
+                    if ended is not None:
+                        freed.append(ended)
+        return freed
+
+    def _fired(self, event: RunCreated | FireSkipped) -> None:
+        fire_time = event.fire_time
+        if fire_time is None:
+            return
+        name = event.job if isinstance(event, FireSkipped) else event.definition["name"]
+        job = self.jobs.get(job_id(name))
+        if job is not None:
+            job.fired(fire_time, event.reason if isinstance(event, FireSkipped) else None)
+        entry = self.entries.get(job_id(name))
+        if entry is not None:
+            if fire_time in entry.queued:
+                entry.queued.remove(fire_time)
+
+    def _track(self, run: Run) -> UUID | None:
+        """Keep `active` in line with `run`; returns its job id if that job has no active run left."""
+        jid = job_id(run.job)
+        if run.cancelled or all(t.status in TERMINAL for t in run.tasks.values()):
+            self._runs.pop(run.id, None)
+            runs = self.active.get(jid, set())
+            runs.discard(run.id)
+            return None if runs else jid
+        self._runs[run.id] = run
+        self.active.setdefault(jid, set()).add(run.id)
+        return None
+
+    def _refresh(self, job: JobState) -> None:
+        """(Re)compute a job's place on the heap after its definition or schedule changed."""
+        old = self.entries.pop(job.id, None) if job.id is not None else None
+        definition = job.definition
+        if not job.exists or definition is None or definition.schedule is None or job.scheduled_at is None:
+            return
+        schedule = Schedule.from_dict(definition.schedule)
+        cursor = max(job.scheduled_at, job.last_fire or job.scheduled_at)
+        generation = old.generation + 1 if old else 0
+        entry = Entry(job, schedule, cursor, generation, queued=old.queued if old else deque())
+        self.entries[job.id] = entry
+        self._push(entry, cursor)
+
+    def _push(self, entry: Entry, after: datetime) -> None:
+        assert entry.job.scheduled_at is not None and entry.job.id is not None
+        fire = entry.schedule.next_fire(after, entry.job.scheduled_at)
+        if fire is not None:
+            heapq.heappush(self._heap, (fire, next(self._seq), entry.job.id, entry.generation))
+
+    # ---- decisions ----
+
+    def decide(self, now: datetime) -> list[Event]:
+        """The runs to create (and fires to skip) for every fire time due by `now`."""
+        events: list[Event] = []
+        while self._heap and self._heap[0][0] <= now:
+            fire, _, jid, generation = heapq.heappop(self._heap)
+            entry = self.entries.get(jid)
+            if entry is None or entry.generation != generation or fire <= entry.cursor:
+                continue  # stale: the job changed or this fire time was handled
+            for due in self._catch_up(entry, fire):
+                events.extend(self._fire(entry, due, now))
+            entry.cursor = max(entry.cursor, fire)
+            self._push(entry, entry.cursor)
+        return events
+
+    def _catch_up(self, entry: Entry, fire: datetime) -> list[datetime]:
+        """The fire times to run now: `fire`, or, the first time, what the misfire policy makes of missed ones."""
+        if entry.caught_up or fire >= self.started_at:
+            entry.caught_up = True
+            return [fire]
+        entry.caught_up = True
+        assert entry.job.scheduled_at is not None
+        missed = misfired(entry.schedule, entry.cursor, entry.job.scheduled_at, self.started_at)
+        if missed:
+            entry.cursor = missed[-1]  # run-all handles the rest on the next pops, from here
+        else:
+            entry.cursor = self.started_at
+        return missed
+
+    def _fire(self, entry: Entry, fire: datetime, now: datetime) -> list[Event]:
+        jid = entry.job.id
+        assert jid is not None
+        if not self.active.get(jid) or entry.schedule.overlap == "allow":
+            return [self._create(entry, fire, now)]
+        if entry.schedule.overlap == "queue":
+            if len(entry.queued) < MAX_QUEUED:
+                entry.queued.append(fire)
+                return []
+            reason = f"skipped: {MAX_QUEUED} fire times already queued behind the active run"
+        else:
+            reason = "skipped: the previous run is still active"
+        return [FireSkipped(originator_id=scheduled_run_id(jid, fire), originator_version=1, timestamp=now,
+                            job=entry.job.definition.name if entry.job.definition else "", fire_time=fire,
+                            reason=reason)]
+
+    def release(self, jid: UUID, now: datetime) -> list[Event]:
+        """The job's last active run ended: start its oldest queued fire time."""
+        entry = self.entries.get(jid)
+        if entry is None or not entry.queued or self.active.get(jid):
+            return []
+        return [self._create(entry, entry.queued[0], now)]
+
+    def _create(self, entry: Entry, fire: datetime, now: datetime) -> RunCreated:
+        job = entry.job
+        assert job.id is not None and job.definition is not None
+        event = Run.create(scheduled_run_id(job.id, fire), job.definition, {}, job.owner,
+                           entry.schedule.due_at(fire, str(job.id)), now, fire_time=fire)
+        self.active.setdefault(job.id, set()).add(event.originator_id)  # count it before the log echoes it
+        return event
+
+    def next_wake(self) -> datetime | None:
+        return self._heap[0][0] if self._heap else None
