@@ -20,7 +20,7 @@ def created(n: int, *, priority: str = "normal", group: str = "default", width: 
             due_in_s: float = 0, created_at_s: float = 0) -> RunCreated:
     job = parse_job({"name": f"j-{priority}-{group}", "priority": priority, "group": group,
                      "tasks": [{"name": f"t{i}", "run": "m:f"} for i in range(width)]})
-    return Run.create(UUID(int=n), job, {}, "u", T0 + timedelta(seconds=due_in_s),
+    return Run.create(UUID(int=n), job, 1, {}, "u", T0 + timedelta(seconds=due_in_s),
                       T0 + timedelta(seconds=created_at_s))
 
 

@@ -18,7 +18,7 @@ RUN_ID = UUID(int=1)
 
 def new_run(definition: JobDefinition, params: dict[str, object] | None = None) -> Run:
     run = Run()
-    run.apply(Run.create(RUN_ID, definition, params or {}, "tester", T0, T0))
+    run.apply(Run.create(RUN_ID, definition, 1, params or {}, "tester", T0, T0))
     return run
 
 
@@ -184,7 +184,7 @@ def test_cancel_ends_every_open_task_and_the_run() -> None:
 
 def test_a_run_due_later_is_scheduled_until_due() -> None:
     run = Run()
-    run.apply(Run.create(RUN_ID, job({"name": "a", "run": "m:f"}), {}, "t", T0 + timedelta(hours=1), T0))
+    run.apply(Run.create(RUN_ID, job({"name": "a", "run": "m:f"}), 1, {}, "t", T0 + timedelta(hours=1), T0))
     assert run.status(T0) == "scheduled" and run.claimable(T0) == []
     assert run.status(T0 + timedelta(hours=1)) == "running"
     assert run.claimable(T0 + timedelta(hours=1)) == ["a"]
@@ -193,7 +193,8 @@ def test_a_run_due_later_is_scheduled_until_due() -> None:
 def test_snapshot_round_trips_through_plain_data() -> None:
     run = new_run(walkthrough())
     drive(run, lambda t: "boom" if t == "TASK2" else None)
-    copy = Run.from_dict(run.to_dict())
+    assert run.definition is not None
+    copy = Run.from_dict(run.to_dict(), run.definition)
     assert copy.to_dict() == run.to_dict()
 
 

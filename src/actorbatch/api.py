@@ -147,7 +147,7 @@ class Client:
         now = self.clock.now()
         if at is not None and at.tzinfo is None:
             raise ActorbatchError("run time must carry a time zone")
-        event = Run.create(random_id(), job.definition, params or {}, self.user, at or now, now)
+        event = Run.create(random_id(), job.definition, job.version, params or {}, self.user, at or now, now)
         self._append(event)
         return event.originator_id
 

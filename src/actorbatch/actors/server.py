@@ -16,8 +16,8 @@ from typing import Any, cast
 from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.follower import Follower, Projector
 from actorbatch.actors.lease_manager import LeaseManager
-from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.messages import Beat, Busy, Drain, Observed, Poll, Tick
+from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour

@@ -84,9 +84,8 @@ class ScheduleBehaviour:
         if job is not None:
             job.fired(fire_time, event.reason if isinstance(event, FireSkipped) else None)
         entry = self.entries.get(job_id(name))
-        if entry is not None:
-            if fire_time in entry.queued:
-                entry.queued.remove(fire_time)
+        if entry is not None and fire_time in entry.queued:
+            entry.queued.remove(fire_time)
 
     def _track(self, run: Run) -> UUID | None:
         """Keep `active` in line with `run`; returns its job id if that job has no active run left."""
@@ -175,7 +174,7 @@ class ScheduleBehaviour:
     def _create(self, entry: Entry, fire: datetime, now: datetime) -> RunCreated:
         job = entry.job
         assert job.id is not None and job.definition is not None
-        event = Run.create(scheduled_run_id(job.id, fire), job.definition, {}, job.owner,
+        event = Run.create(scheduled_run_id(job.id, fire), job.definition, job.version, {}, job.owner,
                            entry.schedule.due_at(fire, str(job.id)), now, fire_time=fire)
         self.active.setdefault(job.id, set()).add(event.originator_id)  # count it before the log echoes it
         return event

@@ -264,7 +264,7 @@ class Schedule:
         if after.tzinfo is None:
             raise ValueError("next_fire needs an aware datetime")
         if self.start is not None and after < self.start:
-            after = self.start - _TICK  # a fire at `start` itself counts
+            after = self.start  # a fire at `start` itself counts
         fire = self._next_unbounded(after, scheduled_at)
         return fire if fire is not None and (self.end is None or fire < self.end) else None
 
@@ -331,7 +331,7 @@ def _next_every(anchor: datetime, interval_s: float, after: datetime) -> datetim
 def _to_utc(local: datetime, zone: ZoneInfo) -> datetime:
     """The instant of a wall time: its first occurrence if repeated, the gap's end if skipped."""
     first = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    if True:
+    if first.astimezone(zone).replace(tzinfo=None) == local:
         return first
     # Skipped: read with the offset after the jump (fold=1) it lands before the jump, with the
     # offset before it (fold=0) after the jump. Bisect for the jump (it falls on a whole second).

@@ -30,6 +30,7 @@ class RunEvent(Event):
 class RunCreated(RunEvent):
     ACTION = "run.created"
     definition: Mapping[str, Any]
+    job_version: int  # the snapshot is that version of the job: read models store it once per version
     params: Mapping[str, Any]
     user: str
     due_at: datetime
@@ -134,8 +135,8 @@ class TaskRun:
 
 _TASK_FIELDS = ("status", "attempt", "failures", "lost", "server", "lease_until", "not_before", "started_at",
                 "ended_at", "exit_status", "history")
-_RUN_FIELDS = ("id", "version", "params", "user", "due_at", "created_at", "fire_time", "started_at", "ended_at",
-               "cancelled")
+_RUN_FIELDS = ("id", "version", "job_version", "params", "user", "due_at", "created_at", "fire_time", "started_at",
+               "ended_at", "cancelled")
 
 
 class Run:
@@ -145,6 +146,7 @@ class Run:
         self.id: UUID = UUID(int=0)
         self.version = 0
         self.definition: JobDefinition | None = None
+        self.job_version = 0
         self.params: Mapping[str, Any] = {}
         self.user = ""
         self.due_at: datetime | None = None
@@ -175,29 +177,29 @@ class Run:
         return "scheduled" if self.due_at > now and self.started_at is None else "running"
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole state as plain data: read models keep it, so they fold with this very class."""
-        assert self.definition is not None
+        """The state as plain data, but for the definition (see `job_version`): read models keep it, so they fold
+        with this very class."""
         data = {name: getattr(self, name) for name in _RUN_FIELDS}
-        data["definition"] = self.definition.to_dict()
+        data["job"] = self.job
         data["tasks"] = {name: {f: getattr(t, f) for f in _TASK_FIELDS} for name, t in self.tasks.items()}
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Run":
+    def from_dict(cls, data: Mapping[str, Any], definition: JobDefinition) -> "Run":
         run = cls()
         for name in _RUN_FIELDS:
             setattr(run, name, data[name])
-        run.definition = JobDefinition.from_dict(data["definition"])
+        run.definition = definition
         run.tasks = {spec.name: TaskRun(spec, **data["tasks"][spec.name]) for spec in run.definition.tasks}
         return run
 
     # ---- commands: decide, return the event, change nothing ----
 
     @staticmethod
-    def create(run_id: UUID, definition: JobDefinition, params: Mapping[str, Any], user: str,
+    def create(run_id: UUID, definition: JobDefinition, job_version: int, params: Mapping[str, Any], user: str,
                due_at: datetime, now: datetime, fire_time: datetime | None = None) -> RunCreated:
         return RunCreated(originator_id=run_id, originator_version=1, timestamp=now,
-                          definition=definition.to_dict(), params=dict(params), user=user,
+                          definition=definition.to_dict(), job_version=job_version, params=dict(params), user=user,
                           due_at=due_at, fire_time=fire_time)
 
     def claimable(self, now: datetime) -> list[str]:
@@ -255,6 +257,7 @@ class Run:
         now = event.timestamp
         if isinstance(event, RunCreated):
             self.definition = JobDefinition.from_dict(event.definition)
+            self.job_version = event.job_version
             self.params, self.user, self.due_at = event.params, event.user, event.due_at
             self.created_at, self.fire_time = now, event.fire_time
             self.tasks = {spec.name: TaskRun(spec) for spec in self.definition.tasks}

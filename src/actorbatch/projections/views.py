@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from actorbatch.domain.events import Event
-from actorbatch.domain.jobs import JobAdded, JobEvent, JobState
-from actorbatch.domain.events import job_id
+from actorbatch.domain.events import Event, job_id
+from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.transcoder import MsgpackTranscoder
 
-BATCH = 5000
-TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_servers", "ab_logs")
+BATCH = 2000  # events per incremental catch-up
+REBUILD_BATCH = 50_000  # bigger when rebuilding: fewer runs straddle two batches
+TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
@@ -29,6 +29,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS ab_runs_job ON ab_runs (job, due_at)",
     "CREATE INDEX IF NOT EXISTS ab_runs_status ON ab_runs (status, due_at)",
     "CREATE INDEX IF NOT EXISTS ab_runs_due ON ab_runs (due_at)",
+    "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
     "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
@@ -49,6 +50,7 @@ class Views:
 
     def __init__(self, store: EventStore, db: SqlDb) -> None:
         self.store, self.db = store, db
+        self._definitions: dict[str, JobDefinition] = {}  # by "job@version": thousands of runs share one
 
     def create(self) -> None:
         for statement in SCHEMA:
@@ -61,16 +63,24 @@ class Views:
         rows = self.db.query("SELECT position FROM ab_position WHERE name = 'views'" + suffix)  # noqa: S608
         return int(rows[0][0]) if rows else 0
 
-    def catch_up(self, on_batch: Callable[[int, int], None] | None = None) -> int:
-        """Fold every event recorded since the last catch-up; returns how many were applied."""
+    def catch_up(self, on_batch: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> int:
+        """Fold every event recorded since the last catch-up; returns how many were applied.
+
+        Reading and folding happen outside any transaction, so writers of the log never wait on a read model; the
+        write then moves the position from where the fold started, and if another catch-up moved it first (another
+        process, say), this one folds again from there.
+        """
         applied = 0
         while True:
+            position = self.position()
+            batch = self.store.read(position, batch_size)
+            if not batch:
+                return applied
+            changes = self._fold_batch(batch)
             with self.db.transaction():
-                position = self.position(lock=True)  # one catch-up at a time, across processes
-                batch = self.store.read(position, BATCH)
-                if not batch:
-                    return applied
-                self._apply(batch)
+                if self.position(lock=True) != position:
+                    continue
+                self._write(*changes)
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
             applied += len(batch)
             if on_batch:
@@ -81,9 +91,11 @@ class Views:
             for table in TABLES:
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self.db.execute(_START)
-        return self.catch_up(on_batch)
+        self._definitions.clear()
+        return self.catch_up(on_batch, REBUILD_BATCH)
 
-    def _apply(self, batch: Iterable[tuple[int, Event]]) -> None:
+    def _fold_batch(self, batch: Iterable[tuple[int, Event]]) -> tuple[Any, ...]:
+        """The aggregates a batch touches, folded to their new state, and its log lines."""
         jobs: dict[UUID, JobState] = {}
         runs: dict[UUID, Run] = {}
         servers: dict[UUID, Server] = {}
@@ -102,6 +114,18 @@ class Views:
                 self._fold(jobs, event, JobAdded, JobState, self._load_job)
             elif isinstance(event, ServerEvent):
                 self._fold(servers, event, ServerStarted, Server, self._load_server)
+        return jobs, runs, servers, logs
+
+    def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
+               logs: list[tuple[Any, ...]]) -> None:
+        new_definitions = {}
+        for run in runs.values():
+            key = _definition_key(run)
+            if key not in self._definitions:
+                assert run.definition is not None
+                self._definitions[key] = new_definitions[key] = run.definition
+        self.db.executemany("INSERT INTO ab_definitions (key, data) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                            [(k, _codec.encode(d.to_dict())) for k, d in new_definitions.items()])
         self.db.executemany(
             "INSERT INTO ab_runs (id, job, status, due_at, started_at, ended_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, "
@@ -131,7 +155,16 @@ class Views:
 
     def _load_run(self, run_id: UUID) -> Run:
         rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
-        return Run.from_dict(_codec.decode(rows[0][0]))
+        return self._run(rows[0][0])
+
+    def _run(self, blob: bytes) -> Run:
+        data = _codec.decode(blob)
+        key = f"{data['job']}@{data['job_version']}"
+        definition = self._definitions.get(key)
+        if definition is None:
+            rows = self.db.query("SELECT data FROM ab_definitions WHERE key = ?", (key,))
+            definition = self._definitions[key] = JobDefinition.from_dict(_codec.decode(rows[0][0]))
+        return Run.from_dict(data, definition)
 
     def _load_job(self, job_uuid: UUID) -> JobState:
         rows = self.db.query("SELECT data FROM ab_jobs WHERE id = ?", (str(job_uuid),))
@@ -179,11 +212,11 @@ class Views:
             params.append(iso(since))
         rows = self.db.query(f"SELECT data FROM ab_runs WHERE {' AND '.join(where)} "  # noqa: S608
                              "ORDER BY due_at DESC, id LIMIT ?", (*params, limit))
-        return [Run.from_dict(_codec.decode(d)) for (d,) in rows]
+        return [self._run(d) for (d,) in rows]
 
     def run(self, run_id: UUID) -> Run | None:
         rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
-        return Run.from_dict(_codec.decode(rows[0][0])) if rows else None
+        return self._run(rows[0][0]) if rows else None
 
     def run_ids(self, prefix: str) -> list[str]:
         return [r[0] for r in self.db.query("SELECT id FROM ab_runs WHERE id LIKE ? LIMIT 2", (prefix + "%",))]
@@ -201,6 +234,10 @@ class Views:
             vars(server).update(_codec.decode(data))
             result.append(server)
         return result
+
+
+def _definition_key(run: Run) -> str:
+    return f"{run.job}@{run.job_version}"
 
 
 def _never() -> datetime:

@@ -136,7 +136,7 @@ class EventStore:
     def _decode(self, stored: Any) -> Event:
         try:
             event = self._app.mapper.to_domain_event(stored)
-        except Exception as error:  # a corrupt record must name itself, not crash with a traceback
+        except Exception as error:  # noqa: BLE001 - a corrupt record must name itself, not crash with a traceback
             raise ActorbatchError(f"corrupt event in the log: aggregate {stored.originator_id} version "
                                   f"{stored.originator_version} ({stored.topic}): {error}") from None
         if not isinstance(event, Event):
