@@ -2,6 +2,7 @@
 
 import contextlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -88,6 +89,9 @@ class ExecutorPool(pykka.ThreadingActor):
     def _execute(self, a: Attempt, ctx: TaskContext, stream: LogStream) -> None:
         exit_status: str | None = None
         result = None
+        wait_s = (a.starts_at - self._clock.now()).total_seconds()
+        if wait_s > 0:  # claimed a moment early, to start exactly when due
+            time.sleep(wait_s)
         started_s = monotonic_s()
         try:
             if a.run is not None:

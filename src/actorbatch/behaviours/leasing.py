@@ -10,7 +10,7 @@ The pykka actor around it does the appending and executing; the simulator drives
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +34,7 @@ class Attempt:
     run: str | None
     command: tuple[str, ...] | None
     timeout_s: float | None
+    starts_at: datetime
 
     @property
     def key(self) -> Key:
@@ -110,8 +111,8 @@ class LeaseBehaviour:
 
     # ---- decisions ----
 
-    def claims(self, now: datetime, free: int) -> list[TaskClaimed]:
-        """Claim up to `free` ready tasks of our groups, applying each claim to the book at once."""
+    def claims(self, now: datetime, free: int, early_s: float = 0.0) -> list[TaskClaimed]:
+        """Claim up to `free` ready tasks of our groups (due within `early_s`), applying each to the book at once."""
         claims: list[TaskClaimed] = []
         if self.draining:
             return claims
@@ -123,10 +124,10 @@ class LeaseBehaviour:
             assert run.definition is not None
             if run.definition.group not in self.groups:
                 continue  # the run waits for a server of its group
-            if task not in run.claimable(now):
+            if task not in run.claimable(now + timedelta(seconds=early_s)):
                 heapq.heappush(self._later, (due, str(run_id), run_id))
                 continue
-            claim = run.claim(task, self.name, now, self.lease_timeout_s)
+            claim = run.claim(task, self.name, now, self.lease_timeout_s, early_s)
             run.apply(claim)
             self.leased[(run_id, task)] = self.name
             claims.append(claim)
@@ -141,7 +142,7 @@ class LeaseBehaviour:
             spec = run.definition.task(claim.task)
             attempt = Attempt(run_id=run.id, task=claim.task, attempt=claim.attempt, job=run.job, user=run.user,
                               params={**spec.params, **run.params}, run=spec.run, command=spec.command,
-                              timeout_s=spec.timeout_s)
+                              timeout_s=spec.timeout_s, starts_at=claim.starts_at)
             self.mine[attempt.key] = attempt
             attempts.append(attempt)
         return attempts

@@ -264,7 +264,7 @@ class Schedule:
         if after.tzinfo is None:
             raise ValueError("next_fire needs an aware datetime")
         if self.start is not None and after < self.start:
-            after = self.start  # a fire at `start` itself counts
+            after = self.start - _TICK  # a fire at `start` itself counts
         fire = self._next_unbounded(after, scheduled_at)
         return fire if fire is not None and (self.end is None or fire < self.end) else None
 

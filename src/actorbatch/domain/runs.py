@@ -45,6 +45,7 @@ class TaskClaimed(RunEvent):
     task: str
     attempt: int
     server: str
+    starts_at: datetime  # the body starts then: at the claim, or when the task is due if claimed early
     lease_until: datetime
 
 
@@ -214,12 +215,16 @@ class Run:
         times = [t.not_before or self.due_at for t in self.tasks.values() if t.status == "ready"]
         return min((t for t in times if t is not None), default=None)
 
-    def claim(self, task: str, server: str, now: datetime, lease_timeout_s: float) -> TaskClaimed:
+    def claim(self, task: str, server: str, now: datetime, lease_timeout_s: float, early_s: float = 0.0
+              ) -> TaskClaimed:
+        """Lease the task to `server`; up to `early_s` before it is due, so that it can start on the dot."""
         state = self.tasks[task]
-        assert task in self.claimable(now), f"{task} is not claimable"
+        assert task in self.claimable(now + timedelta(seconds=early_s)), f"{task} is not claimable"
+        assert self.due_at is not None
+        starts_at = max(now, self.due_at, state.not_before or now)
         return TaskClaimed(originator_id=self.id, originator_version=self.version + 1, timestamp=now,
-                           task=task, attempt=state.attempt + 1, server=server,
-                           lease_until=now + timedelta(seconds=lease_timeout_s))
+                           task=task, attempt=state.attempt + 1, server=server, starts_at=starts_at,
+                           lease_until=starts_at + timedelta(seconds=lease_timeout_s))
 
     def finish(self, task: str, attempt: int, now: datetime, *, exit_status: str | None,
                result: Any = None) -> Event:
@@ -264,10 +269,11 @@ class Run:
         elif isinstance(event, TaskClaimed):
             state = self.tasks[event.task]
             state.status, state.attempt, state.server = "running", event.attempt, event.server
-            state.lease_until, state.started_at, state.ended_at = event.lease_until, now, None
-            state.history.append({"attempt": event.attempt, "server": event.server, "started_at": now,
+            started = event.starts_at
+            state.lease_until, state.started_at, state.ended_at = event.lease_until, started, None
+            state.history.append({"attempt": event.attempt, "server": event.server, "started_at": started,
                                   "ended_at": None, "outcome": None})
-            self.started_at = self.started_at or now
+            self.started_at = self.started_at or started
         elif isinstance(event, TaskSucceeded):
             self._close_attempt(event.task, event.attempt, "succeeded", now)
             self._end(self.tasks[event.task], "succeeded", None, now)
