@@ -2,10 +2,13 @@
 second for `every`), across the 2026 DST transitions of four zones, plus the parse errors users see."""
 
 import calendar
+import re
 import time as wall_clock
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import msgpack
@@ -176,9 +179,11 @@ def cron_fields(
     if draw(st.booleans()):
         return "*", None
     top = high if top is None else top
-    items, values = [], set()
+    items: list[str] = []
+    values: set[int] = set()
     for _ in range(draw(st.integers(1, 3))):
-        first = draw(st.sampled_from(hot) if hot and draw(st.booleans()) else st.integers(low, top))
+        use_hot = bool(hot) and draw(st.booleans())
+        first = draw(st.sampled_from(hot) if use_hot else st.integers(low, top))
         last, step = draw(st.integers(first, top)), draw(st.integers(1, 12))
         label = names[first - low] if first - low < len(names) and draw(st.booleans()) else str(first)
         text, meaning = draw(
@@ -290,32 +295,31 @@ def test_run_once_is_the_latest_of_run_all(
     assert misfired(parse_schedule({**table, "misfire": "skip"}), last_fire, scheduled_at, now) == []
 
 
-schedule_tables = st.fixed_dictionaries(
-    {
-        "timezone": zones,
-        "misfire": st.sampled_from(["run-once", "run-all", "skip"]),
-        "overlap": st.sampled_from(["skip", "queue", "allow"]),
-    },
-    optional={
-        "start": st.sampled_from(["2026-03-29T02:30:00", "2026-01-01T00:00:00+05:00", "2026-06-01"]),
-        "jitter": st.sampled_from(["30s", "1.5m", 7]),
-    },
-).flatmap(
-    lambda base: st.one_of(
-        cron_expressions().map(lambda cron: {**base, "cron": cron[0]}),
-        st.sampled_from(
-            [
-                {"every": "15m"},
-                {"every": 90.5},
-                {"hourly": ":05"},
-                {"daily": "2:30"},
-                {"weekly": {"days": ["FRI", "mon", "mon"], "at": "02:00"}},
-                {"monthly": {"day": "last", "at": "23:59"}},
-                {"monthly": {"day": 31, "at": "00:00"}},
-                {"at": "2026-10-25T02:30:00"},
-            ]
-        ).map(lambda rule: {**base, **rule}),
-    )
+FIXED_RULES: list[dict[str, object]] = [
+    {"every": "15m"},
+    {"every": 90.5},
+    {"hourly": ":05"},
+    {"daily": "2:30"},
+    {"weekly": {"days": ["FRI", "mon", "mon"], "at": "02:00"}},
+    {"monthly": {"day": "last", "at": "23:59"}},
+    {"monthly": {"day": 31, "at": "00:00"}},
+    {"at": "2026-10-25T02:30:00"},
+]
+rules = st.one_of(st.sampled_from(FIXED_RULES), cron_expressions().map(lambda cron: {"cron": cron[0]}))
+schedule_tables = st.builds(
+    lambda rule, options: {**rule, **options},
+    rules,
+    st.fixed_dictionaries(
+        {
+            "timezone": zones,
+            "misfire": st.sampled_from(["run-once", "run-all", "skip"]),
+            "overlap": st.sampled_from(["skip", "queue", "allow"]),
+        },
+        optional={
+            "start": st.sampled_from(["2026-03-29T02:30:00", "2026-01-01T00:00:00+05:00", "2026-06-01"]),
+            "jitter": st.sampled_from(["30s", "1.5m", 7]),
+        },
+    ),
 )
 
 
@@ -560,6 +564,14 @@ def test_due_at_adds_a_deterministic_jitter() -> None:
     dues = {schedule.due_at(fire, key=f"job-{n}") for n in range(50)}
     assert len(dues) == 50
     assert all(fire <= due < fire + timedelta(seconds=30) for due in dues)
+
+
+def test_every_example_in_the_docs_parses() -> None:
+    page = (Path(__file__).parents[1] / "docs" / "schedules.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", page, flags=re.DOTALL)
+    assert len(blocks) >= 10
+    for block in blocks:
+        parse_schedule(tomllib.loads(block)["schedule"])
 
 
 # ---- misfires ----------------------------------------------------------------------------------

@@ -10,14 +10,24 @@ import re
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from actorbatch.clock import Clock, SystemClock, random_id
 from actorbatch.domain.events import Event, job_id
-from actorbatch.domain.jobs import JobAdded, JobDefinition, JobRemoved, JobReplaced, JobState, parse_jobs
+from actorbatch.domain.jobs import (
+    JobAdded,
+    JobDefinition,
+    JobRemoved,
+    JobReplaced,
+    JobScheduled,
+    JobState,
+    JobUnscheduled,
+    parse_jobs,
+)
+from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.runs import Run, TaskRun
 from actorbatch.domain.servers import zone
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
@@ -121,6 +131,39 @@ class Client:
         self._append(JobRemoved(originator_id=job.id, originator_version=job.version + 1, timestamp=self.clock.now(),
                                 user=self.user))
 
+    def schedule(self, name: str, *, restart: bool = False) -> None:
+        """Start the job's schedule (fire times from now on); `restart` also restarts a running one."""
+        job = self._job(name)
+        assert job.definition is not None
+        if job.definition.schedule is None:
+            raise ActorbatchError(f"job {name!r} has no [schedule]; add one with `job add --replace`")
+        if job.scheduled_at is not None and not restart:
+            raise ActorbatchError(f"job {name!r} is already scheduled; use `job reschedule` to restart it")
+        self._append(JobScheduled(originator_id=job.id, originator_version=job.version + 1,
+                                  timestamp=self.clock.now(), user=self.user))
+
+    def unschedule(self, name: str) -> None:
+        """Stop future runs; fire times while unscheduled never exist, so they are never missed."""
+        job = self._job(name)
+        if job.scheduled_at is None:
+            raise ActorbatchError(f"job {name!r} is not scheduled")
+        self._append(JobUnscheduled(originator_id=job.id, originator_version=job.version + 1,
+                                    timestamp=self.clock.now(), user=self.user))
+
+    def next_fires(self, name: str, count: int = 5, start: datetime | None = None) -> list[dict[str, str]]:
+        """The job's next fire times after `start` (default now), in UTC and in the schedule's zone."""
+        job = self._job(name)
+        assert job.definition is not None
+        if job.definition.schedule is None:
+            raise ActorbatchError(f"job {name!r} has no [schedule]")
+        schedule = Schedule.from_dict(job.definition.schedule)
+        now = self.clock.now()
+        after = start or now
+        fires = schedule.fires(after - timedelta(microseconds=1), datetime.max.replace(tzinfo=UTC),
+                               job.scheduled_at or now, count)
+        tz = zone(schedule.timezone)
+        return [{"utc": iso_seconds(f), "local": f.astimezone(tz).isoformat()} for f in fires]
+
     def _job(self, name: str) -> JobState:
         job = self.store.load(JobState, job_id(name))
         if job is None or not job.exists:
@@ -129,14 +172,15 @@ class Client:
 
     def jobs(self) -> list[dict[str, Any]]:
         self.views.catch_up()
-        return [_job_summary(row) for row in self.views.jobs()]
+        now = self.clock.now()
+        return [_job_summary(row, now) for row in self.views.jobs()]
 
     def job(self, name: str) -> dict[str, Any]:
         self.views.catch_up()
         row = self.views.job(name)
         if row is None:
             raise NotFound(f"no job named {name!r}")
-        return {**_job_summary(row), "definition": row["definition"]}
+        return {**_job_summary(row, self.clock.now()), "definition": row["definition"]}
 
     # ---- runs ----
 
@@ -245,7 +289,7 @@ class Client:
         running_tasks = [{"run_id": str(r.id), "job": r.job, "task": t.spec.name, "attempt": t.attempt,
                           "server": t.server, "started_at": iso(t.started_at)}
                          for r in active for t in r.tasks.values() if t.status == "running"]
-        return {"at": iso(now), "jobs": [_job_summary(j) for j in self.views.jobs()],
+        return {"at": iso(now), "jobs": [_job_summary(j, now) for j in self.views.jobs()],
                 "runs": [_run_summary(r, now) for r in active], "running_tasks": running_tasks, "servers": servers}
 
     def rebuild_projections(self, on_batch: Any = None) -> int:
@@ -258,11 +302,21 @@ class Client:
             raise Conflict("another user changed the same thing at the same moment; try again") from None
 
 
-def _job_summary(row: Mapping[str, Any]) -> dict[str, Any]:
-    definition = row["definition"]
-    return {"name": definition["name"], "group": definition["group"], "scheduled": row["scheduled_at"] is not None,
-            "next_fire": None, "tasks": len(definition["tasks"]), "priority": definition["priority"],
-            "description": definition["description"]}
+def _job_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    definition, scheduled_at = row["definition"], row["scheduled_at"]
+    next_fire = None
+    if scheduled_at is not None and definition["schedule"] is not None:
+        after = max(now, row["last_fire"] or scheduled_at)
+        next_fire = Schedule.from_dict(definition["schedule"]).next_fire(after, scheduled_at)
+    return {"name": definition["name"], "group": definition["group"], "scheduled": scheduled_at is not None,
+            "next_fire": iso_seconds(next_fire) if next_fire else None, "tasks": len(definition["tasks"]),
+            "priority": definition["priority"], "description": definition["description"],
+            "skipped_fires": row["skipped"], "last_skip": row["last_skip"]}
+
+
+def iso_seconds(moment: datetime) -> str:
+    """A fire time: whole seconds, UTC, `Z`."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _run_summary(run: Run, now: datetime) -> dict[str, Any]:

@@ -66,8 +66,8 @@ class ScheduleBehaviour:
                 self._fired(event)
             if isinstance(event, RunEvent):
                 run = self._runs.get(event.originator_id)
-                if run is None and isinstance(event, RunCreated):
-                    run = Run()
+                if run is None and isinstance(event, RunCreated) and job_id(event.definition["name"]) in self.entries:
+                    run = Run()  # only runs of scheduled jobs matter to the overlap policy
                 if run is not None and event.originator_version == run.version + 1:
                     run.apply(event)
                     ended = self._track(run)

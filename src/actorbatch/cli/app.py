@@ -128,6 +128,43 @@ def job_show(name: str, as_json: Json = False) -> None:
                    "yes" if t["ignore_failure"] else "no") for t in job["definition"]["tasks"]], "no tasks")
 
 
+@job_app.command("next")
+def job_next(name: str, count: Annotated[int, typer.Option("--count", min=1, max=1000)] = 5,
+             start: Annotated[str | None, typer.Option("--from", help="ISO 8601; default now.")] = None,
+             as_json: Json = False) -> None:
+    """The next fire times of a scheduled job, in UTC and local time: check a schedule before trusting it."""
+
+    def fires(client: api.Client) -> list[dict[str, str]]:
+        return client.next_fires(name, count, api.parse_time(start, _job_zone(client, name)) if start else None)
+
+    result = with_client(fires)
+    if as_json:
+        render.emit_json(result)
+    else:
+        render.table(None, ["utc", "local"], [(f["utc"], f["local"]) for f in result], "no more fire times")
+
+
+@job_app.command("schedule")
+def job_schedule(name: str) -> None:
+    """Start the job's schedule: it fires from the next fire time on."""
+    with_client(lambda c: c.schedule(name))
+    typer.echo(f"scheduled job {name}")
+
+
+@job_app.command("unschedule")
+def job_unschedule(name: str) -> None:
+    """Stop future runs (fire times while unscheduled are never missed: they do not exist)."""
+    with_client(lambda c: c.unschedule(name))
+    typer.echo(f"unscheduled job {name}")
+
+
+@job_app.command("reschedule")
+def job_reschedule(name: str) -> None:
+    """Restart the job's schedule from now: `every` counts from here, earlier fire times are forgotten."""
+    with_client(lambda c: c.schedule(name, restart=True))
+    typer.echo(f"rescheduled job {name}")
+
+
 @job_app.command("remove")
 def job_remove(name: str) -> None:
     """Remove a job (its runs and their history stay)."""
