@@ -121,8 +121,9 @@ class BatchServer:
             servers = self.views.servers()
             jobs = self.views.job_states()
         by_job: dict[str, list[Run]] = {}
-        for run in runs:
-            by_job.setdefault(run.job, []).append(run)
+        for run in runs:  # the scheduler gets copies: each actor owns its state, no object crosses threads
+            assert run.definition is not None
+            by_job.setdefault(run.job, []).append(Run.from_dict(run.to_dict(), run.definition))
         for job in jobs:
             assert job.definition is not None
             schedules.adopt(job, by_job.get(job.definition.name, ()))
