@@ -5,6 +5,7 @@ a projector (keeps read models fresh) and a timer (the only sleeper). Collaborat
 """
 
 import contextlib
+import copy
 import os
 import socket
 import time
@@ -122,8 +123,7 @@ class BatchServer:
             jobs = self.views.job_states()
         by_job: dict[str, list[Run]] = {}
         for run in runs:  # the scheduler gets copies: each actor owns its state, no object crosses threads
-            assert run.definition is not None
-            by_job.setdefault(run.job, []).append(Run.from_dict(run.to_dict(), run.definition))
+            by_job.setdefault(run.job, []).append(copy.deepcopy(run))
         for job in jobs:
             assert job.definition is not None
             schedules.adopt(job, by_job.get(job.definition.name, ()))
