@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pykka
 
-from actorbatch.actors.messages import Abort, Beat, Busy, Done, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Done, Drain, Execute, Freed, Observed, Tick
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.clock import Clock
@@ -62,8 +62,8 @@ class LeaseManager(pykka.ThreadingActor):
             self.behaviour.draining = True
         elif isinstance(message, Busy):
             return len(self._busy)
-        elif isinstance(message, pykka.ActorRef):
-            self.executor = message
+        elif isinstance(message, Connect):
+            self.executor = message.executor
         if self.actor_inbox.empty():
             self._step()
         return None

@@ -74,5 +74,12 @@ class Drain:
 
 
 @dataclass(frozen=True)
+class Connect:
+    """Wiring: the executor pool the lease manager hands attempts to (each needs the other's address)."""
+
+    executor: Any
+
+
+@dataclass(frozen=True)
 class Busy:
     """Ask how many attempts still occupy a thread."""

@@ -17,7 +17,7 @@ from typing import Any, cast
 from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.follower import Follower, Projector
 from actorbatch.actors.lease_manager import LeaseManager
-from actorbatch.actors.messages import Beat, Busy, Drain, Observed, Poll, Tick
+from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Observed, Poll, Tick
 from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
@@ -79,7 +79,7 @@ class BatchServer:
         self.manager = LeaseManager.start(behaviour, self.server, self.store, self.clock, self.timer, free_threads)
         max_threads = max([c.threads, *(w.threads for w in c.windows)])
         self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
-        self.manager.tell(self.executor)
+        self.manager.tell(Connect(self.executor))
         self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer)
         self.follower = Follower.start(self.store, position, [self.manager, self.scheduler])
         self.projector = Projector.start(self.views)
