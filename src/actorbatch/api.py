@@ -17,6 +17,7 @@ from uuid import UUID
 
 from actorbatch.clock import Clock, SystemClock, random_id
 from actorbatch.domain.events import Event, job_id
+from actorbatch.domain.explain import explain
 from actorbatch.domain.jobs import (
     JobAdded,
     JobDefinition,
@@ -238,6 +239,13 @@ class Client:
         return {**_run_summary(run, now), "user": run.user, "params": dict(run.params),
                 "tasks": [_task_detail(t) for t in run.tasks.values()]}
 
+    def explain(self, ref: str | UUID, task: str | None = None) -> dict[str, list[str]]:
+        """Why each task ran, waited, was skipped or retried."""
+        run = self._run(ref)
+        if task is not None and task not in run.tasks:
+            raise NotFound(f"run {run.id} has no task {task!r}")
+        return explain(run, task)
+
     def logs(self, ref: str | UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
         run = self._run(ref)
         if task is not None and task not in run.tasks:
@@ -291,6 +299,12 @@ class Client:
                          for r in active for t in r.tasks.values() if t.status == "running"]
         return {"at": iso(now), "jobs": [_job_summary(j, now) for j in self.views.jobs()],
                 "runs": [_run_summary(r, now) for r in active], "running_tasks": running_tasks, "servers": servers}
+
+    def audit(self, since: datetime | None = None, until: datetime | None = None, job: str | None = None,
+              user: str | None = None, limit: int = 1000) -> list[dict[str, str]]:
+        """The audit trail: `[{"at", "user", "action", "subject"}]`, oldest first."""
+        self.views.catch_up()
+        return self.views.audit(since=since, until=until, job=job, user=user, limit=limit)
 
     def rebuild_projections(self, on_batch: Any = None) -> int:
         return self.views.rebuild(on_batch)

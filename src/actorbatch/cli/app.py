@@ -23,10 +23,12 @@ job_app = typer.Typer(help="Register, inspect and run jobs.", no_args_is_help=Tr
 run_app = typer.Typer(help="The process monitor: runs, their tasks and logs.", no_args_is_help=True)
 server_app = typer.Typer(help="Batch servers.", no_args_is_help=True)
 projections_app = typer.Typer(help="The read models behind every listing.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
 app.add_typer(run_app, name="run")
 app.add_typer(server_app, name="server")
 app.add_typer(projections_app, name="projections")
+app.add_typer(audit_app, name="audit")
 
 T = TypeVar("T")
 RunStatus = Enum("RunStatus", {s: s for s in api.RUN_STATUSES}, type=str)  # type: ignore[misc]
@@ -277,6 +279,38 @@ def run_wait(run_id: str, timeout: Annotated[float | None, typer.Option("--timeo
     else:
         typer.echo(f"run {run['id']} {run['status']}")
     raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+
+
+@app.command("explain")
+def explain_run(run_id: str, task: Annotated[str | None, typer.Option("--task")] = None,
+                as_json: Json = False) -> None:
+    """Why each task of a run ran, waited, was skipped or retried."""
+    reasons = with_client(lambda c: c.explain(run_id, task))
+    if as_json:
+        render.emit_json(reasons)
+        return
+    for name, lines in reasons.items():
+        render.console.print(f"[bold]{name}[/bold]")
+        for line in lines:
+            render.console.print(f"  {line}", markup=False)
+
+
+@audit_app.command("log")
+def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
+              until: Annotated[str | None, typer.Option("--until")] = None,
+              job: Annotated[str | None, typer.Option("--job")] = None,
+              user: Annotated[str | None, typer.Option("--user")] = None,
+              limit: Annotated[int, typer.Option("--limit", min=1)] = 1000,
+              as_json: Json = False) -> None:
+    """Who did what: every job change, run started by hand and cancellation, oldest first."""
+    entries = with_client(lambda c: c.audit(api.parse_time(since) if since else None,
+                                            api.parse_time(until) if until else None, job, user, limit))
+    if as_json:
+        render.emit_json(entries)
+    else:
+        render.table(None, ["at", "user", "action", "subject"],
+                     [(render.short_time(e["at"]), e["user"], e["action"], e["subject"]) for e in entries],
+                     "no entries")
 
 
 # ---- servers ----

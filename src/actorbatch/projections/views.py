@@ -20,7 +20,7 @@ from actorbatch.store.transcoder import MsgpackTranscoder
 
 BATCH = 2000  # events per incremental catch-up
 REBUILD_BATCH = 50_000  # bigger when rebuilding: fewer runs straddle two batches
-TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs")
+TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
@@ -29,6 +29,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS ab_runs_job ON ab_runs (job, due_at)",
     "CREATE INDEX IF NOT EXISTS ab_runs_status ON ab_runs (status, due_at)",
     "CREATE INDEX IF NOT EXISTS ab_runs_due ON ab_runs (due_at)",
+    "CREATE TABLE IF NOT EXISTS ab_audit (position BIGINT PRIMARY KEY, at TEXT NOT NULL, username TEXT NOT NULL, "
+    "action TEXT NOT NULL, subject TEXT NOT NULL, job TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ab_audit_at ON ab_audit (at)",
     "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
@@ -100,6 +103,7 @@ class Views:
         runs: dict[UUID, Run] = {}
         servers: dict[UUID, Server] = {}
         logs: list[tuple[Any, ...]] = []
+        audit: list[tuple[Any, ...]] = []
         for position, event in batch:
             if isinstance(event, LogWritten):
                 logs.append((str(event.run_id), event.task, event.attempt, position, _codec.encode(event.lines)))
@@ -114,10 +118,15 @@ class Views:
                 self._fold(jobs, event, JobAdded, JobState, self._load_job)
             elif isinstance(event, ServerEvent):
                 self._fold(servers, event, ServerStarted, Server, self._load_server)
-        return jobs, runs, servers, logs
+            user = getattr(event, "user", None)
+            if user is not None:  # a person's action: the audit trail of who did what
+                audit.append(_audit_row(position, event, user, jobs, runs))
+        return jobs, runs, servers, logs, audit
 
     def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
-               logs: list[tuple[Any, ...]]) -> None:
+               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]]) -> None:
+        self.db.executemany("INSERT INTO ab_audit (position, at, username, action, subject, job) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", audit)
         new_definitions = {}
         for run in runs.values():
             key = _definition_key(run)
@@ -227,6 +236,20 @@ class Views:
                              "ORDER BY position", (str(run_id), after))
         return [(p, t, a, line) for p, t, a, blob in rows if task in (None, t) for line in _codec.decode(blob)]
 
+    def audit(self, *, since: datetime | None = None, until: datetime | None = None, job: str | None = None,
+              user: str | None = None, limit: int = 1000) -> list[dict[str, str]]:
+        """Who did what, oldest first."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for clause, value in (("at >= ?", iso(since)), ("at < ?", iso(until)), ("job = ?", job),
+                              ("username = ?", user)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        rows = self.db.query("SELECT at, username, action, subject FROM ab_audit "  # noqa: S608
+                             f"WHERE {' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit))
+        return [{"at": at, "user": u, "action": action, "subject": subject} for at, u, action, subject in rows]
+
     def servers(self) -> list[Server]:
         result = []
         for (data,) in self.db.query("SELECT data FROM ab_servers ORDER BY name"):
@@ -234,6 +257,17 @@ class Views:
             vars(server).update(_codec.decode(data))
             result.append(server)
         return result
+
+
+def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState],
+               runs: dict[UUID, Run]) -> tuple[Any, ...]:
+    """(position, at, user, action, subject, job): the subject is the job name, or the run id for run actions."""
+    if isinstance(event, JobEvent):
+        definition = jobs[event.originator_id].definition
+        name = definition.name if definition else ""
+        return position, iso(event.timestamp), user, event.action, name, name
+    name = runs[event.originator_id].job
+    return position, iso(event.timestamp), user, event.action, str(event.originator_id), name
 
 
 def _definition_key(run: Run) -> str:

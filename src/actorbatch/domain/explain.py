@@ -1,0 +1,43 @@
+"""Why a task ran, waited, was skipped or retried: the run's own state, put into words."""
+
+from actorbatch.domain.runs import TERMINAL, Run, TaskRun
+
+_VERB = {"succeeded": "succeeded", "failed": "failed", "ended": "ended (succeeded or failed)"}
+
+
+def explain(run: Run, task: str | None = None) -> dict[str, list[str]]:
+    """For each task (or just `task`), the sentences that explain its state."""
+    return {name: _explain_task(run, state) for name, state in run.tasks.items() if task in (None, name)}
+
+
+def _explain_task(run: Run, state: TaskRun) -> list[str]:
+    lines = [_conditions(run, state)]
+    for entry in state.history:
+        outcome = entry["outcome"] or "still running"
+        late = f"; a late result ({entry['late_result']}) was ignored" if "late_result" in entry else ""
+        lines.append(f"attempt {entry['attempt']} on server {entry['server']}: {outcome}{late}")
+    if state.status == "ready" and state.not_before is not None and state.attempt:
+        lines.append(f"retry {state.failures} of {state.spec.retries} waits until {state.not_before.isoformat()}")
+    if state.status == "failed" and state.spec.ignore_failure:
+        lines.append("its failure is ignored: it does not fail the run")
+    if state.status == "cancelled":
+        lines.append(state.exit_status or "cancelled")
+    return lines
+
+
+def _conditions(run: Run, state: TaskRun) -> str:
+    spec = state.spec
+    if not spec.after:
+        return "no conditions: ready as soon as the run was due"
+    parts = []
+    for parent, condition in spec.after:
+        status = run.tasks[parent].status
+        verdict = ("met" if _met(status, condition) else "never met") if status in TERMINAL else "not yet decided"
+        parts.append(f"{parent} {_VERB[condition]}: {verdict} ({parent} is {status})")
+    joiner = "all of" if spec.when == "all" else "any of"
+    summary = {"waiting": "waits for", "skipped": "was skipped because it needs"}.get(state.status, "needed")
+    return f"{summary} {joiner}: " + "; ".join(parts)
+
+
+def _met(status: str, condition: str) -> bool:
+    return status in ("succeeded", "failed") if condition == "ended" else status == condition
