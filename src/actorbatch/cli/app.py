@@ -332,19 +332,20 @@ def server_start(
     logging.basicConfig(level=logging.DEBUG if settings.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    stop = {"requested": False}
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+
+    # Before starting: tasks may begin while start() returns, and a SIGTERM then must drain, not kill.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     with failures():
         config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
                               groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
                               windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
                               lease_timeout_s=lease_timeout)
         server = BatchServer(settings.db or api.default_url(), config).start()
-    stop = {"requested": False}
-
-    def request_stop(signum: int, frame: Any) -> None:
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
     while not stop["requested"] and server.healthy():
         time.sleep(0.1)

@@ -19,7 +19,8 @@ from actorbatch.store.sql import SqlDb
 from actorbatch.store.transcoder import MsgpackTranscoder
 
 BATCH = 2000  # events per incremental catch-up
-REBUILD_BATCH = 50_000  # bigger when rebuilding: fewer runs straddle two batches
+REBUILD_BATCH = 50_000
+MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batches
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
@@ -54,6 +55,10 @@ class Views:
     def __init__(self, store: EventStore, db: SqlDb) -> None:
         self.store, self.db = store, db
         self._definitions: dict[str, JobDefinition] = {}  # by "job@version": thousands of runs share one
+        # Open runs as this process last wrote them, valid while the position is where it left it: the next
+        # catch-up folds into them instead of reading and decoding their rows again.
+        self._open_runs: dict[UUID, Run] = {}
+        self._open_runs_at = -1
 
     def create(self) -> None:
         for statement in SCHEMA:
@@ -76,15 +81,19 @@ class Views:
         applied = 0
         while True:
             position = self.position()
+            if position != self._open_runs_at:
+                self._open_runs.clear()  # someone else moved the read models on: our copies may be stale
             batch = self.store.read(position, batch_size)
             if not batch:
                 return applied
             changes = self._fold_batch(batch)
             with self.db.transaction():
                 if self.position(lock=True) != position:
+                    self._open_runs_at = -1
                     continue
                 self._write(*changes)
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
+            self._keep_open(changes[1], batch[-1][0])
             applied += len(batch)
             if on_batch:
                 on_batch(batch[-1][0], self.store.head())
@@ -96,6 +105,16 @@ class Views:
             self.db.execute(_START)
         self._definitions.clear()
         return self.catch_up(on_batch, REBUILD_BATCH)
+
+    def _keep_open(self, runs: dict[UUID, Run], position: int) -> None:
+        if len(self._open_runs) > MAX_OPEN_RUNS:
+            self._open_runs.clear()
+        for run_id, run in runs.items():
+            if run.complete or run.cancelled:
+                self._open_runs.pop(run_id, None)
+            else:
+                self._open_runs[run_id] = run
+        self._open_runs_at = position
 
     def _fold_batch(self, batch: Iterable[tuple[int, Event]]) -> tuple[Any, ...]:
         """The aggregates a batch touches, folded to their new state, and its log lines."""
@@ -163,6 +182,9 @@ class Views:
         aggregate.apply(event)
 
     def _load_run(self, run_id: UUID) -> Run:
+        cached = self._open_runs.pop(run_id, None)  # popped: a failed write must not leave it half-folded
+        if cached is not None:
+            return cached
         rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
         return self._run(rows[0][0])
 
