@@ -8,6 +8,8 @@ import contextlib
 import copy
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server, Window, capacity, zone
 from actorbatch.errors import ActorbatchError, Conflict
 from actorbatch.projections.views import Views
+from actorbatch.runners.shell import die_with_parent
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 
@@ -43,6 +46,8 @@ class ServerConfig:
     timezone: str = "UTC"
     lease_timeout_s: float = 30.0
     poll_s: float = 0.01  # how often to read the log for work submitted by other processes
+    projector: str = "thread"  # keep the read models: "thread" (in this process), "process" (a child, which
+    # takes the work off this process's interpreter lock and onto another core) or "off"
     tick_s: float = 0.25  # how often to look for expired leases
 
     def __post_init__(self) -> None:
@@ -50,6 +55,8 @@ class ServerConfig:
             raise ActorbatchError("--threads must be at least 1")
         if self.lease_timeout_s <= 0:
             raise ActorbatchError("--lease-timeout must be positive")
+        if self.projector not in ("thread", "process", "off"):
+            raise ActorbatchError(f"--projector: expected thread, process or off, got {self.projector!r}")
         zone(self.timezone)
 
 
@@ -65,7 +72,6 @@ class BatchServer:
         c = self.config
         self.store = EventStore(self.url)
         self.views = Views(self.store, SqlDb(self.store.url))
-        self.views.catch_up()
         self.server = self._register()
         behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s)
         schedules = ScheduleBehaviour(self.clock.now())
@@ -82,14 +88,21 @@ class BatchServer:
         self.manager.tell(Connect(self.executor))
         self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer)
         self.follower = Follower.start(self.store, position, [self.manager, self.scheduler])
-        self.projector = Projector.start(self.views)
-        self._refs = [self.follower, self.scheduler, self.projector, self.manager, self.executor]
+        self._refs = [self.follower, self.scheduler, self.manager, self.executor]
+        self._projector_process: subprocess.Popen[bytes] | None = None
+        if c.projector == "thread":
+            projector = Projector.start(self.views)
+            self._refs.append(projector)
+            self.timer.every(0.5, projector, Poll())
+        elif c.projector == "process":
+            self._projector_process = subprocess.Popen(
+                [sys.executable, "-m", "actorbatch", "--db", self.url, "projections", "follow"],
+                preexec_fn=die_with_parent)  # noqa: PLW1509 - only prctl, async-signal-safe
         self.store.listen(self._heard)
         self.timer.every(c.poll_s, self.follower, Poll())
         self.timer.every(c.tick_s, self.manager, Tick())
         self.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
         self.timer.every(0.5, self.executor, Tick())
-        self.timer.every(0.5, self.projector, Poll())
         self.timer.every(1.0, self.scheduler, Tick())
         self.manager.tell(Tick())
         self.scheduler.tell(Tick())
@@ -115,7 +128,11 @@ class BatchServer:
         raise ActorbatchError(f"server {c.name}: could not register, its record keeps changing")
 
     def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
-        """Load jobs, active runs and servers from the read models; returns the log position they reflect."""
+        """Load jobs, active runs and servers from the read models; returns the log position they reflect.
+
+        The read models may lag the log: the follower then delivers the rest, which costs less than catching
+        them up first (decoding and folding, without writing rows back).
+        """
         with self.views.db.transaction():
             position = self.views.position()
             runs = self.views.runs(statuses=ACTIVE, limit=10**9)
@@ -162,6 +179,9 @@ class BatchServer:
         self.timer.stop()
         for ref in self._refs:
             ref.stop()
+        if self._projector_process is not None:
+            self._projector_process.terminate()
+            self._projector_process.wait()
         with contextlib.suppress(Conflict):  # a newer incarnation of this name took over: it owns the record now
             self.store.append(self.server.stop(reason, self.clock.now()))
         self.views.catch_up()

@@ -323,6 +323,8 @@ def server_start(
     window: Annotated[list[str] | None, typer.Option("--window", help="e.g. 'mon-fri 08:00-18:00=2'.")] = None,
     timezone: Annotated[str, typer.Option("--timezone", help="Zone of the windows.")] = "UTC",
     lease_timeout: Annotated[float, typer.Option("--lease-timeout", help="Seconds.")] = 30.0,
+    projector: Annotated[str, typer.Option("--projector", help="Keep the read models in a child 'process' "
+                                                               "(another core), a 'thread', or 'off'.")] = "process",
 ) -> None:
     """Run a batch server in the foreground; SIGTERM or SIGINT drains it and exits 0."""
     import logging
@@ -344,7 +346,7 @@ def server_start(
         config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
                               groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
                               windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
-                              lease_timeout_s=lease_timeout)
+                              lease_timeout_s=lease_timeout, projector=projector)
         server = BatchServer(settings.db or api.default_url(), config).start()
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
     while not stop["requested"] and server.healthy():
@@ -406,6 +408,26 @@ def projections_rebuild() -> None:
         return count
 
     with_client(rebuild)
+
+
+@projections_app.command("follow")
+def projections_follow(interval: Annotated[float, typer.Option("--interval", help="Seconds between catch-ups.")]
+                       = 0.25) -> None:
+    """Keep the read models up to date until SIGTERM or SIGINT (each `server start` runs one of these)."""
+    stop = {"requested": False}
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    def follow(client: api.Client) -> None:
+        while not stop["requested"]:
+            if not client.views.catch_up():
+                time.sleep(interval)
+
+    with_client(follow)
 
 
 @app.command()

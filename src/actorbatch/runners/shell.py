@@ -16,7 +16,7 @@ GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: ask the kernel to SIGKILL us when the server dies, so no orphan outlives its lease."""
     with contextlib.suppress(OSError):  # not Linux: the lease timeout still ends the attempt
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -30,7 +30,7 @@ def run_shell(command: Sequence[str], ctx: TaskContext, timeout_s: float | None)
     try:
         proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True,
-                                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
+                                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
                                 text=True, errors="replace")
     except OSError as error:
         raise TaskError(f"cannot start {command[0]}: {error.strerror}") from None
