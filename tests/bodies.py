@@ -23,3 +23,21 @@ def _write(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
     partial.rename(path)
+
+
+def stubborn(ctx: TaskContext) -> str:
+    """Ignores cancellation for `seconds`: a python body cannot be killed, only asked."""
+    time.sleep(float(ctx.params.get("seconds", 1)))
+    return "done anyway"
+
+
+def flaky(ctx: TaskContext) -> int:
+    """Fails until attempt `succeed_on`."""
+    if ctx.attempt < int(ctx.params["succeed_on"]):
+        raise RuntimeError(f"attempt {ctx.attempt} fails")
+    return ctx.attempt
+
+
+def chatty(ctx: TaskContext) -> None:
+    for i in range(int(ctx.params["lines"])):
+        ctx.log.info("line %d", i)
