@@ -224,13 +224,8 @@ class Client:
             raise ActorbatchError(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
         self.views.catch_up()
         now = self.clock.now()
-        stored = {"running": ("scheduled", "running"), "scheduled": ("scheduled",)}.get(status or "", (status,))
-        rows = self.views.runs(job=job, statuses=[s for s in stored if s], since=since,
-                               limit=limit if status not in ("running", "scheduled") else 10**9)
-        result = [_run_summary(r, now) for r in rows]
-        if status is not None:
-            result = [r for r in result if r["status"] == status][:limit]
-        return result
+        return [_run_summary(r, now) for r in self.views.runs(job=job, status=status, now=now, since=since,
+                                                              limit=limit)]
 
     def run(self, ref: str | UUID) -> dict[str, Any]:
         """Run detail: the same data as `run show --json`."""
@@ -293,7 +288,7 @@ class Client:
         """The status screen: jobs, active runs with their running tasks, servers."""
         servers = self.servers()
         now = self.clock.now()
-        active = self.views.runs(statuses=("scheduled", "running"), limit=10**9)
+        active = self.views.runs(status="active", limit=10**9)
         running_tasks = [{"run_id": str(r.id), "job": r.job, "task": t.spec.name, "attempt": t.attempt,
                           "server": t.server, "started_at": iso(t.started_at)}
                          for r in active for t in r.tasks.values() if t.status == "running"]

@@ -34,8 +34,6 @@ from actorbatch.runners.shell import die_with_parent
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 
-ACTIVE = ("scheduled", "running")
-
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -135,7 +133,7 @@ class BatchServer:
         """
         with self.views.db.transaction():
             position = self.views.position()
-            runs = self.views.runs(statuses=ACTIVE, limit=10**9)
+            runs = self.views.runs(status="active", limit=10**9)
             servers = self.views.servers()
             jobs = self.views.job_states()
         by_job: dict[str, list[Run]] = {}

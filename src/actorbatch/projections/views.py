@@ -226,18 +226,26 @@ class Views:
         data = _codec.decode(rows[0][0]) if rows else None
         return data if data and not data["removed"] else None
 
-    def runs(self, *, job: str | None = None, statuses: Iterable[str] = (), since: datetime | None = None,
-             limit: int = 100) -> list[Run]:
-        """Runs newest due first, filtered; `statuses` as stored (`scheduled` covers due-but-unclaimed runs)."""
+    def runs(self, *, job: str | None = None, status: str | None = None, now: datetime | None = None,
+             since: datetime | None = None, limit: int = 100) -> list[Run]:
+        """Runs newest due first. A run is stored `scheduled` if it was due later than its creation and has not
+        started; whether it is still scheduled or already running depends on `now`. `status="active"`: either."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         if job is not None:
             where.append("job = ?")
             params.append(job)
-        statuses = list(statuses)
-        if statuses:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params.extend(statuses)
+        if status == "active":
+            where.append("status IN ('scheduled', 'running')")
+        elif status == "scheduled":
+            where.append("status = 'scheduled' AND due_at > ?")
+            params.append(iso(now))
+        elif status == "running":
+            where.append("(status = 'running' OR (status = 'scheduled' AND due_at <= ?))")
+            params.append(iso(now))
+        elif status is not None:
+            where.append("status = ?")
+            params.append(status)
         if since is not None:
             where.append("due_at >= ?")
             params.append(iso(since))
