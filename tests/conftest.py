@@ -9,7 +9,7 @@ import pytest
 
 import actorbatch
 from actorbatch.clock import ManualClock
-from actorbatch.projections.views import TABLES
+from actorbatch.projections.views import ALL_TABLES
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PG_URL = os.environ.get("ACTORBATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -53,7 +53,7 @@ def pg_url() -> str:
     import psycopg
 
     with psycopg.connect(PG_URL, autocommit=True) as conn:
-        for table in ("actorbatch_events", *TABLES):
+        for table in ("actorbatch_events", *ALL_TABLES):
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
     actorbatch.init(PG_URL)
     return PG_URL

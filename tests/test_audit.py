@@ -1,9 +1,11 @@
 """The audit trail: who did what, from the log, filterable, and identical after a rebuild."""
 
+import sqlite3
 from datetime import timedelta
 
 import actorbatch
 from actorbatch.domain.jobs import parse_job
+from actorbatch.store.urls import parse_url
 from tests.conftest import T0
 
 
@@ -28,3 +30,24 @@ def test_audit_log_lists_each_persons_actions(db_url: str, clock: actorbatch.clo
         assert bob.audit(job="other") == []
         bob.rebuild_projections()
         assert bob.audit() == entries
+
+
+def test_audit_verify_notices_a_changed_or_deleted_event(client: actorbatch.Client, db_url: str) -> None:
+    for name in ("a", "b", "c"):
+        client.add_job(parse_job({"name": name, "tasks": [{"name": "t", "run": "m:f"}]}))
+        client.views.catch_up()  # a checkpoint after each
+    first = client.verify()
+    assert first["ok"] and first["events"] == 3
+    client.rebuild_projections()
+    assert client.verify() == first  # a rebuild keeps the checkpoints and agrees with them
+    path = parse_url(db_url).path
+    with sqlite3.connect(path) as conn:
+        (state,) = conn.execute("SELECT state FROM stored_events WHERE rowid = 2").fetchone()
+        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 2", (state.replace(b"m:f", b"x:y"),))
+    changed = client.verify()
+    assert (changed["ok"], changed["first_mismatch"]) == (False, 2)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 2", (state,))
+        conn.execute("DELETE FROM stored_events WHERE rowid = 3")
+    deleted = client.verify()
+    assert (deleted["ok"], deleted["first_mismatch"]) == (False, 3)

@@ -301,6 +301,12 @@ class Client:
         self.views.catch_up()
         return self.views.audit(since=since, until=until, job=job, user=user, limit=limit)
 
+    def verify(self) -> dict[str, Any]:
+        """Recompute the log's running digest and compare it with every checkpoint the read models recorded."""
+        self.views.catch_up()
+        events, digest, mismatch = self.views.verify()
+        return {"ok": mismatch is None, "events": events, "head_digest": digest, "first_mismatch": mismatch}
+
     def rebuild_projections(self, on_batch: Any = None) -> int:
         return self.views.rebuild(on_batch)
 

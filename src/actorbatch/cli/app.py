@@ -313,6 +313,21 @@ def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
                      "no entries")
 
 
+@audit_app.command("verify")
+def audit_verify(as_json: Json = False) -> None:
+    """Check the log's integrity against the digests recorded as it was read; exit 1 if it was changed."""
+    result = with_client(lambda c: c.verify())
+    if as_json:
+        render.emit_json(result)
+    elif result["ok"]:
+        typer.echo(f"log verified: {result['events']} events, head digest {result['head_digest']}")
+    else:
+        typer.echo(f"error: the log was changed: the event at position {result['first_mismatch']} no longer "
+                   "matches the digest recorded when it was first read", err=True)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 # ---- servers ----
 
 @server_app.command("start")

@@ -14,6 +14,7 @@ from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
+from actorbatch.projections.digest import GENESIS, chain
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.transcoder import MsgpackTranscoder
@@ -21,7 +22,8 @@ from actorbatch.store.transcoder import MsgpackTranscoder
 BATCH = 2000  # events per incremental catch-up
 REBUILD_BATCH = 50_000
 MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batches
-TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit")
+TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit")  # rebuilt
+ALL_TABLES = (*TABLES, "ab_digests")  # the digest checkpoints are kept by a rebuild
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
@@ -33,6 +35,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_audit (position BIGINT PRIMARY KEY, at TEXT NOT NULL, username TEXT NOT NULL, "
     "action TEXT NOT NULL, subject TEXT NOT NULL, job TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ab_audit_at ON ab_audit (at)",
+    "CREATE TABLE IF NOT EXISTS ab_digests (position BIGINT PRIMARY KEY, digest TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
@@ -59,6 +62,7 @@ class Views:
         # catch-up folds into them instead of reading and decoding their rows again.
         self._open_runs: dict[UUID, Run] = {}
         self._open_runs_at = -1
+        self._digest: tuple[int, str] = (0, GENESIS)  # the last checkpoint this process wrote
 
     def create(self) -> None:
         for statement in SCHEMA:
@@ -83,15 +87,21 @@ class Views:
             position = self.position()
             if position != self._open_runs_at:
                 self._open_runs.clear()  # someone else moved the read models on: our copies may be stale
-            batch = self.store.read(position, batch_size)
-            if not batch:
+            notes = self.store.read_raw(position, batch_size)
+            if not notes:
                 return applied
+            batch = [(note.id, self.store.decode(note)) for note in notes]
             changes = self._fold_batch(batch)
+            digest = chain(self._digest_at(position), notes)
             with self.db.transaction():
                 if self.position(lock=True) != position:
                     self._open_runs_at = -1
                     continue
                 self._write(*changes)
+                # Checkpoints outlive rebuilds: a rebuilt read model must not bless a changed log.
+                self.db.execute("INSERT INTO ab_digests (position, digest) VALUES (?, ?) "
+                                "ON CONFLICT (position) DO NOTHING", (notes[-1].id, digest))
+                self._digest = (notes[-1].id, digest)
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
             self._keep_open(changes[1], batch[-1][0])
             applied += len(batch)
@@ -105,6 +115,35 @@ class Views:
             self.db.execute(_START)
         self._definitions.clear()
         return self.catch_up(on_batch, REBUILD_BATCH)
+
+    def _digest_at(self, position: int) -> str:
+        """The running digest after `position`: from memory, a checkpoint, or (once) the log itself."""
+        if position == 0:
+            return GENESIS
+        if self._digest[0] == position:
+            return self._digest[1]
+        rows = self.db.query("SELECT digest FROM ab_digests WHERE position = ?", (position,))
+        if rows:
+            return str(rows[0][0])
+        digest, at = GENESIS, 0
+        while at < position:
+            notes = self.store.read_raw(at, min(REBUILD_BATCH, position - at))
+            digest, at = chain(digest, notes), notes[-1].id
+        return digest
+
+    def verify(self) -> tuple[int, str, int | None]:
+        """Recompute the chain over the whole log: (events, head digest, first checkpoint that no longer matches)."""
+        checkpoints = dict(self.db.query("SELECT position, digest FROM ab_digests"))
+        digest, at, events = GENESIS, 0, 0
+        while notes := self.store.read_raw(at, REBUILD_BATCH):
+            for note in notes:
+                digest = chain(digest, [note])
+                if checkpoints.get(note.id, digest) != digest:
+                    return events + 1, digest, note.id
+                events += 1
+            at = notes[-1].id
+        missing = [p for p in checkpoints if p > at]
+        return events, digest, min(missing) if missing else None
 
     def _keep_open(self, runs: dict[UUID, Run], position: int) -> None:
         if len(self._open_runs) > MAX_OPEN_RUNS:

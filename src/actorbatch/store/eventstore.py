@@ -133,6 +133,10 @@ class EventStore:
         """The position of the last event in the log (0 when empty)."""
         return self._app.recorder.max_notification_id() or 0
 
+    def decode(self, stored: Any) -> Event:
+        """The event of a stored notification (see `read_raw`)."""
+        return self._decode(stored)
+
     def _decode(self, stored: Any) -> Event:
         try:
             event = self._app.mapper.to_domain_event(stored)
