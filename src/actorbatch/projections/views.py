@@ -133,7 +133,7 @@ class Views:
 
     def verify(self) -> tuple[int, str, int | None]:
         """Recompute the chain over the whole log: (events, head digest, first checkpoint that no longer matches)."""
-        checkpoints = dict(self.db.query("SELECT position, digest FROM ab_digests"))
+        checkpoints: dict[int, str] = dict(self.db.query("SELECT position, digest FROM ab_digests"))
         digest, at, events = GENESIS, 0, 0
         while notes := self.store.read_raw(at, REBUILD_BATCH):
             for note in notes:
