@@ -107,7 +107,7 @@ class ScheduleBehaviour:
             return
         schedule = Schedule.from_dict(definition.schedule)
         cursor = max(job.scheduled_at, job.last_fire or job.scheduled_at)
-        generation = old.generation + 1 if old else 0
+        generation = next(self._seq)  # never reused: an entry from an earlier scheduled period stays stale
         entry = Entry(job, schedule, cursor, generation, queued=old.queued if old else deque())
         self.entries[job.id] = entry
         self._push(entry, cursor)
