@@ -38,7 +38,9 @@ class Scheduler(pykka.ThreadingActor):
         self._pending.clear()
         self._append(events)
         wake = self.behaviour.next_wake()
-        if wake is not None and wake != self._wake:
+        if wake is not None and wake <= self.clock.now():
+            self.actor_ref.tell(Tick())  # a long catch-up goes on after the other messages had their turn
+        elif wake is not None and wake != self._wake:
             self._wake = wake
             self.timer.at(wake, self.actor_ref, Tick())
 

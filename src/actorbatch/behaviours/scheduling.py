@@ -19,6 +19,7 @@ from actorbatch.domain.recurrence import Schedule, misfired
 from actorbatch.domain.runs import TERMINAL, FireSkipped, Run, RunCreated, RunEvent, scheduled_run_id
 
 MAX_QUEUED = 100  # overlap = "queue": fire times held back per job, at most
+MAX_PER_DECISION = 1000  # events one `decide` returns; a long catch-up continues on the next call
 
 
 @dataclass
@@ -63,7 +64,9 @@ class ScheduleBehaviour:
                     job.apply(event)
                     self._refresh(job)
             elif isinstance(event, RunCreated | FireSkipped):
-                self._fired(event)
+                lost_race = self._fired(event)
+                if lost_race is not None:
+                    freed.append(lost_race)
             if isinstance(event, RunEvent):
                 run = self._runs.get(event.originator_id)
                 if run is None and isinstance(event, RunCreated) and job_id(event.definition["name"]) in self.entries:
@@ -75,17 +78,29 @@ class ScheduleBehaviour:
                         freed.append(ended)
         return freed
 
-    def _fired(self, event: RunCreated | FireSkipped) -> None:
+    def _fired(self, event: RunCreated | FireSkipped) -> UUID | None:
+        """A scheduler (any) decided a fire time: it is handled, here too. Returns the job id if a run we counted
+        as active lost the race to a skip, leaving the job with no active run."""
         fire_time = event.fire_time
         if fire_time is None:
-            return
+            return None
         name = event.job if isinstance(event, FireSkipped) else event.definition["name"]
-        job = self.jobs.get(job_id(name))
+        jid = job_id(name)
+        job = self.jobs.get(jid)
         if job is not None:
             job.fired(fire_time, event.reason if isinstance(event, FireSkipped) else None)
-        entry = self.entries.get(job_id(name))
-        if entry is not None and fire_time in entry.queued:
-            entry.queued.remove(fire_time)
+        entry = self.entries.get(jid)
+        if entry is not None:
+            if fire_time in entry.queued:
+                entry.queued.remove(fire_time)
+            if fire_time > entry.cursor:
+                entry.cursor = fire_time
+                self._push(entry, fire_time)
+        runs = self.active.get(jid)
+        if isinstance(event, FireSkipped) and runs and event.originator_id in runs:
+            runs.discard(event.originator_id)  # the run we created for this fire time never came to be
+            return None if runs else jid
+        return None
 
     def _track(self, run: Run) -> UUID | None:
         """Keep `active` in line with `run`; returns its job id if that job has no active run left."""
@@ -123,13 +138,13 @@ class ScheduleBehaviour:
     def decide(self, now: datetime) -> list[Event]:
         """The runs to create (and fires to skip) for every fire time due by `now`."""
         events: list[Event] = []
-        while self._heap and self._heap[0][0] <= now:
+        while self._heap and self._heap[0][0] <= now and len(events) < MAX_PER_DECISION:
             fire, _, jid, generation = heapq.heappop(self._heap)
             entry = self.entries.get(jid)
             if entry is None or entry.generation != generation or fire <= entry.cursor:
                 continue  # stale: the job changed or this fire time was handled
             for due in self._catch_up(entry, fire):
-                events.extend(self._fire(entry, due, now))
+                events.extend(self._fire(entry, due, now, missed=due < self.started_at))
             entry.cursor = max(entry.cursor, fire)
             self._push(entry, entry.cursor)
         return events
@@ -148,12 +163,15 @@ class ScheduleBehaviour:
             entry.cursor = self.started_at
         return missed
 
-    def _fire(self, entry: Entry, fire: datetime, now: datetime) -> list[Event]:
+    def _fire(self, entry: Entry, fire: datetime, now: datetime, missed: bool) -> list[Event]:
+        """Create the run for `fire`, or queue or skip it by the overlap policy. Missed fire times that the misfire
+        policy keeps are all created (or, with `queue`, queued): `skip` would leave only the first of a run-all."""
         jid = entry.job.id
         assert jid is not None
-        if not self.active.get(jid) or entry.schedule.overlap == "allow":
+        overlap = entry.schedule.overlap
+        if not self.active.get(jid) or overlap == "allow" or (missed and overlap == "skip"):
             return [self._create(entry, fire, now)]
-        if entry.schedule.overlap == "queue":
+        if overlap == "queue":
             if len(entry.queued) < MAX_QUEUED:
                 entry.queued.append(fire)
                 return []
