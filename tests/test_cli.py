@@ -144,8 +144,8 @@ def assert_time(value: Any) -> None:
 
 
 def children_running(argv: list[str]) -> list[int]:
-    """Pids of this process's child processes whose command line is `argv` (Linux /proc)."""
-    found = []
+    """Pids of this process's descendants whose command line is `argv` (Linux /proc)."""
+    processes = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -155,10 +155,15 @@ def children_running(argv: list[str]) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        state, ppid = fields[0], int(fields[1])
-        if ppid == os.getpid() and state != "Z" and [a.decode() for a in cmdline] == argv:
-            found.append(int(entry.name))
-    return found
+        processes[int(entry.name)] = (fields[0], int(fields[1]), [a.decode() for a in cmdline])
+
+    def descends(pid: int) -> bool:
+        while pid in processes and pid != os.getpid():
+            pid = processes[pid][1]
+        return pid == os.getpid()
+
+    return [pid for pid, (state, ppid, cmdline) in processes.items()
+            if state != "Z" and cmdline == argv and descends(ppid)]
 
 
 @pytest.fixture

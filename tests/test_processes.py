@@ -83,17 +83,18 @@ def test_kill_9_mid_task_retries_on_the_other_server_without_overlap(client: act
 
 def test_kill_9_also_ends_the_shell_commands_the_server_started(client: actorbatch.Client, db_url: str,
                                                                 tmp_path: Path) -> None:
-    pidfile = tmp_path / "child.pid"
-    client.add_job(parse_job({"name": "shell", "tasks": [
-        {"name": "sleeper", "command": ["sh", "-c", f"echo $$ > {pidfile}; sleep 60"]}]}))
+    pidfile = tmp_path / "pids"
+    script = f"sleep 60 & echo $$ $! > {pidfile}.partial; mv {pidfile}.partial {pidfile}; wait"
+    client.add_job(parse_job({"name": "shell", "tasks": [{"name": "sleeper", "command": ["sh", "-c", script]}]}))
     server = start_server(db_url, "parent")
     try:
         client.run_job("shell")
-        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", 30, "the command to start")
-        child = int(pidfile.read_text())
-        os.kill(child, 0)  # alive while its server is
+        wait_for(pidfile.exists, 30, "the command to start")
+        pids = [int(p) for p in pidfile.read_text().split()]  # the command, and a process it started
+        for pid in pids:
+            os.kill(pid, 0)  # alive while their server is
         kill9(server)
-        wait_for(lambda: not _alive(child), 5, "the orphaned command to die")
+        wait_for(lambda: not any(_alive(p) for p in pids), 5, "the orphaned command and its child to die")
     finally:
         if server.poll() is None:
             kill9(server)
@@ -122,3 +123,19 @@ def test_sigterm_drains_running_tasks_and_exits_0(client: actorbatch.Client, db_
     assert len(markers(folder, ".end")) == 2  # the running tasks finished before exit
     assert client.run(run_id)["status"] == "succeeded"
     assert [s["alive"] for s in client.servers()] == [False]
+
+
+def test_a_second_server_under_the_same_name_stops_the_first(client: actorbatch.Client, db_url: str,
+                                                             tmp_path: Path) -> None:
+    first = start_server(db_url, "twin", lease_timeout_s=0.6)
+    try:
+        wait_for(lambda: any(s["alive"] for s in client.servers()), 30, "the first server to start")
+        second = start_server(db_url, "twin", lease_timeout_s=0.6)
+        try:
+            assert first.wait(timeout=30) == 1  # its next heartbeat conflicted: it stopped itself
+            assert second.poll() is None
+        finally:
+            assert stop(second) == 0
+    finally:
+        if first.poll() is None:
+            kill9(first)

@@ -6,6 +6,7 @@ a projector (keeps read models fresh) and a timer (the only sleeper). Collaborat
 
 import contextlib
 import copy
+import functools
 import os
 import socket
 import subprocess
@@ -95,7 +96,7 @@ class BatchServer:
         elif c.projector == "process":
             self._projector_process = subprocess.Popen(
                 [sys.executable, "-m", "actorbatch", "--db", self.url, "projections", "follow"],
-                preexec_fn=die_with_parent)  # noqa: PLW1509 - only prctl, async-signal-safe
+                preexec_fn=functools.partial(die_with_parent, os.getpid()))  # noqa: PLW1509 - prctl and getppid
         self.store.listen(self._heard)
         self.timer.every(c.poll_s, self.follower, Poll())
         self.timer.every(c.tick_s, self.manager, Tick())
@@ -148,7 +149,9 @@ class BatchServer:
         for run in runs:
             behaviour.replace(run)
         assert self.server.id is not None
-        behaviour.servers[self.server.id] = self.server
+        # A copy: the log's view of this server must not move the record our heartbeats extend, or a second
+        # process under the same name would go unnoticed (our next heartbeat must conflict with its events).
+        behaviour.servers[self.server.id] = copy.deepcopy(self.server)
         return position
 
     def healthy(self) -> bool:

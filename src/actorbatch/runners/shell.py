@@ -2,8 +2,10 @@
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -14,12 +16,18 @@ from actorbatch.runners.python import TaskError
 
 GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1
+# The command runs under a small shell in its own process group. When the server dies the kernel sends that shell
+# SIGHUP (see die_with_parent), and it kills the whole group: the command and whatever the command started.
+_GUARD = ["sh", "-c", 'trap "kill -KILL 0" HUP; "$@" & wait $!', "actorbatch-task"]
 
 
-def die_with_parent() -> None:
-    """In the child: ask the kernel to SIGKILL us when the server dies, so no orphan outlives its lease."""
+def die_with_parent(parent_pid: int, signum: int = signal.SIGKILL) -> None:
+    """In a child, before exec: have the kernel send `signum` when the server dies, so no orphan outlives its
+    lease; and if the server died already (between fork and here), leave at once."""
     with contextlib.suppress(OSError):  # not Linux: the lease timeout still ends the attempt
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def run_shell(command: Sequence[str], ctx: TaskContext, timeout_s: float | None) -> None:
@@ -27,20 +35,22 @@ def run_shell(command: Sequence[str], ctx: TaskContext, timeout_s: float | None)
     env = {**os.environ, "ACTORBATCH_RUN_ID": str(ctx.run_id), "ACTORBATCH_JOB": ctx.job,
            "ACTORBATCH_TASK": ctx.task, "ACTORBATCH_ATTEMPT": str(ctx.attempt), "ACTORBATCH_USER": ctx.user,
            "ACTORBATCH_PARAMS": json.dumps(dict(ctx.params), default=str)}
-    try:
-        proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True,
-                                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
-                                text=True, errors="replace")
-    except OSError as error:
-        raise TaskError(f"cannot start {command[0]}: {error.strerror}") from None
+    if shutil.which(command[0]) is None:
+        raise TaskError(f"cannot start {command[0]}: not found or not executable")
+    proc = subprocess.Popen([*_GUARD, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True,
+                            preexec_fn=functools.partial(die_with_parent, os.getpid(), signal.SIGHUP),  # noqa: PLW1509
+                            text=True, errors="replace")
     exited = threading.Event()
     threading.Thread(target=_pump, args=(proc, ctx, exited), daemon=True).start()
     stopped = _wait(proc, ctx, timeout_s, exited)
     if stopped:
         raise TaskError(stopped)
-    if proc.returncode < 0:
-        raise TaskError(f"killed by signal {signal.Signals(-proc.returncode).name}")
+    code = proc.returncode
+    if code < 0 or 128 < code <= 128 + 64:  # the guard reports a command killed by signal N as 128 + N
+        number = -code if code < 0 else code - 128
+        with contextlib.suppress(ValueError):
+            raise TaskError(f"killed by signal {signal.Signals(number).name}")
     if proc.returncode != 0:
         raise TaskError(f"exit code {proc.returncode}")
 
