@@ -99,6 +99,7 @@ class Client:
         self.url, self.user, self.clock = url, user, clock
         self.store = EventStore(url)
         self.views = Views(self.store, SqlDb(self.store.url))
+        self.views.check()
 
     def close(self) -> None:
         self.views.db.close()
@@ -115,8 +116,9 @@ class Client:
     def add_job(self, job: JobDefinition, replace: bool = False) -> None:
         self.add_jobs([job], replace)
 
-    def add_jobs(self, jobs: Iterable[JobDefinition], replace: bool = False) -> None:
-        """Register jobs in one transaction: all of them or, on any error, none."""
+    def add_jobs(self, jobs: Iterable[JobDefinition], replace: bool = False) -> list[str]:
+        """Register jobs in one transaction: all of them or, on any error, none. Returns, per job, whether it was
+        `added` or `replaced`."""
         now, events = self.clock.now(), []
         for job in jobs:
             current = self.store.load(JobState, job_id(job.name)) or JobState()
@@ -126,6 +128,7 @@ class Client:
                 raise ActorbatchError(f"job {job.name!r} already exists; use --replace to change it")
             events.append(JobReplaced(**version) if current.exists else JobAdded(**version))
         self._append(*events)
+        return ["replaced" if isinstance(e, JobReplaced) else "added" for e in events]
 
     def remove_job(self, name: str) -> None:
         job = self._job(name)

@@ -54,6 +54,8 @@ class ServerConfig:
             raise ActorbatchError("--threads must be at least 1")
         if self.lease_timeout_s <= 0:
             raise ActorbatchError("--lease-timeout must be positive")
+        if not self.groups:
+            raise ActorbatchError("--groups: name at least one batch group")
         if self.projector not in ("thread", "process", "off"):
             raise ActorbatchError(f"--projector: expected thread, process or off, got {self.projector!r}")
         zone(self.timezone)

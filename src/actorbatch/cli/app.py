@@ -101,9 +101,9 @@ def job_add(file: Annotated[str, typer.Argument(help="TOML job file.")],
     """Register the job(s) of a TOML file: all of them or, on any error, none."""
     with failures():
         jobs = api.load_job_file(file)
-    with_client(lambda c: c.add_jobs(jobs, replace))
-    for job in jobs:
-        typer.echo(f"{'replaced' if replace else 'added'} job {job.name} ({len(job.tasks)} tasks)")
+    actions = with_client(lambda c: c.add_jobs(jobs, replace))
+    for job, action in zip(jobs, actions, strict=True):
+        typer.echo(f"{action} job {job.name} ({len(job.tasks)} tasks)")
 
 
 @job_app.command("list")
@@ -187,7 +187,7 @@ def job_run(name: str,
     def submit(client: api.Client) -> tuple[Any, str]:
         when = api.parse_time(at, _job_zone(client, name)) if at else None
         run_id = client.run_job(name, params, when)
-        return run_id, client.run(run_id)["status"]
+        return run_id, "scheduled" if when is not None and when > client.clock.now() else "running"
 
     run_id, status = with_client(submit)
     if as_json:

@@ -21,7 +21,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _JOB_KEYS = {"name", "description", "group", "priority", "alerts", "schedule", "tasks"}
 _TASK_KEYS = {"name", "run", "command", "params", "retries", "retry_delay", "timeout", "ignore_failure",
-              "lost_retries", "after", "when", "description"}
+              "lost_retries", "after", "when"}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
 from actorbatch.projections.digest import GENESIS, chain
-from actorbatch.store.eventstore import EventStore
+from actorbatch.store.eventstore import EventStore, NotInitialised
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.transcoder import MsgpackTranscoder
 
@@ -68,6 +68,16 @@ class Views:
         for statement in SCHEMA:
             self.db.execute(statement)
         self.db.execute(_START)
+
+    def check(self) -> None:
+        """Every read model table exists (a store made by an older version needs `actorbatch init` first)."""
+        for table in ALL_TABLES:
+            try:
+                self.db.query(f"SELECT 1 FROM {table} LIMIT 0")  # noqa: S608 - fixed table names
+            except Exception as error:  # sqlite3 and psycopg raise different errors
+                self.db.close()
+                raise NotInitialised(f"store {self.store.url} lacks table {table}: run `actorbatch init` "
+                                     "(then `actorbatch projections rebuild`)") from error
 
     def position(self, lock: bool = False) -> int:
         """The log position the read models reflect; `lock` holds it until the transaction ends (PostgreSQL)."""

@@ -42,6 +42,7 @@ def _env(url: StoreUrl, create: bool) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": url.dbname,
                 "POSTGRES_HOST": url.host, "POSTGRES_PORT": str(url.port), "POSTGRES_USER": url.user,
                 "POSTGRES_PASSWORD": url.password, "POSTGRES_LOCK_TIMEOUT": "30", "POSTGRES_POOL_SIZE": "4",
+                "POSTGRES_CONNECT_TIMEOUT": "5",
                 "CREATE_TABLE": create_table}
     return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
@@ -57,10 +58,11 @@ class EventStore:
             self._app = _Log(env=_env(self.url, create))
             if not create:
                 self.head()
-        except PersistenceError as error:
-            raise NotInitialised(f"store {self.url} is not initialised ({error}): run `actorbatch init`") from None
-        except OSError as error:
-            raise ActorbatchError(f"cannot open store {self.url}: {error}") from None
+        except (PersistenceError, OSError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+                raise NotInitialised(f"store {self.url} is not initialised: run `actorbatch init`") from None
+            raise ActorbatchError(f"cannot open store {self.url}: {reason}") from None
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._own: set[tuple[UUID, int]] | None = None  # appended here, not yet met by `follow`
