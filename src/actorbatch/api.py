@@ -28,7 +28,7 @@ from actorbatch.domain.jobs import (
     JobUnscheduled,
     parse_jobs,
 )
-from actorbatch.domain.recurrence import Schedule
+from actorbatch.domain.recurrence import Every, Schedule
 from actorbatch.domain.runs import Run, TaskRun
 from actorbatch.domain.servers import zone
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
@@ -162,9 +162,11 @@ class Client:
             raise ActorbatchError(f"job {name!r} has no [schedule]")
         schedule = Schedule.from_dict(job.definition.schedule)
         now = self.clock.now()
-        after = start or now
-        fires = schedule.fires(after - timedelta(microseconds=1), datetime.max.replace(tzinfo=UTC),
-                               job.scheduled_at or now, count)
+        scheduled_at = job.scheduled_at or start or now
+        after = (start or now) - timedelta(microseconds=1)  # fire times at or after `start`
+        if isinstance(schedule.rule, Every) and schedule.start is None:
+            after = max(after, scheduled_at)  # `every` counts from the scheduling moment, which is no fire time
+        fires = schedule.fires(after, datetime.max.replace(tzinfo=UTC), scheduled_at, count)
         tz = zone(schedule.timezone)
         return [{"utc": iso_seconds(f), "local": f.astimezone(tz).isoformat()} for f in fires]
 
@@ -333,7 +335,7 @@ def _job_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def iso_seconds(moment: datetime) -> str:
-    """A fire time: whole seconds, UTC, `Z`."""
+    """A fire time in UTC with `Z` (microseconds only where the schedule has them)."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

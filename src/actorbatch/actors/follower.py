@@ -9,7 +9,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import Observed, Poll
+from actorbatch.actors.messages import CaughtUp, Observed, Poll
 from actorbatch.store.eventstore import EventStore
 
 BATCH = 2000
@@ -19,6 +19,7 @@ class Follower(pykka.ThreadingActor):
     def __init__(self, store: EventStore, position: int, subscribers: Sequence[pykka.ActorRef[Any]]) -> None:
         super().__init__()
         self.store, self.position, self.subscribers = store, position, list(subscribers)
+        self._caught_up = False
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Poll) and self.actor_inbox.empty():
@@ -28,6 +29,10 @@ class Follower(pykka.ThreadingActor):
                     subscriber.tell(Observed(events))
             if read == BATCH:
                 self.actor_ref.tell(Poll())
+            elif not self._caught_up:
+                self._caught_up = True
+                for subscriber in self.subscribers:
+                    subscriber.tell(CaughtUp())
         return None
 
 

@@ -64,6 +64,11 @@ class Freed:
 
 
 @dataclass(frozen=True)
+class CaughtUp:
+    """The follower has read the log up to where it stood when the server started."""
+
+
+@dataclass(frozen=True)
 class Poll:
     """Read the log for new events."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import Observed, Tick
+from actorbatch.actors.messages import CaughtUp, Observed, Tick
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
@@ -23,9 +23,14 @@ class Scheduler(pykka.ThreadingActor):
         self.behaviour, self.store, self.clock, self.timer = behaviour, store, clock, timer
         self._pending: list[Event] = []
         self._wake: datetime | None = None
+        # The read models it was seeded from may lag the log: decide nothing until the follower has caught up,
+        # or a job changed while no server ran would fire on its old schedule.
+        self._caught_up = False
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Observed):
+        if isinstance(message, CaughtUp):
+            self._caught_up = True
+        elif isinstance(message, Observed):
             now = self.clock.now()
             for job in self.behaviour.observe(message.events):
                 self._pending.extend(self.behaviour.release(job, now))
@@ -34,6 +39,8 @@ class Scheduler(pykka.ThreadingActor):
         return None
 
     def _step(self) -> None:
+        if not self._caught_up:
+            return
         events = [*self._pending, *self.behaviour.decide(self.clock.now())]
         self._pending.clear()
         self._append(events)

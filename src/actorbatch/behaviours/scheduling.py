@@ -7,7 +7,6 @@ sits on a heap: each fire costs O(log n), whatever the number of jobs.
 
 import heapq
 import itertools
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +30,8 @@ class Entry:
     cursor: datetime  # fire times up to here are handled (run created, skipped, or forgiven by the misfire policy)
     generation: int
     caught_up: bool = False  # missed fire times (before this scheduler started) were dealt with
-    queued: deque[datetime] = field(default_factory=deque)
+    queued: list[datetime] = field(default_factory=list)  # a list: 56 bytes empty, a deque 760 (x 100,000 jobs)
+    backfill: set[UUID] = field(default_factory=set)  # runs created for missed fire times
 
 
 class ScheduleBehaviour:
@@ -123,7 +123,7 @@ class ScheduleBehaviour:
         schedule = Schedule.from_dict(definition.schedule)
         cursor = max(job.scheduled_at, job.last_fire or job.scheduled_at)
         generation = next(self._seq)  # never reused: an entry from an earlier scheduled period stays stale
-        entry = Entry(job, schedule, cursor, generation, queued=old.queued if old else deque())
+        entry = Entry(job, schedule, cursor, generation, queued=old.queued if old else [])
         self.entries[job.id] = entry
         self._push(entry, cursor)
 
@@ -165,12 +165,16 @@ class ScheduleBehaviour:
 
     def _fire(self, entry: Entry, fire: datetime, now: datetime, missed: bool) -> list[Event]:
         """Create the run for `fire`, or queue or skip it by the overlap policy. Missed fire times that the misfire
-        policy keeps are all created (or, with `queue`, queued): `skip` would leave only the first of a run-all."""
+        policy keeps do not skip one another (`skip` would leave only the first of a run-all), but a run still
+        active from before the downtime holds them back like any other."""
         jid = entry.job.id
         assert jid is not None
-        overlap = entry.schedule.overlap
-        if not self.active.get(jid) or overlap == "allow" or (missed and overlap == "skip"):
-            return [self._create(entry, fire, now)]
+        overlap, active = entry.schedule.overlap, self.active.get(jid)
+        if not active or overlap == "allow" or (missed and overlap == "skip" and active <= entry.backfill):
+            event = self._create(entry, fire, now)
+            if missed:
+                entry.backfill.add(event.originator_id)
+            return [event]
         if overlap == "queue":
             if len(entry.queued) < MAX_QUEUED:
                 entry.queued.append(fire)
