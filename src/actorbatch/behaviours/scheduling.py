@@ -31,7 +31,7 @@ class Entry:
     generation: int
     caught_up: bool = False  # missed fire times (before this scheduler started) were dealt with
     queued: list[datetime] = field(default_factory=list)  # a list: 56 bytes empty, a deque 760 (x 100,000 jobs)
-    backfill: set[UUID] = field(default_factory=set)  # runs created for missed fire times
+    backfill: frozenset[UUID] = frozenset()  # runs created for missed fire times (rare: no set per job)
 
 
 class ScheduleBehaviour:
@@ -173,7 +173,7 @@ class ScheduleBehaviour:
         if not active or overlap == "allow" or (missed and overlap == "skip" and active <= entry.backfill):
             event = self._create(entry, fire, now)
             if missed:
-                entry.backfill.add(event.originator_id)
+                entry.backfill |= {event.originator_id}
             return [event]
         if overlap == "queue":
             if len(entry.queued) < MAX_QUEUED:
