@@ -210,11 +210,6 @@ class Run:
         return [t.spec.name for t in self.tasks.values()
                 if t.status == "ready" and (t.not_before is None or t.not_before <= now)]
 
-    def wake_at(self) -> datetime | None:
-        """The next moment a task of this run becomes claimable by time alone (due time or retry delay)."""
-        times = [t.not_before or self.due_at for t in self.tasks.values() if t.status == "ready"]
-        return min((t for t in times if t is not None), default=None)
-
     def claim(self, task: str, server: str, now: datetime, lease_timeout_s: float, early_s: float = 0.0
               ) -> TaskClaimed:
         """Lease the task to `server`; up to `early_s` before it is due, so that it can start on the dot."""
