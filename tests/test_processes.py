@@ -139,3 +139,31 @@ def test_a_second_server_under_the_same_name_stops_the_first(client: actorbatch.
     finally:
         if first.poll() is None:
             kill9(first)
+
+
+def test_server_drain_stops_a_server_from_another_process(client: actorbatch.Client, db_url: str,
+                                                          tmp_path: Path) -> None:
+    folder = tmp_path / "markers"
+    folder.mkdir()
+    client.add_job(wide_job("drained", 1, folder, 1.0))
+    server = start_server(db_url, "drainee")
+    try:
+        run_id = client.run_job("drained")
+        wait_for(lambda: len(markers(folder, ".start")) == 1, 30, "the task to start")
+        client.drain("drainee")
+        assert server.wait(timeout=30) == 0
+        assert len(markers(folder, ".end")) == 1  # the running task finished first
+        assert client.run(run_id)["status"] == "succeeded"
+        assert [e["action"] for e in client.audit()][-1] == "server.drain_requested"
+    finally:
+        if server.poll() is None:
+            kill9(server)
+    with pytest.raises(actorbatch.NotFound):
+        client.drain("drainee")  # no longer alive
+    restarted = start_server(db_url, "drainee")
+    try:  # the old request is not for the new process
+        wait_for(lambda: any(s["alive"] for s in client.servers()), 30, "the restart")
+        time.sleep(0.5)
+        assert restarted.poll() is None
+    finally:
+        assert stop(restarted) == 0

@@ -30,7 +30,7 @@ from actorbatch.domain.jobs import (
 )
 from actorbatch.domain.recurrence import Every, Schedule
 from actorbatch.domain.runs import Run, TaskRun
-from actorbatch.domain.servers import zone
+from actorbatch.domain.servers import DrainRequested, zone
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
 from actorbatch.projections.views import Views, iso
 from actorbatch.store.eventstore import EventStore
@@ -288,6 +288,13 @@ class Client:
         now = self.clock.now()
         return [{"name": s.name, "groups": list(s.groups), "threads": s.threads, "running": s.running,
                  "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in self.views.servers()]
+
+    def drain(self, server: str) -> None:
+        """Ask a running server to finish what it runs, take nothing new, and stop (exit 0)."""
+        if not any(s["name"] == server and s["alive"] for s in self.servers()):
+            raise NotFound(f"no live server named {server!r}")
+        self._append(DrainRequested(originator_id=random_id(), originator_version=1, timestamp=self.clock.now(),
+                                    server=server, user=self.user))
 
     def status(self) -> dict[str, Any]:
         """The status screen: jobs, active runs with their running tasks, servers."""

@@ -61,7 +61,7 @@ class LeaseManager(pykka.ThreadingActor):
         elif isinstance(message, Drain):
             self.behaviour.draining = True
         elif isinstance(message, Busy):
-            return len(self._busy)
+            return (len(self._busy), self.behaviour.draining)
         elif isinstance(message, Connect):
             self.executor = message.executor
         if self.actor_inbox.empty():

@@ -154,6 +154,7 @@ class BatchServer:
         # A copy: the log's view of this server must not move the record our heartbeats extend, or a second
         # process under the same name would go unnoticed (our next heartbeat must conflict with its events).
         behaviour.servers[self.server.id] = copy.deepcopy(self.server)
+        behaviour.started_at = self.server.started_at
         return position
 
     def healthy(self) -> bool:
@@ -161,7 +162,12 @@ class BatchServer:
         return self._started and all(ref.is_alive() for ref in self._refs)
 
     def busy(self) -> int:
-        return cast(int, self.manager.ask(Busy()))
+        """Attempts holding (or queued for) a thread."""
+        return cast(tuple[int, bool], self.manager.ask(Busy()))[0]
+
+    def drain_requested(self) -> bool:
+        """Whether `server drain NAME` (or `drain()`) asked this server to stop taking work."""
+        return cast(tuple[int, bool], self.manager.ask(Busy()))[1]
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Stop claiming and wait for running attempts to end; False if `timeout_s` ran out first."""

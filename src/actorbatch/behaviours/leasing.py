@@ -16,7 +16,7 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed
-from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
+from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 
 Key = tuple[UUID, str]  # (run id, task name)
 
@@ -53,6 +53,7 @@ class LeaseBehaviour:
         self._ready: list[tuple[int, datetime, str, UUID, str]] = []  # (-priority, due, run, id, task)
         self._later: list[tuple[datetime, str, UUID]] = []  # runs with a task claimable only later
         self.draining = False
+        self.started_at: datetime | None = None  # drain requests older than this were for an earlier process
 
     # ---- what the log says ----
 
@@ -60,7 +61,10 @@ class LeaseBehaviour:
         """Fold events from the log (our own come back too, and are skipped); returns attempts to abort."""
         aborts: list[Attempt] = []
         for event in events:
-            if isinstance(event, ServerEvent):
+            if isinstance(event, DrainRequested):
+                if event.server == self.name and (self.started_at is None or event.timestamp >= self.started_at):
+                    self.draining = True  # asked of this incarnation, not of one before it
+            elif isinstance(event, ServerEvent):
                 self._observe_server(event)
             elif isinstance(event, RunEvent):
                 run = self.runs.get(event.originator_id)

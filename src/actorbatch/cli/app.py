@@ -364,7 +364,7 @@ def server_start(
                               lease_timeout_s=lease_timeout, projector=projector)
         server = BatchServer(settings.db or api.default_url(), config).start()
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
-    while not stop["requested"] and server.healthy():
+    while not stop["requested"] and server.healthy() and not server.drain_requested():
         time.sleep(0.1)
     if not server.healthy():  # an actor died: stop the rest, say so, let a process manager restart us
         server.stop(drain=False, reason="failed")
@@ -374,6 +374,13 @@ def server_start(
     with failures():
         server.stop(drain=True, reason="signal")
     typer.echo(f"server {config.name} stopped", err=True)
+
+
+@server_app.command("drain")
+def server_drain(name: str) -> None:
+    """Ask a running server to finish its running tasks, take no new ones, and exit 0."""
+    with_client(lambda c: c.drain(name))
+    typer.echo(f"asked server {name} to drain")
 
 
 @server_app.command("list")

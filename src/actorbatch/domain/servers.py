@@ -94,6 +94,16 @@ class ServerStopped(ServerEvent):
     reason: str
 
 
+@dataclass(frozen=True)
+class DrainRequested(Event):
+    """Someone asked server `server` to drain and stop. Its own aggregate (a fresh id), not an event of the
+    Server: it must not race the server's heartbeats for the next version of its record."""
+
+    ACTION = "server.drain_requested"
+    server: str
+    user: str
+
+
 class Server:
     """The Server aggregate: id is server_id(name), so two live processes cannot share a name unnoticed."""
 

@@ -13,7 +13,7 @@ from uuid import UUID
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
-from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
+from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.projections.digest import GENESIS, chain
 from actorbatch.store.eventstore import EventStore, NotInitialised
 from actorbatch.store.sql import SqlDb
@@ -345,6 +345,8 @@ def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState
         definition = jobs[event.originator_id].definition
         name = definition.name if definition else ""
         return position, iso(event.timestamp), user, event.action, name, name
+    if isinstance(event, DrainRequested):
+        return position, iso(event.timestamp), user, event.action, event.server, ""
     name = runs[event.originator_id].job
     return position, iso(event.timestamp), user, event.action, str(event.originator_id), name
 
