@@ -45,10 +45,15 @@ class LeaseManager(pykka.ThreadingActor):
         self._busy: set[Key] = set()  # attempts holding (or queued for) a thread
         self._wake: datetime | None = None
         self._typical_s = 1.0  # moving average of attempt durations; assume slow until measured
+        # Leases are judged as of the last moment the whole log had been read: after a pause of ours, or while
+        # the follower lags, a heartbeat we have not heard yet must not count as missing.
+        self._read_at: datetime | None = None
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Observed):
             self._abort(self.behaviour.observe(message.events), "lease lost or run cancelled")
+            if message.read_at is not None:
+                self._read_at = message.read_at
         elif isinstance(message, Done):
             self._done.append(message)
             if message.freed:
@@ -81,7 +86,8 @@ class LeaseManager(pykka.ThreadingActor):
                 events.append(event)
                 outcomes[done.attempt.run_id].append(done)
         self._done.clear()
-        events.extend(behaviour.expirations(now))
+        if self._read_at is not None:
+            events.extend(behaviour.expirations(min(now, self._read_at)))
         behaviour.wake_due(now + timedelta(seconds=EARLY_S))
         events.extend(behaviour.claims(now, self._free(now), EARLY_S))
         recorded, refused = self._append(events)

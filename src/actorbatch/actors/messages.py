@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from actorbatch.behaviours.leasing import Attempt, Key
@@ -10,9 +11,11 @@ from actorbatch.domain.events import Event
 
 @dataclass(frozen=True)
 class Observed:
-    """Events recorded in the log, by anyone."""
+    """Events recorded in the log, by anyone; from the follower, `read_at` says that everything recorded before
+    that moment has now been heard (it was the time just before a read that reached the end of the log)."""
 
     events: Sequence[Event]
+    read_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class BatchServer:
         self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
         self.manager.tell(Connect(self.executor))
         self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer)
-        self.follower = Follower.start(self.store, position, [self.manager, self.scheduler])
+        self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock)
         self._refs = [self.follower, self.scheduler, self.manager, self.executor]
         self._projector_process: subprocess.Popen[bytes] | None = None
         if c.projector == "thread":
