@@ -1,0 +1,15 @@
+"""The invariants a simulation checks while it runs, and the failure every one of them raises.
+
+Each checker is named by the invariant it guards; the first one to fail stops the simulation, and the runner prints
+the seed and the command that reproduces the failure.
+"""
+
+from datetime import datetime
+
+
+class CheckFailed(Exception):
+    """An invariant does not hold; `checker` names it, `at` is the virtual moment it was found."""
+
+    def __init__(self, checker: str, message: str, at: datetime | None = None) -> None:
+        super().__init__(f"{checker}: {message}")
+        self.checker, self.message, self.at = checker, message, at

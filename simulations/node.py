@@ -1,0 +1,309 @@
+"""One simulated batch server process: its clock, timers, log follower, shells and executor, and how it fails.
+
+Everything the process does goes through `act`, which is where the faults bite: actions of a crashed incarnation
+are dropped, actions due while the process is paused wait until it resumes (in their original order), and a failed
+store write kills the process the way a dead actor makes the real supervisor stop the server.
+"""
+
+import contextlib
+import copy
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from actorbatch.actors.messages import Done
+from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
+from actorbatch.behaviours.scheduling import ScheduleBehaviour
+from actorbatch.domain.events import Event, server_id
+from actorbatch.domain.runs import Run
+from actorbatch.domain.servers import Server, ServerHeartbeat, capacity, parse_window, zone
+from actorbatch.errors import ActorbatchError, Conflict
+from simulations.config import ServerSpec, Timing
+from simulations.eventloop import Action, Loop, us
+from simulations.executor import BodyModel, Executor, Watcher
+from simulations.log import ServerStore, SimLog, WriteFailed, WriteFaults
+from simulations.projection import Projection, copy_runs, fold
+from simulations.shells import LeaseShell, ScheduleShell
+
+REGISTER_ATTEMPTS = 10  # as BatchServer._register
+
+
+@dataclass(frozen=True)
+class Change:
+    """A server process started, crashed (`lost`: for good), failed, or was paused for `for_s`."""
+
+    at_us: int
+    server: str
+    kind: str  # start | crash | lost | fail | pause
+    for_s: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class Environment:
+    """What every simulated server shares: time, the log, the read models, and the sources of faults."""
+
+    loop: Loop
+    log: SimLog
+    views: Projection
+    timing: Timing
+    rng: random.Random  # poll latencies and restart delays
+    writes: WriteFaults
+    bodies: BodyModel
+    watcher: Watcher
+    lifecycle: Callable[[Change], None]  # what happened to which server, for the checks and the report
+
+
+class SimServer:
+    """A batch server: `start`, then perhaps `crash`, `pause` or `fail`; a restart is a new incarnation."""
+
+    def __init__(self, spec: ServerSpec, env: Environment) -> None:
+        self.spec, self.env, self.name = spec, env, spec.name
+        self.skew_us = us(spec.skew_s)
+        self._windows = tuple(parse_window(w) for w in spec.windows)
+        self._zone = zone(spec.timezone)
+        self.incarnation = 0
+        self.writer = spec.name  # how the log tags this incarnation's appends
+        self.up = False
+        self.lost = False  # crashed for good
+        self.paused_until_us = 0
+        self.store = ServerStore(env.log, spec.name, env.writes)
+        self.lease: LeaseShell | None = None
+        self.schedules: ScheduleShell | None = None
+        self.executor = self._executor()
+        self._cursor = 0
+        self._polling = False
+        self._unread_since_us: int | None = None
+        self._read_at_us: int | None = None  # the follower's last read that reached the head
+        self._then: list[Action] = []
+
+    # ---- the process's view of time ----
+
+    def now(self) -> datetime:
+        return self.env.loop.time(self.env.loop.now_us + self.skew_us)
+
+    def read_at(self) -> datetime | None:
+        """Until when this server has heard everything the log holds, as its follower tells the lease manager:
+        None before its first read since it started; now, while nothing is unread (a real follower says so every
+        0.1 s); else when the first event it has not read yet was appended."""
+        if self._read_at_us is None:
+            return None
+        if self._unread_since_us is None:
+            return self.now()
+        return self.env.loop.time(self._unread_since_us + self.skew_us)
+
+    def capacity(self, now: datetime) -> int:
+        return capacity(self.spec.threads, self._windows, self._zone, now)
+
+    @property
+    def paused(self) -> bool:
+        return self.env.loop.now_us < self.paused_until_us
+
+    def act(self, action: Action) -> Action:
+        """`action` as this incarnation runs it: dropped once it died, deferred while paused."""
+        incarnation = self.incarnation
+
+        loop = self.env.loop
+
+        def run() -> None:
+            if not self.up or self.incarnation != incarnation:
+                return
+            if loop.now_us < self.paused_until_us:
+                loop.at(self.paused_until_us, self.act(action))  # a new wrapper: `run` must not refer to itself
+                return
+            try:
+                action()
+                while self._then and self.incarnation == incarnation:
+                    self._then.pop(0)()
+            except WriteFailed as error:
+                self.fail(f"store write failed: {error}")
+            self._then.clear()
+
+        return run
+
+    def at_us(self, at_us: int, action: Action) -> None:
+        self.env.loop.at(at_us, self.act(action))
+
+    def timer(self, when: datetime, action: Action) -> None:
+        """Run `action` when this server's clock reads `when`."""
+        self.at_us(self.env.loop.to_us(when) - self.skew_us, action)
+
+    def soon(self, action: Action) -> None:
+        self.at_us(self.env.loop.now_us, action)
+
+    def then(self, action: Action) -> None:
+        """Run `action` as soon as the action running now is done (a message an actor sends itself)."""
+        self._then.append(action)
+
+    def every(self, interval_s: float, action: Action) -> None:
+        """As the real Timer: the next one is due `interval_s` after this one actually ran."""
+
+        def tick() -> None:
+            action()
+            self.at_us(self.env.loop.now_us + us(interval_s), tick)
+
+        self.at_us(self.env.loop.now_us + us(interval_s), tick)
+
+    # ---- the lifecycle ----
+
+    def start(self) -> None:
+        """What BatchServer.start does: register, seed from the read models, start the actors and timers."""
+        if self.up or self.lost:
+            return
+        self.incarnation += 1
+        self.writer = f"{self.name}#{self.incarnation}"
+        self.up, self.paused_until_us, self._polling, self._unread_since_us = True, 0, False, None
+        self.store = ServerStore(self.env.log, self.writer, self.env.writes)
+        self.executor = self._executor()
+        self._changed("start")
+        self.soon(self._boot)
+
+    def _boot(self) -> None:
+        timing = self.env.timing
+        server = self._register()
+        behaviour = LeaseBehaviour(self.name, self.spec.groups, timing.lease_timeout_s)
+        schedules = ScheduleBehaviour(self.now())
+        views, self._cursor = self._read_models()
+        jobs, runs, servers = views.seed()
+        own_runs = copy_runs(runs)  # each actor owns its state: the lease manager gets copies of its own
+        by_job: dict[str, list[Run]] = {}
+        for run in runs:
+            by_job.setdefault(run.job, []).append(run)
+        for job in jobs:
+            assert job.definition is not None
+            schedules.adopt(job, by_job.get(job.definition.name, ()))
+        for other in servers:
+            if other.id is not None:
+                behaviour.servers[other.id] = other
+        for run in own_runs:
+            behaviour.replace(run)
+        assert server.id is not None
+        # A copy: the log's view of this server must not move the record its heartbeats extend.
+        behaviour.servers[server.id] = copy.copy(server)
+        behaviour.started_at = server.started_at
+        self.lease = LeaseShell(self, behaviour, server, self.capacity, timing.skip_idle_reaps,
+                                timing.lazy_heartbeats)
+        self.schedules = ScheduleShell(self, schedules)
+        self.every(timing.tick_s, self._tick)
+        self.every(timing.lease_timeout_s / 3, self.lease.heartbeat)
+        self._read_at_us = None
+        self._polling = True  # the follower's first read: it catches up with what the read models lacked
+        self.at_us(self.env.loop.now_us + us(self.env.rng.uniform(*timing.poll_s)), self._poll)
+        self.lease.tick()
+
+    def _read_models(self) -> tuple[Projection, int]:
+        """The read models a starting server seeds from, and the log position they reflect: up to date, or
+        lagging by up to `views_lag` events (a real server's projector trails the log)."""
+        head = self.env.log.head()
+        lag = min(head, self.env.rng.randint(*self.env.timing.views_lag))
+        if lag == 0:
+            return self.env.views, head
+        return fold(event for event, _ in self.env.log.entries[:head - lag]), head - lag
+
+    def _register(self) -> Server:
+        for _ in range(REGISTER_ATTEMPTS):
+            server = self.store.load(Server, server_id(self.name)) or Server()
+            event = server.start(self.name, self.spec.groups, self.spec.threads, self.env.timing.lease_timeout_s,
+                                 "sim", self.incarnation, self.now())
+            try:
+                self.store.append(event)
+            except Conflict:
+                continue
+            server.apply(event)
+            return server
+        raise ActorbatchError(f"server {self.name}: could not register, its record keeps changing")
+
+    def crash(self, lost: bool = False) -> None:
+        """kill -9: the process and its bodies are gone at once; nothing is written."""
+        if self.up:
+            self.lost = lost
+            self._die("lost" if lost else "crash")
+
+    def fail(self, reason: str) -> None:
+        """An actor died: the supervisor records the stop if it can, the process exits, a process manager
+        restarts it."""
+        if not self.up:
+            return
+        if self.lease is not None:
+            with contextlib.suppress(Conflict, WriteFailed):
+                self.store.append(self.lease.server.stop("failed", self.now()))
+        self._die("fail", reason)
+        self.env.loop.at(self.env.loop.now_us + us(self.env.rng.uniform(*self.env.timing.start_s)), self.start)
+
+    def _die(self, kind: str, reason: str = "") -> None:
+        self.up = False
+        self.executor.kill()
+        self.lease = self.schedules = None
+        self._changed(kind, reason=reason)
+
+    def _changed(self, kind: str, for_s: float = 0.0, reason: str = "") -> None:
+        self.env.lifecycle(Change(self.env.loop.now_us, self.name, kind, for_s, reason))
+
+    def pause(self, for_s: float) -> None:
+        """SIGSTOP, a VM freeze, a long GC: nothing of the process runs, its bodies make no progress."""
+        if not self.up:
+            return
+        start = max(self.env.loop.now_us, self.paused_until_us)
+        self.paused_until_us = start + us(for_s)
+        self.executor.freeze(self.paused_until_us - start)
+        self._changed("pause", for_s=for_s)
+
+    # ---- hearing the log ----
+
+    def hear(self, writer: str, beats_only: bool) -> None:
+        """Someone appended: unless it was this process, its follower reads the log a moment later (heartbeats
+        read lazily wait for the next poll or tick)."""
+        if not self.up or writer == self.writer:
+            return
+        if self._unread_since_us is None:
+            self._unread_since_us = self.env.loop.now_us
+        if beats_only and self.env.timing.lazy_heartbeats:
+            return
+        if not self._polling:
+            self._polling = True
+            self.at_us(self.env.loop.now_us + us(self.env.rng.uniform(*self.env.timing.poll_s)), self._poll)
+
+    def heard(self, events: Sequence[Event]) -> None:
+        """This process appended: its own actors hear it at once, through the store's listener."""
+        if self.lease is not None and self.schedules is not None:
+            lease, schedules = self.lease, self.schedules
+            self.soon(lambda: lease.observed(events))
+            self.soon(lambda: schedules.observed(events))
+
+    def _poll(self) -> None:
+        self._polling, self._unread_since_us, self._read_at_us = False, None, self.env.loop.now_us
+        entries, me = self.env.log.entries, self.writer
+        events = [event for event, writer in entries[self._cursor:] if writer != me]
+        self._cursor = len(entries)
+        if self.lease is None or self.schedules is None:
+            return
+        if not self.schedules.caught_up:
+            self.schedules.caught_up = True
+            self.schedules.observed(events)
+        elif events and not (self.env.timing.lazy_heartbeats and all(isinstance(e, ServerHeartbeat) for e in events)):
+            self.schedules.observed(events)  # the scheduler folds no server events: only its step is skipped
+        if events:
+            self.lease.observed(events)
+
+    def _tick(self) -> None:
+        """The lease manager's periodic tick; heartbeats read lazily are read first."""
+        if self.env.timing.lazy_heartbeats and self._cursor < self.env.log.head():
+            self._poll()
+        if self.lease is not None:
+            self.lease.tick()
+
+    # ---- the executor ----
+
+    def _executor(self) -> Executor:
+        return Executor(self.name, self.env.loop, self.env.bodies, self.env.watcher, self.at_us, self._report)
+
+    def _report(self, message: Done | Key) -> None:
+        if self.lease is not None:
+            self.lease.report(message)
+
+    def execute(self, attempt: Attempt) -> None:
+        self.executor.execute(attempt, self.env.loop.to_us(attempt.starts_at) - self.skew_us)
+
+    def abort(self, attempt: Attempt) -> None:
+        self.executor.abort(attempt.key)
