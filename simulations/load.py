@@ -43,14 +43,15 @@ DRAIN_TIMEOUT_S = 600.0
 class Cluster:
     """The server processes, each in its own process group (kill -9 takes its task bodies down with it)."""
 
-    def __init__(self, url: str, threads: int, lease_timeout_s: float, out: Path) -> None:
+    def __init__(self, url: str, threads: int, lease_timeout_s: float, projector: str | None, out: Path) -> None:
         self.url, self.threads, self.lease_timeout_s, self.out = url, threads, lease_timeout_s, out
+        self.options = ["--projector", projector] if projector else []
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "actorbatch", "--db", self.url, "server", "start", "--name", name,
-                   "--threads", str(self.threads), "--lease-timeout", str(self.lease_timeout_s)]
+                   "--threads", str(self.threads), "--lease-timeout", str(self.lease_timeout_s), *self.options]
         with self.out.open("ab") as out:
             self.procs[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
                                                 start_new_session=True)
@@ -71,11 +72,11 @@ class Cluster:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run_load(url: str, mix: WorkloadSpec, servers: int, threads: int, lease_timeout_s: float, minutes: float,
-             kill: bool, seed: int, out: Path) -> None:
+def run_load(url: str, mix: WorkloadSpec, servers: int, threads: int, lease_timeout_s: float,
+             projector: str | None, minutes: float, kill: bool, seed: int, out: Path) -> None:
     workload = generate(mix, random.Random(seed), minutes * 60)
     actorbatch.init(url)
-    cluster = Cluster(url, threads, lease_timeout_s, out)
+    cluster = Cluster(url, threads, lease_timeout_s, projector, out)
     with actorbatch.connect(url, user="load") as ab:
         ab.add_jobs(list(workload.jobs))
         for i in range(servers):
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=2.0, help="how long to submit work")
     parser.add_argument("--jobs", type=int, default=MIX.jobs)
     parser.add_argument("--rate", type=float, default=MIX.submissions_per_h, help="on-demand runs per hour")
+    parser.add_argument("--projector", choices=("thread", "process", "off"),
+                        help="the servers' --projector (default: theirs)")
     parser.add_argument("--kill", action="store_true", help="kill -9 one server halfway, and restart it")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -146,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     mix = replace(MIX, jobs=args.jobs, submissions_per_h=args.rate)
     print(f"store {url}; server output in {work / 'servers.out'}", flush=True)
     started = time.monotonic()
-    run_load(url, mix, args.servers, args.threads, args.lease_timeout, args.minutes, args.kill, args.seed,
-             work / "servers.out")
+    run_load(url, mix, args.servers, args.threads, args.lease_timeout, args.projector, args.minutes, args.kill,
+             args.seed, work / "servers.out")
     print(f"load done in {time.monotonic() - started:.0f} s", flush=True)
     recording = read_recording(url)
     problems = check_log(recording)

@@ -1,5 +1,6 @@
 """One simulation: a cluster of simulated servers, the users and the planned faults on one event loop, checked
-throughout; a safety phase with faults, then a liveness phase without, in which every due run must complete.
+throughout; a safety phase with faults, then a liveness phase without, in which every run open when the faults
+stopped must complete.
 
 Every random choice comes from `random.Random(config.seed)` (through generators split off it in a fixed order), and
 time is the loop's: the same config gives the same log, event for event, on any machine.
@@ -55,6 +56,8 @@ class Result:
 
 
 class Simulation:
+    """A config made into servers, users and checkers on one loop; `run()` once, for its Result."""
+
     def __init__(self, config: SimConfig, workload: Workload | None = None, bodies: BodyModel | None = None) -> None:
         self.config = config
         seed = random.Random(config.seed)

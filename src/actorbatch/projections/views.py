@@ -228,7 +228,8 @@ class Views:
             aggregate = factory() if isinstance(event, first) and event.originator_version == 1 else \
                 load(event.originator_id)
             cache[event.originator_id] = aggregate
-        aggregate.apply(event)
+        if event.originator_version > aggregate.version:  # a row read after another catch-up moved on is ahead
+            aggregate.apply(event)  # of our position: its events are in it already, and our write will lose the CAS
 
     def _load_run(self, run_id: UUID) -> Run:
         cached = self._open_runs.pop(run_id, None)  # popped: a failed write must not leave it half-folded
