@@ -14,7 +14,7 @@ from uuid import UUID
 
 from actorbatch.actors.lease_manager import EARLY_S, MAX_CONFLICT_RETRIES, PREFETCH, QUICK_S
 from actorbatch.actors.messages import Done
-from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
+from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour, lease_end
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event
 from actorbatch.domain.runs import AttemptLost, Run, TaskClaimed
@@ -160,12 +160,7 @@ class LeaseShell:
             state = run.tasks[key[1]] if run is not None else None
             if key in behaviour.mine or state is None or state.lease_until is None or state.started_at is None:
                 continue
-            until = state.lease_until
-            server = by_name.get(holder)
-            if server is not None and server.started_at is not None and server.started_at > state.started_at:
-                until = min(until, server.started_at)
-            elif server is not None and not server.stopped and server.lease_until is not None:
-                until = max(until, server.lease_until)
+            until = lease_end(state, by_name.get(holder))
             earliest = until if earliest is None else min(earliest, until)
         return earliest
 

@@ -15,10 +15,21 @@ from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.events import Event
-from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed
+from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed, TaskRun
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 
 Key = tuple[UUID, str]  # (run id, task name)
+
+
+def lease_end(state: TaskRun, holder: Server | None) -> datetime:
+    """When a running attempt's lease ends: its own expiry, extended by its holder's heartbeats, or the holder's
+    restart if it has restarted since the attempt began (the process that ran it is gone)."""
+    assert state.lease_until is not None and state.started_at is not None
+    if holder is not None and holder.started_at is not None and holder.started_at > state.started_at:
+        return min(state.lease_until, holder.started_at)
+    if holder is not None and not holder.stopped and holder.lease_until is not None:
+        return max(state.lease_until, holder.lease_until)
+    return state.lease_until
 
 
 @dataclass(frozen=True)
@@ -179,13 +190,7 @@ class LeaseBehaviour:
             if state.status != "running" or state.lease_until is None or state.started_at is None:
                 self.leased.pop((run_id, task), None)  # ended while this loop reaped a sibling
                 continue
-            until = state.lease_until
-            server = by_name.get(holder)
-            if server is not None and server.started_at is not None and server.started_at > state.started_at:
-                until = min(until, server.started_at)
-            elif server is not None and not server.stopped and server.lease_until is not None:
-                until = max(until, server.lease_until)
-            event = run.expire(task, now, until)
+            event = run.expire(task, now, lease_end(state, by_name.get(holder)))
             if event is not None:
                 run.apply(event)
                 self._reindex(run)
