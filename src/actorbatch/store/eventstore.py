@@ -149,5 +149,9 @@ class EventStore:
             raise ActorbatchError(f"corrupt event in the log: {stored.topic} is not an actorbatch event")
         return event
 
+    def import_raw(self, records: Sequence[Any]) -> None:
+        """Record stored events exactly as given (topic and bytes), in order: replaying a log kept elsewhere."""
+        self._app.recorder.insert_events(list(records))
+
     def close(self) -> None:
         self._app.close()
