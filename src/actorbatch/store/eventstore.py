@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Transcoder
 
 from actorbatch.domain.events import Event
 from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.store.topics import StableTopicMapper
 from actorbatch.store.transcoder import MsgpackTranscoder
 from actorbatch.store.urls import StoreUrl, parse_url
 
@@ -31,6 +32,9 @@ class _Log(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return MsgpackTranscoder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return StableTopicMapper(transcoder=self.construct_transcoder())
 
 
 def _env(url: StoreUrl, create: bool) -> dict[str, str]:

@@ -1,0 +1,74 @@
+"""Stable topics: the name written with each stored event, fixed for ever, wherever the event's class lives.
+
+eventsourcing names an event by its module path, so moving a class would orphan every event already recorded.
+Here each event class has one topic, frozen the day it was first written (the 0.1 module paths). To move or rename
+a class, keep its line's topic; to change an event's fields, raise its `class_version` and give it a
+`upcast_vN_vN+1(state)` static method (eventsourcing's mapper applies them when reading older events). A test keeps
+every event class listed; the golden logs (tests/golden) prove old logs still read.
+"""
+
+from typing import Any
+
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import register_topic
+
+from actorbatch.domain.events import Event
+from actorbatch.domain.jobs import JobAdded, JobRemoved, JobReplaced, JobScheduled, JobUnscheduled
+from actorbatch.domain.runs import (
+    AttemptLost,
+    FireSkipped,
+    LogWritten,
+    ResultIgnored,
+    RunCancelled,
+    RunCreated,
+    TaskClaimed,
+    TaskFailed,
+    TaskSucceeded,
+)
+from actorbatch.domain.servers import DrainRequested, ServerHeartbeat, ServerStarted, ServerStopped
+
+EVENTS: dict[str, type[Event]] = {
+    "actorbatch.domain.jobs:JobAdded": JobAdded,
+    "actorbatch.domain.jobs:JobReplaced": JobReplaced,
+    "actorbatch.domain.jobs:JobRemoved": JobRemoved,
+    "actorbatch.domain.jobs:JobScheduled": JobScheduled,
+    "actorbatch.domain.jobs:JobUnscheduled": JobUnscheduled,
+    "actorbatch.domain.runs:RunCreated": RunCreated,
+    "actorbatch.domain.runs:TaskClaimed": TaskClaimed,
+    "actorbatch.domain.runs:TaskSucceeded": TaskSucceeded,
+    "actorbatch.domain.runs:TaskFailed": TaskFailed,
+    "actorbatch.domain.runs:AttemptLost": AttemptLost,
+    "actorbatch.domain.runs:ResultIgnored": ResultIgnored,
+    "actorbatch.domain.runs:RunCancelled": RunCancelled,
+    "actorbatch.domain.runs:FireSkipped": FireSkipped,
+    "actorbatch.domain.runs:LogWritten": LogWritten,
+    "actorbatch.domain.servers:ServerStarted": ServerStarted,
+    "actorbatch.domain.servers:ServerHeartbeat": ServerHeartbeat,
+    "actorbatch.domain.servers:ServerStopped": ServerStopped,
+    "actorbatch.domain.servers:DrainRequested": DrainRequested,
+}
+TOPICS: dict[type[Event], str] = {}
+
+
+def register(topic: str, cls: type[Event]) -> None:
+    """Name `cls` `topic` for writing and reading (the mapper resolves a stored topic through this table first)."""
+    EVENTS[topic], TOPICS[cls] = cls, topic
+    register_topic(topic, cls)
+
+
+for _topic, _cls in list(EVENTS.items()):
+    register(_topic, _cls)
+
+
+class StableTopicMapper(Mapper[Any]):
+    """The event store's mapper: writes each event under its stable topic, never its module path."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        stored = super().to_stored_event(domain_event)
+        topic = TOPICS.get(type(domain_event))
+        if topic is None:
+            raise TypeError(f"{type(domain_event).__name__} has no stable topic in actorbatch.store.topics")
+        if topic == stored.topic:
+            return stored
+        return StoredEvent(originator_id=stored.originator_id, originator_version=stored.originator_version,
+                           topic=topic, state=stored.state)
