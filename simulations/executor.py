@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from actorbatch.actors.messages import Done
 from actorbatch.behaviours.leasing import Attempt, Key
+from actorbatch.node.lease import Done
 from simulations.eventloop import Loop, us
 from simulations.profile import attempt_outcome
 

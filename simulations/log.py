@@ -45,10 +45,10 @@ class SimLog:
         for listener in self.listeners:
             listener(events, writer)
 
-    def events(self, aggregate_id: UUID) -> list[Event]:
-        """The aggregate's events in version order."""
+    def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
+        """The aggregate's events after `after_version`, in version order."""
         stream = self._streams.get(aggregate_id, [])
-        return sorted(stream, key=lambda e: e.originator_version)
+        return sorted((e for e in stream if e.originator_version > after_version), key=lambda e: e.originator_version)
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         events = self.events(aggregate_id)
@@ -105,3 +105,6 @@ class ServerStore:
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         return self.log.load(factory, aggregate_id)
+
+    def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
+        return self.log.events(aggregate_id, after_version)

@@ -1,4 +1,4 @@
-"""One simulated batch server process: its clock, timers, log follower, shells and executor, and how it fails.
+"""One simulated batch server process: its clock, timers, log follower, node cores and executor, and how it fails.
 
 Everything the process does goes through `act`, which is where the faults bite: actions of a crashed incarnation
 are dropped, actions due while the process is paused wait until it resumes (in their original order), and a failed
@@ -12,19 +12,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from actorbatch.actors.messages import Done
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event, server_id
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server, ServerHeartbeat, capacity, parse_window, zone
 from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.node.lease import Done, LeaseCore
+from actorbatch.node.schedule import ScheduleCore
 from simulations.config import ServerSpec, Timing
 from simulations.eventloop import Action, Loop, us
 from simulations.executor import BodyModel, Executor, Watcher
 from simulations.log import ServerStore, SimLog, WriteFailed, WriteFaults
 from simulations.projection import Projection, copy_runs, fold
-from simulations.shells import LeaseShell, ScheduleShell
 
 REGISTER_ATTEMPTS = 10  # as BatchServer._register
 
@@ -69,8 +69,8 @@ class SimServer:
         self.lost = False  # crashed for good
         self.paused_until_us = 0
         self.store = ServerStore(env.log, spec.name, env.writes)
-        self.lease: LeaseShell | None = None
-        self.schedules: ScheduleShell | None = None
+        self.lease: LeaseCore | None = None
+        self.schedules: ScheduleCore | None = None
         self.executor = self._executor()
         self._cursor = 0
         self._polling = False
@@ -182,11 +182,11 @@ class SimServer:
         # A copy: the log's view of this server must not move the record its heartbeats extend.
         behaviour.servers[server.id] = copy.copy(server)
         behaviour.started_at = server.started_at
-        self.lease = LeaseShell(self, behaviour, server, self.capacity, timing.skip_idle_reaps,
-                                timing.lazy_heartbeats)
-        self.schedules = ScheduleShell(self, schedules)
+        self.lease = LeaseCore(behaviour, server, self.store, self, self.capacity, self.read_at,
+                               skip_idle_reaps=timing.skip_idle_reaps, lazy_heartbeats=timing.lazy_heartbeats)
+        self.schedules = ScheduleCore(schedules, self.store, _ScheduleWakeup(self))
         self.every(timing.tick_s, self._tick)
-        self.every(timing.lease_timeout_s / 3, self.lease.heartbeat)
+        self.every(timing.lease_timeout_s / 3, self._heartbeat)
         self._read_at_us = None
         self._polling = True  # the follower's first read: it catches up with what the read models lacked
         self.at_us(self.env.loop.now_us + us(self.env.rng.uniform(*timing.poll_s)), self._poll)
@@ -267,9 +267,9 @@ class SimServer:
     def heard(self, events: Sequence[Event]) -> None:
         """This process appended: its own actors hear it at once, through the store's listener."""
         if self.lease is not None and self.schedules is not None:
-            lease, schedules = self.lease, self.schedules
+            lease = self.lease
             self.soon(lambda: lease.observed(events))
-            self.soon(lambda: schedules.observed(events))
+            self.soon(lambda: self._schedules_hear(events))
 
     def _poll(self) -> None:
         self._polling, self._unread_since_us, self._read_at_us = False, None, self.env.loop.now_us
@@ -280,11 +280,21 @@ class SimServer:
             return
         if not self.schedules.caught_up:
             self.schedules.caught_up = True
-            self.schedules.observed(events)
+            self._schedules_hear(events)
         elif events and not (self.env.timing.lazy_heartbeats and all(isinstance(e, ServerHeartbeat) for e in events)):
-            self.schedules.observed(events)  # the scheduler folds no server events: only its step is skipped
+            self._schedules_hear(events)  # the scheduler folds no server events: only its step is skipped
         if events:
             self.lease.observed(events)
+
+    def _schedules_hear(self, events: Sequence[Event]) -> None:
+        """As the scheduler actor: fold the message, then step."""
+        if self.schedules is not None:
+            self.schedules.observed(events, self.now())
+            self.schedules.tick(self.now())
+
+    def _heartbeat(self) -> None:
+        if self.lease is not None:
+            self.lease.heartbeat(self.now())
 
     def _tick(self) -> None:
         """The lease manager's periodic tick; heartbeats read lazily are read first."""
@@ -305,5 +315,34 @@ class SimServer:
     def execute(self, attempt: Attempt) -> None:
         self.executor.execute(attempt, self.env.loop.to_us(attempt.starts_at) - self.skew_us)
 
-    def abort(self, attempt: Attempt) -> None:
+    # ---- the lease core's outbox ----
+
+    def abort(self, attempt: Attempt, reason: str) -> None:
         self.executor.abort(attempt.key)
+
+    def wake_at(self, when: datetime) -> None:
+        lease = self.lease
+        if lease is not None:
+            self.timer(when, lease.tick)
+
+    def again(self) -> None:
+        lease = self.lease
+        if lease is not None:
+            self.then(lambda: lease.step(self.now()))
+
+
+class _ScheduleWakeup:
+    """The scheduler core's wake-ups, as timers of its simulated process."""
+
+    def __init__(self, server: SimServer) -> None:
+        self.server = server
+
+    def wake_at(self, when: datetime) -> None:
+        self.server.timer(when, self._tick)
+
+    def again(self) -> None:
+        self.server.then(self._tick)
+
+    def _tick(self) -> None:
+        if self.server.schedules is not None:
+            self.server.schedules.tick(self.server.now())

@@ -12,6 +12,7 @@ LAYERS = [
     {"errors", "clock"},  # plain values and the gateway to time and ids
     {"domain"},  # the pure core: aggregates, events, rules
     {"behaviours", "store"},  # sans-I/O decision objects; the event log
+    {"node"},  # the node core: a server's steps, through declared ports
     {"projections", "runners", "examples"},  # read models over the log; how task bodies run
     {"actors"},  # the pykka shells of a batch server
     {"api"},  # the Python API

@@ -8,11 +8,12 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import Abort, Done, Execute, Finished, Freed, Tick
+from actorbatch.actors.messages import Abort, Execute, Finished, Freed, Tick
 from actorbatch.behaviours.leasing import Attempt, Key
 from actorbatch.clock import Clock, monotonic_s
 from actorbatch.domain.events import log_id
 from actorbatch.domain.runs import LogWritten
+from actorbatch.node.lease import Done
 from actorbatch.runners.context import RunLog, TaskContext, TaskLogger
 from actorbatch.runners.python import TaskError, run_python
 from actorbatch.runners.shell import run_shell

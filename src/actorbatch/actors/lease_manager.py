@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pykka
 
-from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Done, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Observed, Tick
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.clock import Clock
@@ -21,6 +21,7 @@ from actorbatch.domain.events import Event
 from actorbatch.domain.runs import Run, TaskClaimed
 from actorbatch.domain.servers import Server
 from actorbatch.errors import Conflict
+from actorbatch.node.lease import Done
 from actorbatch.store.eventstore import EventStore
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ from typing import Any
 
 from actorbatch.behaviours.leasing import Attempt, Key
 from actorbatch.domain.events import Event
+from actorbatch.node.lease import Done
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,6 @@ class Abort:
 
     key: Key
     reason: str
-
-
-@dataclass(frozen=True)
-class Done:
-    """An attempt ended (`exit_status` None = success); `freed` is False while a timed-out body still runs."""
-
-    attempt: Attempt
-    exit_status: str | None
-    result: Any = None
-    freed: bool = True
-    elapsed_s: float = 0.0
 
 
 @dataclass(frozen=True)

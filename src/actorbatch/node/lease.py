@@ -1,69 +1,68 @@
-"""The lease manager's and the scheduler's shells, single-threaded: what the pykka actors do, step for step.
+"""The lease manager's step: what one batch server claims, records, reaps and hands to its executor.
 
-The actors (`actorbatch.actors.lease_manager`, `.scheduler`) wrap LeaseBehaviour and ScheduleBehaviour; these
-classes wrap the very same behaviour objects and repeat the actors' I/O decisions: which events a step appends in
-one batch, what a write conflict makes them reload and decide again, when they set a timer. Messages that arrive
-at one virtual moment are handled before the step runs, as an actor steps once its inbox is empty.
+Messages only update state; one decision step runs per burst of them (when the actor's inbox is empty, or when the
+simulator has delivered everything due at one virtual moment), so a burst of outcomes and claims is recorded in one
+transaction. LeaseBehaviour holds the book and decides; this core does the step around it through the ports.
 """
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any
 from uuid import UUID
 
-from actorbatch.actors.lease_manager import EARLY_S, MAX_CONFLICT_RETRIES, PREFETCH, QUICK_S
-from actorbatch.actors.messages import Done
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour, lease_end
-from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event
 from actorbatch.domain.runs import AttemptLost, Run, TaskClaimed
 from actorbatch.domain.servers import Server, ServerHeartbeat, ServerStarted, ServerStopped
 from actorbatch.errors import Conflict
-from simulations.log import ServerStore
+from actorbatch.node.ports import EventLog, Outbox
+
+MAX_CONFLICT_RETRIES = 20
+# Quick tasks: while attempts take less than QUICK_S on average, claim up to PREFETCH x capacity beyond the free
+# threads, so each commit carries many claims and outcomes instead of a handful. Slow tasks never wait in a queue.
+QUICK_S = 0.005
+PREFETCH = 4
+# Run-later tasks are claimed this long before they are due and start on the dot: the claim's commit is then not
+# part of the due-to-start latency.
+EARLY_S = 0.005
 
 
-class Host(Protocol):
-    """The simulated process the shells live in: its clock, its timers, its store connection, its executor."""
+@dataclass(frozen=True)
+class Done:
+    """An attempt ended (`exit_status` None = success); `freed` is False while a timed-out body still runs."""
 
-    name: str
-    store: ServerStore
-
-    def now(self) -> datetime: ...
-
-    def read_at(self) -> datetime | None: ...
-
-    def timer(self, when: datetime, action: Callable[[], None]) -> None: ...
-
-    def soon(self, action: Callable[[], None]) -> None: ...
-
-    def then(self, action: Callable[[], None]) -> None: ...
-
-    def execute(self, attempt: Attempt) -> None: ...
-
-    def abort(self, attempt: Attempt) -> None: ...
-
-    def fail(self, reason: str) -> None: ...
+    attempt: Attempt
+    exit_status: str | None
+    result: Any = None
+    freed: bool = True
+    elapsed_s: float = 0.0
 
 
-class LeaseShell:
-    """LeaseManager without the thread: folds what it hears, runs one decision step per burst of messages."""
+class LeaseCore:
+    """One server's lease manager, without a thread: fold what it hears, step once per burst of messages."""
 
-    def __init__(self, host: Host, behaviour: LeaseBehaviour, server: Server,
-                 capacity: Callable[[datetime], int], skip_idle_reaps: bool = True,
-                 lazy_heartbeats: bool = False) -> None:
-        self.host, self.behaviour, self.server, self.capacity = host, behaviour, server, capacity
+    def __init__(self, behaviour: LeaseBehaviour, server: Server, log: EventLog, outbox: Outbox,
+                 capacity: Callable[[datetime], int], read_at: Callable[[], datetime | None], *,
+                 skip_idle_reaps: bool = True, lazy_heartbeats: bool = False) -> None:
+        """`read_at()`: until when this server has heard everything the log holds (None before its first full
+        read): leases are judged as of then, so a heartbeat not heard yet never counts as missing.
+        `lazy_heartbeats`: a batch of heartbeats alone does not start a step (the next tick reaps)."""
+        self.behaviour, self.server, self.log, self.outbox, self.capacity = behaviour, server, log, outbox, capacity
+        self.read_at = read_at
+        self._skip_idle_reaps, self._lazy_heartbeats = skip_idle_reaps, lazy_heartbeats
         self.busy: set[Key] = set()  # attempts holding (or queued for) a thread
         self._done: list[Done] = []
         self._wake: datetime | None = None
-        self._typical_s = 1.0
+        self._typical_s = 1.0  # moving average of attempt durations; assume slow until measured
         self._stepping = False
-        self._skip_idle_reaps, self._lazy_heartbeats = skip_idle_reaps, lazy_heartbeats
         self._reap_at: datetime | None = None  # no lease of another server can run out before this
 
     # ---- messages ----
 
     def observed(self, events: Sequence[Event]) -> None:
+        """Events from the log (this server's own come back too, and are skipped)."""
         beats_only = True
         for event in events:
             if isinstance(event, ServerStarted | ServerStopped):
@@ -71,7 +70,7 @@ class LeaseShell:
             elif isinstance(event, TaskClaimed) and self._reap_at is not None:
                 self._reap_at = min(self._reap_at, event.lease_until)
             beats_only = beats_only and isinstance(event, ServerHeartbeat)
-        self._abort(self.behaviour.observe(events))
+        self._abort(self.behaviour.observe(events), "lease lost or run cancelled")
         if not (self._lazy_heartbeats and beats_only):
             self.tick()
 
@@ -86,27 +85,31 @@ class LeaseShell:
             self.busy.discard(message)
         self.tick()
 
+    def drain(self) -> None:
+        """Claim nothing more; what runs finishes."""
+        self.behaviour.draining = True
+
     def tick(self) -> None:
-        """Step once the message being handled is in, as the actor does when its inbox is empty."""
+        """Ask for a step once the message being handled is in (one step per burst)."""
         if not self._stepping:
             self._stepping = True
-            self.host.then(self._step)
+            self.outbox.again()
 
-    def heartbeat(self) -> None:
-        event = self.server.heartbeat(len(self.behaviour.mine), self.host.now())
+    def heartbeat(self, now: datetime) -> None:
+        """Renew every lease this server holds; a conflict means another process took this server's name."""
+        event = self.server.heartbeat(len(self.behaviour.mine), now)
         try:
-            self.host.store.append(event)
+            self.log.append(event)
         except Conflict:
-            self.host.fail("another process wrote to this server's record")
+            self.outbox.fail(f"server {self.server.name}: another process wrote to this server's record")
             return
         self.server.apply(event)
         self.behaviour.observe([event])
 
     # ---- the step ----
 
-    def _step(self) -> None:
+    def step(self, now: datetime) -> None:
         self._stepping = False
-        now = self.host.now()
         behaviour = self.behaviour
         events: list[Event] = []
         outcomes: dict[UUID, list[Done]] = defaultdict(list)
@@ -124,7 +127,7 @@ class LeaseShell:
         recorded, refused = self._append(events)
         for attempt in behaviour.claimed([e for e in recorded if isinstance(e, TaskClaimed)]):
             self.busy.add(attempt.key)
-            self.host.execute(attempt)
+            self.outbox.execute(attempt)
         for run_id in refused:  # outcomes lost to a conflict are decided again on the reloaded run
             self._done.extend(outcomes.get(run_id, ()))
         if refused:
@@ -132,15 +135,12 @@ class LeaseShell:
         wake = behaviour.next_wake()
         if wake is not None and wake != self._wake:
             self._wake = wake
-            self.host.timer(wake - timedelta(seconds=EARLY_S), self.tick)
+            self.outbox.wake_at(wake - timedelta(seconds=EARLY_S))
 
     def _expirations(self, now: datetime) -> list[AttemptLost]:
-        """LeaseBehaviour.expirations as the actor calls it: as of the last moment this server had read the whole
-        log, and not before it first has (a heartbeat not heard yet must not count as missing).
-
-        The call scans every lease of the cluster; it is skipped while none can have run out yet, which decides
-        exactly the same (tests compare the logs) and makes a simulated day several times faster."""
-        read_at = self.host.read_at()
+        """Leases that ran out, as of the last moment this server had read the whole log (never before its first
+        full read). The scan of every lease of the cluster is skipped while none can have run out yet."""
+        read_at = self.read_at()
         if read_at is None:
             return []
         now = min(now, read_at)
@@ -169,11 +169,12 @@ class LeaseShell:
         return threads * (1 + PREFETCH if self._typical_s < QUICK_S else 1) - len(self.busy)
 
     def _append(self, events: Sequence[Event]) -> tuple[list[Event], list[UUID]]:
-        """One transaction if possible, else run by run; the runs refused by a conflict are reloaded."""
+        """Record events in one transaction if possible, else run by run; returns what was recorded and the runs
+        whose events were refused (another writer was first), which are reloaded from the log."""
         if not events:
             return [], []
         try:
-            self.host.store.append(*events)
+            self.log.append(*events)
             return list(events), []
         except Conflict:
             pass
@@ -184,71 +185,28 @@ class LeaseShell:
         refused: list[UUID] = []
         for run_id, run_events in by_run.items():
             try:
-                self.host.store.append(*run_events)
+                self.log.append(*run_events)
                 recorded.extend(run_events)
             except Conflict:
-                fresh = self.host.store.load(Run, run_id)
+                fresh = self.log.load(Run, run_id)
                 if fresh is not None:
-                    self._abort(self.behaviour.replace(fresh))
+                    self._abort(self.behaviour.replace(fresh), "lease lost")
                     self._reap_at = None
                 refused.append(run_id)
         return recorded, refused
 
     def _record_late(self, done: Done, now: datetime) -> None:
         for _ in range(MAX_CONFLICT_RETRIES):
-            run = self.host.store.load(Run, done.attempt.run_id)
+            run = self.log.load(Run, done.attempt.run_id)
             if run is None:
                 return
             try:
-                self.host.store.append(run.finish(done.attempt.task, done.attempt.attempt, now,
-                                                  exit_status=done.exit_status, result=done.result))
+                self.log.append(run.finish(done.attempt.task, done.attempt.attempt, now,
+                                           exit_status=done.exit_status, result=done.result))
                 return
             except Conflict:
                 continue
 
-    def _abort(self, attempts: Sequence[Attempt]) -> None:
+    def _abort(self, attempts: Sequence[Attempt], reason: str) -> None:
         for attempt in attempts:
-            self.host.abort(attempt)
-
-
-class ScheduleShell:
-    """The Scheduler actor without the thread: creates the runs of fire times, races the other servers' ones.
-    It decides nothing until its server's follower has caught up with the log (`caught_up`)."""
-
-    def __init__(self, host: Host, behaviour: ScheduleBehaviour) -> None:
-        self.host, self.behaviour = host, behaviour
-        self.caught_up = False
-        self._pending: list[Event] = []
-        self._wake: datetime | None = None
-
-    def observed(self, events: Sequence[Event]) -> None:
-        now = self.host.now()
-        for job in self.behaviour.observe(events):
-            self._pending.extend(self.behaviour.release(job, now))
-        self.step()
-
-    def step(self) -> None:
-        if not self.caught_up:
-            return
-        events = [*self._pending, *self.behaviour.decide(self.host.now())]
-        self._pending.clear()
-        self._append(events)
-        wake = self.behaviour.next_wake()
-        if wake is not None and wake <= self.host.now():
-            self.host.soon(self.step)  # a long catch-up goes on after the other messages had their turn
-        elif wake is not None and wake != self._wake:
-            self._wake = wake
-            self.host.timer(wake, self.step)
-
-    def _append(self, events: list[Event]) -> None:
-        """Every event is version 1 of its own id: a conflict only means another scheduler decided first."""
-        if not events:
-            return
-        try:
-            self.host.store.append(*events)
-        except Conflict:
-            for event in events:
-                try:
-                    self.host.store.append(event)
-                except Conflict:
-                    continue
+            self.outbox.abort(attempt, reason)

@@ -1,0 +1,48 @@
+"""The ports a node core talks to the world through; real servers and the simulator each implement them."""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+from actorbatch.behaviours.leasing import Attempt
+from actorbatch.domain.events import Event
+
+A = TypeVar("A")
+
+
+class EventLog(Protocol):
+    """The one log: `append` records events in one transaction or raises Conflict (a version is taken)."""
+
+    def append(self, *events: Event) -> None: ...
+
+    def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None: ...
+
+    def events(self, aggregate_id: UUID, after_version: int = 0) -> Sequence[Event]: ...
+
+
+class Wakeup(Protocol):
+    """How a core gets control back: at a time, or right after the message it is handling."""
+
+    def wake_at(self, when: datetime) -> None:
+        """Call the core's `tick` when the process's clock reads `when` (at once, after what is queued, if past)."""
+
+    def again(self) -> None:
+        """Call the core's `step` once the message being handled is in."""
+
+
+class Outbox(Wakeup, Protocol):
+    """What the lease core asks of its process besides waking: run or stop bodies, or give up."""
+
+    def execute(self, attempt: Attempt) -> None: ...
+
+    def abort(self, attempt: Attempt, reason: str) -> None: ...
+
+    def fail(self, reason: str) -> None:
+        """The process cannot go on (another process took its name, say): stop it, exit 1."""
+
+
+class Ids(Protocol):
+    """Where fresh ids come from (deterministic ones are computed, not drawn)."""
+
+    def new_id(self) -> UUID: ...

@@ -1,0 +1,53 @@
+"""The scheduler's step: create the runs of fire times on time, racing the other servers' schedulers.
+
+Every event it writes is version 1 of a deterministic id (the run, or the skip, of one fire time), so a conflict
+only means another scheduler decided the same thing first. It decides nothing until its server has read the log up
+to where it stood at start: the read models it was seeded from may lag, and a job changed while no server ran must
+not fire on its old schedule.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from actorbatch.behaviours.scheduling import ScheduleBehaviour
+from actorbatch.domain.events import Event
+from actorbatch.errors import Conflict
+from actorbatch.node.ports import EventLog, Wakeup
+
+
+class ScheduleCore:
+    def __init__(self, behaviour: ScheduleBehaviour, log: EventLog, wakeup: Wakeup) -> None:
+        self.behaviour, self.log, self.wakeup = behaviour, log, wakeup
+        self.caught_up = False
+        self._pending: list[Event] = []
+        self._wake: datetime | None = None
+
+    def observed(self, events: Iterable[Event], now: datetime) -> None:
+        for job in self.behaviour.observe(events):
+            self._pending.extend(self.behaviour.release(job, now))
+
+    def tick(self, now: datetime) -> None:
+        """Decide what is due and record it; then sleep until the next fire time."""
+        if not self.caught_up:
+            return
+        events = [*self._pending, *self.behaviour.decide(now)]
+        self._pending.clear()
+        self._append(events)
+        wake = self.behaviour.next_wake()
+        if wake is not None and wake <= now:
+            self.wakeup.wake_at(now)  # a long catch-up goes on after the other messages had their turn
+        elif wake is not None and wake != self._wake:
+            self._wake = wake
+            self.wakeup.wake_at(wake)
+
+    def _append(self, events: list[Event]) -> None:
+        if not events:
+            return
+        try:
+            self.log.append(*events)
+        except Conflict:
+            for event in events:
+                try:
+                    self.log.append(event)
+                except Conflict:
+                    continue
