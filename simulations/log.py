@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID
 
-from actorbatch.domain.events import Event
+from actorbatch.domain.events import Event, fold
 from actorbatch.errors import Conflict
 
 A = TypeVar("A")
@@ -51,13 +51,7 @@ class SimLog:
         return sorted((e for e in stream if e.originator_version > after_version), key=lambda e: e.originator_version)
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
-        events = self.events(aggregate_id)
-        if not events:
-            return None
-        aggregate = factory()
-        for event in events:
-            aggregate.apply(event)  # type: ignore[attr-defined]
-        return aggregate
+        return fold(factory, self.events(aggregate_id))
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
         """Up to `limit` events after position `after`, with their positions (as EventStore.read)."""

@@ -6,7 +6,6 @@ store write kills the process the way a dead actor makes the real supervisor sto
 """
 
 import contextlib
-import copy
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,19 +13,17 @@ from datetime import datetime
 
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
-from actorbatch.domain.events import Event, server_id
-from actorbatch.domain.runs import Run
+from actorbatch.domain.events import Event
 from actorbatch.domain.servers import Server, ServerHeartbeat, capacity, parse_window, zone
-from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.errors import Conflict
+from actorbatch.node.boot import register, seed
 from actorbatch.node.lease import Done, LeaseCore
 from actorbatch.node.schedule import ScheduleCore
 from simulations.config import ServerSpec, Timing
 from simulations.eventloop import Action, Loop, us
 from simulations.executor import BodyModel, Executor, Watcher
 from simulations.log import ServerStore, SimLog, WriteFailed, WriteFaults
-from simulations.projection import Projection, copy_runs, fold
-
-REGISTER_ATTEMPTS = 10  # as BatchServer._register
+from simulations.projection import Projection, fold
 
 
 @dataclass(frozen=True)
@@ -165,23 +162,7 @@ class SimServer:
         behaviour = LeaseBehaviour(self.name, self.spec.groups, timing.lease_timeout_s)
         schedules = ScheduleBehaviour(self.now())
         views, self._cursor = self._read_models()
-        jobs, runs, servers = views.seed()
-        own_runs = copy_runs(runs)  # each actor owns its state: the lease manager gets copies of its own
-        by_job: dict[str, list[Run]] = {}
-        for run in runs:
-            by_job.setdefault(run.job, []).append(run)
-        for job in jobs:
-            assert job.definition is not None
-            schedules.adopt(job, by_job.get(job.definition.name, ()))
-        for other in servers:
-            if other.id is not None:
-                behaviour.servers[other.id] = other
-        for run in own_runs:
-            behaviour.replace(run)
-        assert server.id is not None
-        # A copy: the log's view of this server must not move the record its heartbeats extend.
-        behaviour.servers[server.id] = copy.copy(server)
-        behaviour.started_at = server.started_at
+        seed(behaviour, schedules, server, *views.seed())
         self.lease = LeaseCore(behaviour, server, self.store, self, self.capacity, self.read_at,
                                skip_idle_reaps=timing.skip_idle_reaps, lazy_heartbeats=timing.lazy_heartbeats)
         self.schedules = ScheduleCore(schedules, self.store, _ScheduleWakeup(self))
@@ -202,17 +183,8 @@ class SimServer:
         return fold(event for event, _ in self.env.log.entries[:head - lag]), head - lag
 
     def _register(self) -> Server:
-        for _ in range(REGISTER_ATTEMPTS):
-            server = self.store.load(Server, server_id(self.name)) or Server()
-            event = server.start(self.name, self.spec.groups, self.spec.threads, self.env.timing.lease_timeout_s,
-                                 "sim", self.incarnation, self.now())
-            try:
-                self.store.append(event)
-            except Conflict:
-                continue
-            server.apply(event)
-            return server
-        raise ActorbatchError(f"server {self.name}: could not register, its record keeps changing")
+        return register(self.store, self.name, self.spec.groups, self.spec.threads, self.env.timing.lease_timeout_s,
+                        "sim", self.incarnation, self.now())
 
     def crash(self, lost: bool = False) -> None:
         """kill -9: the process and its bodies are gone at once; nothing is written."""

@@ -13,6 +13,7 @@ from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobEvent, JobState
 from actorbatch.domain.runs import FireSkipped, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
+from actorbatch.node.boot import copy_runs
 
 
 class Projection:
@@ -56,11 +57,6 @@ class Projection:
         every simulated restart cost seconds); everything a server changes is copied."""
         jobs = [copy.copy(j) for j in self.jobs.values() if j.exists]
         return jobs, copy_runs(self.active.values()), [copy.copy(s) for s in self.servers.values()]
-
-
-def copy_runs(runs: Iterable[Run]) -> list[Run]:
-    """Deep copies of runs that share their (frozen) definitions."""
-    return [copy.deepcopy(r, {id(r.definition): r.definition}) for r in runs]
 
 
 def fold(events: Iterable[Event]) -> Projection:

@@ -1,4 +1,4 @@
-"""The scheduler actor: the I/O shell around ScheduleBehaviour. It creates the runs of scheduled jobs on time.
+"""The scheduler actor: the pykka shell around ScheduleCore, which creates the runs of scheduled jobs on time.
 
 Each server runs one; they race, and the deterministic run ids let the store keep exactly one run per fire time.
 """
@@ -12,54 +12,32 @@ from actorbatch.actors.messages import CaughtUp, Observed, Tick
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
-from actorbatch.domain.events import Event
-from actorbatch.errors import Conflict
+from actorbatch.node.schedule import ScheduleCore
 from actorbatch.store.eventstore import EventStore
 
 
 class Scheduler(pykka.ThreadingActor):
     def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer) -> None:
         super().__init__()
-        self.behaviour, self.store, self.clock, self.timer = behaviour, store, clock, timer
-        self._pending: list[Event] = []
-        self._wake: datetime | None = None
-        # The read models it was seeded from may lag the log: decide nothing until the follower has caught up,
-        # or a job changed while no server ran would fire on its old schedule.
-        self._caught_up = False
+        self.clock, self.timer = clock, timer
+        self.core = ScheduleCore(behaviour, store, self)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CaughtUp):
-            self._caught_up = True
+            self.core.caught_up = True
         elif isinstance(message, Observed):
-            now = self.clock.now()
-            for job in self.behaviour.observe(message.events):
-                self._pending.extend(self.behaviour.release(job, now))
+            self.core.observed(message.events, self.clock.now())
         if self.actor_inbox.empty():
-            self._step()
+            self.core.tick(self.clock.now())
         return None
 
-    def _step(self) -> None:
-        if not self._caught_up:
-            return
-        events = [*self._pending, *self.behaviour.decide(self.clock.now())]
-        self._pending.clear()
-        self._append(events)
-        wake = self.behaviour.next_wake()
-        if wake is not None and wake <= self.clock.now():
-            self.actor_ref.tell(Tick())  # a long catch-up goes on after the other messages had their turn
-        elif wake is not None and wake != self._wake:
-            self._wake = wake
-            self.timer.at(wake, self.actor_ref, Tick())
+    # ---- the core's wake-ups ----
 
-    def _append(self, events: list[Event]) -> None:
-        """Every event is version 1 of its own id: a conflict only means another scheduler decided first."""
-        if not events:
-            return
-        try:
-            self.store.append(*events)
-        except Conflict:
-            for event in events:
-                try:
-                    self.store.append(event)
-                except Conflict:
-                    continue
+    def wake_at(self, when: datetime) -> None:
+        if when <= self.clock.now():
+            self.actor_ref.tell(Tick())
+        else:
+            self.timer.at(when, self.actor_ref, Tick())
+
+    def again(self) -> None:
+        self.actor_ref.tell(Tick())

@@ -5,7 +5,6 @@ a projector (keeps read models fresh) and a timer (the only sleeper). Collaborat
 """
 
 import contextlib
-import copy
 import functools
 import os
 import socket
@@ -26,10 +25,10 @@ from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock, SystemClock
-from actorbatch.domain.events import Event, server_id
-from actorbatch.domain.runs import Run
+from actorbatch.domain.events import Event
 from actorbatch.domain.servers import Server, Window, capacity, zone
 from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.node.boot import register, seed
 from actorbatch.projections.views import Views
 from actorbatch.runners.shell import die_with_parent
 from actorbatch.store.eventstore import EventStore
@@ -116,45 +115,17 @@ class BatchServer:
 
     def _register(self) -> Server:
         c = self.config
-        for _ in range(10):
-            server = self.store.load(Server, server_id(c.name)) or Server()
-            event = server.start(c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(), os.getpid(),
-                                 self.clock.now())
-            try:
-                self.store.append(event)
-            except Conflict:
-                continue
-            server.apply(event)
-            return server
-        raise ActorbatchError(f"server {c.name}: could not register, its record keeps changing")
+        return register(self.store, c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(),
+                        os.getpid(), self.clock.now())
 
     def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
-        """Load jobs, active runs and servers from the read models; returns the log position they reflect.
-
-        The read models may lag the log: the follower then delivers the rest, which costs less than catching
-        them up first (decoding and folding, without writing rows back).
-        """
+        """Seed from the read models; returns the log position they reflect, where the follower starts."""
         with self.views.db.transaction():
             position = self.views.position()
             runs = self.views.runs(status="active", limit=10**9)
             servers = self.views.servers()
             jobs = self.views.job_states()
-        by_job: dict[str, list[Run]] = {}
-        for run in runs:  # the scheduler gets copies: each actor owns its state, no object crosses threads
-            by_job.setdefault(run.job, []).append(copy.deepcopy(run))
-        for job in jobs:
-            assert job.definition is not None
-            schedules.adopt(job, by_job.get(job.definition.name, ()))
-        for server in servers:
-            if server.id is not None:
-                behaviour.servers[server.id] = server
-        for run in runs:
-            behaviour.replace(run)
-        assert self.server.id is not None
-        # A copy: the log's view of this server must not move the record our heartbeats extend, or a second
-        # process under the same name would go unnoticed (our next heartbeat must conflict with its events).
-        behaviour.servers[self.server.id] = copy.deepcopy(self.server)
-        behaviour.started_at = self.server.started_at
+        seed(behaviour, schedules, self.server, jobs, runs, servers)
         return position
 
     def healthy(self) -> bool:

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Transcoder
 
-from actorbatch.domain.events import Event
+from actorbatch.domain.events import Event, fold
 from actorbatch.errors import ActorbatchError, Conflict
 from actorbatch.store.topics import StableTopicMapper
 from actorbatch.store.transcoder import MsgpackTranscoder
@@ -100,13 +100,7 @@ class EventStore:
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         """The aggregate folded from all its events, or None if it has none."""
-        events = self.events(aggregate_id)
-        if not events:
-            return None
-        aggregate = factory()
-        for event in events:
-            aggregate.apply(event)  # type: ignore[attr-defined]
-        return aggregate
+        return fold(factory, self.events(aggregate_id))
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
         """Up to `limit` events from the notification log after position `after`, with their positions."""
