@@ -1,0 +1,142 @@
+"""The event log port's contract, run against every backend: the in-memory store, SQLite, PostgreSQL and the
+simulator's log. The node cores rely on exactly this, so a backend that passes can carry a server."""
+
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+from simulations.log import ServerStore, SimLog, WriteFaults
+
+from actorbatch.domain.events import Event, server_id
+from actorbatch.domain.servers import Server, ServerHeartbeat
+from actorbatch.errors import Conflict
+from actorbatch.node.ports import EventLog
+from actorbatch.store.eventstore import EventStore
+from tests.conftest import T0
+
+Reader = Callable[[int], Sequence[tuple[int, Event]]]
+
+
+@dataclass
+class Backend:
+    log: EventLog
+    read: Reader  # (position, event) after a position, in log order
+    fresh: Callable[[], EventLog]  # a second connection to the same log
+
+
+def _store(url: str) -> Iterator[Backend]:
+    stores = [EventStore(url, create=True)]
+
+    def fresh() -> EventLog:
+        stores.append(EventStore(url))
+        return stores[-1]
+
+    yield Backend(stores[0], stores[0].read, fresh)
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "simulation"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "memory":
+        store = EventStore("memory://", create=True)
+        yield Backend(store, store.read, lambda: pytest.skip("one process has it"))
+    elif request.param == "sqlite":
+        yield from _store(f"sqlite:///{tmp_path / 'log.db'}")
+    elif request.param == "postgresql":
+        yield from _store(request.getfixturevalue("pg_url"))
+    else:
+        sim = SimLog()
+        faults = WriteFaults(random.Random(1), 0.0, 0.0)
+        yield Backend(ServerStore(sim, "s1", faults), sim.read,
+                      lambda: ServerStore(sim, "s2", faults))
+
+
+def started(name: str = "s") -> tuple[Server, Event]:
+    server = Server()
+    event = server.start(name, ("default",), 2, 30.0, "host", 1, T0)
+    server.apply(event)
+    return server, event
+
+
+def beat(server: Server, seconds: float) -> ServerHeartbeat:
+    event = server.heartbeat(0, T0 + timedelta(seconds=seconds))
+    server.apply(event)
+    return event
+
+
+def test_appended_events_load_back_folded_in_version_order(backend: Backend) -> None:
+    server, first = started()
+    backend.log.append(first, beat(server, 1), beat(server, 2))
+    loaded = backend.log.load(Server, server_id("s"))
+    assert loaded is not None and loaded.version == 3 and loaded.last_seen == T0 + timedelta(seconds=2)
+    assert [e.originator_version for e in backend.log.events(server_id("s"), after_version=1)] == [2, 3]
+
+
+def test_an_unknown_aggregate_loads_as_none(backend: Backend) -> None:
+    assert backend.log.load(Server, uuid4()) is None
+    assert list(backend.log.events(uuid4())) == []
+
+
+def test_a_taken_version_conflicts_and_the_whole_append_writes_nothing(backend: Backend) -> None:
+    _server, first = started()
+    backend.log.append(first)
+    _, other = started("t")
+    _, again = started()  # a second process deciding version 1 of the same server
+    with pytest.raises(Conflict):
+        backend.log.append(other, again)  # `other` alone would be fine
+    assert backend.log.load(Server, server_id("t")) is None
+    assert list(backend.log.events(server_id("s"))) == [first]
+
+
+def test_events_are_read_in_append_order_with_increasing_positions(backend: Backend) -> None:
+    server, first = started()
+    backend.log.append(first, beat(server, 1))
+    backend.log.append(beat(server, 2))
+    read = backend.read(0)
+    assert [e.originator_version for _, e in read] == [1, 2, 3]
+    assert [p for p, _ in read] == sorted({p for p, _ in read})
+    assert [e.originator_version for _, e in backend.read(read[0][0])] == [2, 3]
+
+
+def test_of_two_writers_racing_for_one_version_exactly_one_wins(backend: Backend) -> None:
+    _server, first = started()
+    backend.log.append(first)
+    logs = [backend.log, backend.fresh()]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def race(log: EventLog, seconds: float) -> None:
+        event = ServerHeartbeat(originator_id=server_id("s"), originator_version=2,
+                                timestamp=T0 + timedelta(seconds=seconds), running=0,
+                                lease_until=T0 + timedelta(seconds=30 + seconds))
+        barrier.wait()
+        try:
+            log.append(event)
+            outcomes.append("won")
+        except Conflict:
+            outcomes.append("lost")
+
+    threads = [threading.Thread(target=race, args=(log, i + 1)) for i, log in enumerate(logs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(outcomes) == ["lost", "won"]
+    loaded = backend.log.load(Server, server_id("s"))
+    assert loaded is not None and loaded.version == 2
+
+
+def test_times_and_ids_come_back_exactly(backend: Backend) -> None:
+    moment = datetime(2026, 3, 29, 1, 59, 59, 999_999, tzinfo=UTC)
+    server = Server()
+    event = server.start("exact", ("a", "b"), 3, 7.5, "h", 42, moment)
+    backend.log.append(event)
+    [loaded] = backend.log.events(server_id("exact"))
+    assert loaded == event
+    assert isinstance(loaded.originator_id, UUID)
