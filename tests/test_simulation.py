@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from simulations import __main__ as cli
 from simulations import load, whatif
-from simulations.node import SimServer
 from simulations.report import write_report
 from simulations.scenario import load_scenario
 from simulations.simulator import Result, Simulation
@@ -25,6 +24,7 @@ import actorbatch
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.domain.events import Event
 from actorbatch.domain.runs import Run, TaskFailed, TaskSucceeded
+from actorbatch.node.lease import LeaseCore
 from actorbatch.store.eventstore import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,10 +94,17 @@ def test_reaping_without_heartbeats_is_caught_by_the_live_attempt_checker(monkey
     assert first_failure(FIXED_SEEDS).failure.checker == "one-live-attempt"  # type: ignore[union-attr]
 
 
+def hasty_expirations(core: LeaseCore, now: datetime) -> Any:
+    """A planted bug: leases judged by `now`, not by the last full read of the log."""
+    return core.behaviour.expirations(now)
+
+
 def test_reaping_by_a_stale_view_is_caught_by_the_live_attempt_checker(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bug the simulator found and src/ fixed: judging leases by `now`, not by the last full read of the log,
-    reaps leases whose heartbeats a paused or lagging server has not heard yet."""
-    monkeypatch.setattr(SimServer, "read_at", SimServer.now)
+    reaps leases whose heartbeats a paused or lagging server has not heard yet. Planted in the lease core that
+    real servers run."""
+
+    monkeypatch.setattr(LeaseCore, "_expirations", hasty_expirations)
     assert first_failure(FIXED_SEEDS).failure.checker == "one-live-attempt"  # type: ignore[union-attr]
 
 
@@ -132,7 +139,7 @@ def test_a_simulation_leaves_no_reference_cycles() -> None:
 
 def test_a_failed_check_prints_the_seed_and_the_command_that_reproduces_it(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(SimServer, "read_at", SimServer.now)
+    monkeypatch.setattr(LeaseCore, "_expirations", hasty_expirations)
     assert cli.main(["--seed", "4"]) == 1
     out, err = capsys.readouterr()
     assert out.startswith("seed 4\n")
