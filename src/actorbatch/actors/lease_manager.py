@@ -14,10 +14,12 @@ from uuid import UUID
 import pykka
 
 from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Done, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import Quarantined, Unreadable
 from actorbatch.domain.runs import Run, TaskClaimed
 from actorbatch.domain.servers import Server
 from actorbatch.errors import Conflict
@@ -36,10 +38,11 @@ EARLY_S = 0.005
 
 class LeaseManager(pykka.ThreadingActor):
     def __init__(self, behaviour: LeaseBehaviour, server: Server, store: EventStore, clock: Clock, timer: Timer,
-                 capacity: Callable[[datetime], int]) -> None:
+                 capacity: Callable[[datetime], int], problems: ProblemLog | None = None) -> None:
         super().__init__()
         self.behaviour, self.server, self.store, self.clock = behaviour, server, store, clock
         self.timer, self.capacity = timer, capacity
+        self.problems = problems or ProblemLog(server.name)
         self.executor: pykka.ActorRef[Any] | None = None
         self._done: list[Done] = []
         self._busy: set[Key] = set()  # attempts holding (or queued for) a thread
@@ -52,6 +55,8 @@ class LeaseManager(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Observed):
             self._abort(self.behaviour.observe(message.events), "lease lost or run cancelled")
+            self.problems.report([e.problem() for e in message.events if isinstance(e, Unreadable)])
+            self.problems.report(self.behaviour.quarantine.take_found())
             if message.read_at is not None:
                 self._read_at = message.read_at
         elif isinstance(message, Done):
@@ -129,13 +134,22 @@ class LeaseManager(pykka.ThreadingActor):
         return recorded, refused
 
     def _reload(self, run_id: UUID) -> None:
-        fresh = self.store.load(Run, run_id)
+        fresh = self._load(run_id)
         if fresh is not None:
             self._abort(self.behaviour.replace(fresh), "lease lost")
 
+    def _load(self, run_id: UUID) -> Run | None:
+        """The run as the store has it; None if it is quarantined, which drops it from the book."""
+        try:
+            return self.store.load(Run, run_id)
+        except Quarantined as quarantined:
+            self.problems.report([quarantined.problem])
+            self._abort(self.behaviour.forget(run_id), "run quarantined")
+            return None
+
     def _record_late(self, done: Done, now: datetime) -> None:
         for _ in range(MAX_CONFLICT_RETRIES):
-            run = self.store.load(Run, done.attempt.run_id)
+            run = self._load(done.attempt.run_id)
             if run is None:
                 return
             try:

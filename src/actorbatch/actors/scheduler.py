@@ -9,6 +9,7 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import CaughtUp, Observed, Tick
+from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
@@ -18,9 +19,11 @@ from actorbatch.store.eventstore import EventStore
 
 
 class Scheduler(pykka.ThreadingActor):
-    def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer) -> None:
+    def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer,
+                 problems: ProblemLog | None = None) -> None:
         super().__init__()
         self.behaviour, self.store, self.clock, self.timer = behaviour, store, clock, timer
+        self.problems = problems or ProblemLog("")
         self._pending: list[Event] = []
         self._wake: datetime | None = None
         # The read models it was seeded from may lag the log: decide nothing until the follower has caught up,
@@ -36,6 +39,7 @@ class Scheduler(pykka.ThreadingActor):
                 self._pending.extend(self.behaviour.release(job, now))
         if self.actor_inbox.empty():
             self._step()
+        self.problems.report(self.behaviour.quarantine.take_found())
         return None
 
     def _step(self) -> None:

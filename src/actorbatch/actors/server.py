@@ -21,12 +21,14 @@ from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.follower import Follower, Projector
 from actorbatch.actors.lease_manager import LeaseManager
 from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Observed, Poll, Tick
+from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock, SystemClock
 from actorbatch.domain.events import Event, server_id
+from actorbatch.domain.quarantine import Quarantine, Quarantined
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server, Window, capacity, zone
 from actorbatch.errors import ActorbatchError, Conflict
@@ -73,6 +75,8 @@ class BatchServer:
         c = self.config
         self.store = EventStore(self.url)
         self.views = Views(self.store, SqlDb(self.store.url))
+        self.views.check()
+        self.problems = ProblemLog(c.name)
         self.server = self._register()
         behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s)
         schedules = ScheduleBehaviour(self.clock.now())
@@ -83,11 +87,12 @@ class BatchServer:
         def free_threads(now: datetime) -> int:
             return capacity(c.threads, c.windows, tz, now)
 
-        self.manager = LeaseManager.start(behaviour, self.server, self.store, self.clock, self.timer, free_threads)
+        self.manager = LeaseManager.start(behaviour, self.server, self.store, self.clock, self.timer, free_threads,
+                                          self.problems)
         max_threads = max([c.threads, *(w.threads for w in c.windows)])
         self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
         self.manager.tell(Connect(self.executor))
-        self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer)
+        self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer, self.problems)
         self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock)
         self._refs = [self.follower, self.scheduler, self.manager, self.executor]
         self._projector_process: subprocess.Popen[bytes] | None = None
@@ -117,7 +122,7 @@ class BatchServer:
     def _register(self) -> Server:
         c = self.config
         for _ in range(10):
-            server = self.store.load(Server, server_id(c.name)) or Server()
+            server = self._record()
             event = server.start(c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(), os.getpid(),
                                  self.clock.now())
             try:
@@ -127,6 +132,16 @@ class BatchServer:
             server.apply(event)
             return server
         raise ActorbatchError(f"server {c.name}: could not register, its record keeps changing")
+
+    def _record(self) -> Server:
+        """This server's record as the log has it; a quarantined one is put to rest by this very start."""
+        try:
+            return self.store.load(Server, server_id(self.config.name)) or Server()
+        except Quarantined as quarantined:
+            self.problems.report([quarantined.problem])
+            fresh = Server()
+            fresh.version = quarantined.last_version
+            return fresh
 
     def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
         """Load jobs, active runs and servers from the read models; returns the log position they reflect.
@@ -139,6 +154,12 @@ class BatchServer:
             runs = self.views.runs(status="active", limit=10**9)
             servers = self.views.servers()
             jobs = self.views.job_states()
+            problems = [p for p in self.views.problems() if p.rested is None]
+        # Quarantined aggregates stay out of both books: their rows stop before the bad event.
+        self.problems.report(problems)
+        behaviour.quarantine, schedules.quarantine = Quarantine(problems), Quarantine(problems)
+        runs = [r for r in runs if r.id not in behaviour.quarantine]
+        jobs = [j for j in jobs if j.id not in behaviour.quarantine]
         by_job: dict[str, list[Run]] = {}
         for run in runs:  # the scheduler gets copies: each actor owns its state, no object crosses threads
             by_job.setdefault(run.job, []).append(copy.deepcopy(run))

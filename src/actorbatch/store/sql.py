@@ -77,6 +77,28 @@ class SqlDb:
             with conn.transaction():
                 yield self
 
+    @contextmanager
+    def savepoint(self) -> Iterator["SqlDb"]:
+        """Inside a transaction: undo only what the block wrote if it raises."""
+        conn = self.conn
+        if self.dialect == "sqlite":
+            conn.execute("SAVEPOINT ab_block")
+            try:
+                yield self
+            except BaseException:
+                conn.execute("ROLLBACK TO ab_block")
+                conn.execute("RELEASE ab_block")
+                raise
+            conn.execute("RELEASE ab_block")
+        else:
+            with conn.transaction():  # nested in a transaction: a savepoint
+                yield self
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of `table`, in order."""
+        cursor = self.conn.execute(f"SELECT * FROM {table} LIMIT 0")  # noqa: S608 - fixed table names
+        return [column[0] for column in cursor.description]
+
     def close(self) -> None:
         """Close the connections of every thread (call when those threads are done with it)."""
         with self._lock:
