@@ -23,7 +23,7 @@ from actorbatch.errors import ActorbatchError
 A = TypeVar("A")
 # The events that put a quarantined aggregate to rest, and the commands that record them.
 REST: frozenset[type[Event]] = frozenset({RunCancelled, JobRemoved, ServerStarted})
-REST_COMMAND = {"run": "run cancel RUN", "job": "job remove NAME", "server": "server start --name NAME"}
+REST_COMMAND = {"run": "run cancel RUN_ID", "job": "job remove NAME", "server": "server start --name NAME"}
 _KINDS: tuple[tuple[type[Event], str], ...] = (
     (RunEvent, "run"), (JobEvent, "job"), (ServerEvent, "server"), (FireSkipped, "fire"), (LogWritten, "log"),
     (DrainRequested, "drain"))
@@ -98,7 +98,8 @@ class Problem:
         text = f"{self.kind} {self.aggregate_id} v{self.version} quarantined: {self.reason}"
         if self.rested is not None:
             return f"{text}; put to rest by {self.rest} (v{self.rested})"
-        return f"{text}; `actorbatch {REST_COMMAND.get(self.kind, 'projections rebuild')}` puts it to rest"
+        command = REST_COMMAND.get(self.kind)
+        return f"{text}; put it to rest with `actorbatch {command}`" if command else text
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "aggregate_id": str(self.aggregate_id), "version": self.version,
@@ -170,7 +171,7 @@ class Quarantine:
         try:
             action()
         except Exception as error:  # noqa: BLE001 - whatever one aggregate does wrong must not stop the reader
-            self._record(Problem(kind, aggregate_id, version, f"{what}: {_describe(error)}", position))
+            self._record(Problem(kind, aggregate_id, version, f"{what}: {describe(error)}", position))
             return False
         return True
 
@@ -209,7 +210,8 @@ def _fold_all(factory: Callable[[], A], events: Iterable[Event], quarantine: Qua
     return aggregate
 
 
-def _describe(error: Exception) -> str:
+def describe(error: BaseException) -> str:
+    """An error in one line: its type, and its message if it has one."""
     text = str(error)
     return _one_line(f"{type(error).__name__}: {text}" if text else type(error).__name__)
 

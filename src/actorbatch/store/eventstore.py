@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError, Transcod
 from eventsourcing.utils import resolve_topic
 
 from actorbatch.domain.events import Event
-from actorbatch.domain.quarantine import fold_stream, unreadable
+from actorbatch.domain.quarantine import describe, fold_stream, unreadable
 from actorbatch.errors import ActorbatchError, Conflict
 from actorbatch.store.transcoder import MsgpackTranscoder
 from actorbatch.store.urls import StoreUrl, parse_url
@@ -142,8 +142,9 @@ class EventStore:
         try:
             event = self._app.mapper.to_domain_event(stored)
         except Exception as error:  # noqa: BLE001 - a corrupt record must name itself, not crash its reader
+            cause = error.__cause__ or error  # the store's wrapper repeats what the record names already
             return unreadable(_event_class(stored.topic), stored.originator_id, stored.originator_version,
-                              stored.topic, str(error) or type(error).__name__)
+                              stored.topic, describe(cause))
         if not isinstance(event, Event):
             return unreadable(None, stored.originator_id, stored.originator_version, stored.topic,
                               "not an actorbatch event")
