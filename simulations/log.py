@@ -14,6 +14,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import fold_stream
 from actorbatch.errors import Conflict
 
 A = TypeVar("A")
@@ -51,13 +52,9 @@ class SimLog:
         return sorted(stream, key=lambda e: e.originator_version)
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
+        """As EventStore.load: Quarantined if an event of the aggregate cannot be folded."""
         events = self.events(aggregate_id)
-        if not events:
-            return None
-        aggregate = factory()
-        for event in events:
-            aggregate.apply(event)  # type: ignore[attr-defined]
-        return aggregate
+        return fold_stream(factory, events) if events else None
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
         """Up to `limit` events after position `after`, with their positions (as EventStore.read)."""

@@ -33,8 +33,14 @@ MAX_REASON = 200
 
 def kind_of(event_class: type | None) -> str:
     """What an event is about, for problem lines: `run`, `job`, `server`, ... (`event` if unknown)."""
-    return next((kind for base, kind in _KINDS if event_class is not None and issubclass(event_class, base)),
-                "event")
+    kind = _KIND_OF.get(event_class)
+    if kind is None:
+        kind = _KIND_OF[event_class] = next(
+            (kind for base, kind in _KINDS if event_class is not None and issubclass(event_class, base)), "event")
+    return kind
+
+
+_KIND_OF: dict[type | None, str] = {}  # remembered: the simulator asks once per event
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,13 @@ class Quarantine:
         if isinstance(event, Unreadable):
             self._record(event.problem(position))
             return False
-        if event.originator_id not in self:
+        problem = self.problems.get(event.originator_id)
+        if problem is None or problem.rested is not None:
             return True
         if type(event) not in REST:
             return False
         user = getattr(event, "user", None)
-        self._record(replace(self.problems[event.originator_id], rested=event.originator_version,
+        self._record(replace(problem, rested=event.originator_version,
                              rest=event.action + (f" by {user}" if user else "")))
         return True
 
@@ -145,16 +152,17 @@ class Quarantine:
               then: Callable[[], object] | None = None) -> bool:
         """Fold an admitted event (and run `then`, the reader's own follow-up); quarantine the aggregate if either
         raises. The event that put an aggregate to rest applies over its last good state, skipping the gap."""
-        if self.rests(event):
+        if self.problems and self.rests(event):
             aggregate.version = event.originator_version - 1
-
-        def fold() -> None:
+        try:  # inline, not through `guard`: every event of every reader passes here
             aggregate.apply(event)
             if then is not None:
                 then()
-
-        return self.guard(kind_of(type(event)), event.originator_id, event.originator_version, fold,
-                          f"cannot fold event ({event.action})", position)
+        except Exception as error:  # noqa: BLE001 - whatever one aggregate does wrong must not stop the reader
+            self._record(Problem(kind_of(type(event)), event.originator_id, event.originator_version,
+                                 f"cannot fold event ({event.action}): {describe(error)}", position))
+            return False
+        return True
 
     def fold(self, aggregate: Any, event: Event, position: int | None = None) -> bool:
         """`admit`, then `apply`: True if the event was folded."""
