@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID
 
-from actorbatch.domain.events import Event, fold
+from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import fold_stream
 from actorbatch.errors import Conflict
 
 A = TypeVar("A")
@@ -51,7 +52,9 @@ class SimLog:
         return sorted((e for e in stream if e.originator_version > after_version), key=lambda e: e.originator_version)
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
-        return fold(factory, self.events(aggregate_id))
+        """As EventStore.load: Quarantined if an event of the aggregate cannot be folded."""
+        events = self.events(aggregate_id)
+        return fold_stream(factory, events) if events else None
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
         """Up to `limit` events after position `after`, with their positions (as EventStore.read)."""

@@ -14,6 +14,7 @@ from datetime import datetime
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.servers import Server, ServerHeartbeat, capacity, parse_window, zone
 from actorbatch.errors import Conflict
 from actorbatch.node.boot import register, seed
@@ -74,6 +75,7 @@ class SimServer:
         self._unread_since_us: int | None = None
         self._read_at_us: int | None = None  # the follower's last read that reached the head
         self._then: list[Action] = []
+        self.problems: list[Problem] = []  # quarantined aggregates its cores met, as a real server logs them
 
     # ---- the process's view of time ----
 
@@ -162,10 +164,11 @@ class SimServer:
         behaviour = LeaseBehaviour(self.name, self.spec.groups, timing.lease_timeout_s)
         schedules = ScheduleBehaviour(self.now())
         views, self._cursor = self._read_models()
-        seed(behaviour, schedules, server, *views.seed())
-        self.lease = LeaseCore(behaviour, server, self.store, self, self.capacity, self.read_at,
+        open_problems = [p for p in views.quarantine.problems.values() if p.rested is None]
+        seed(behaviour, schedules, server, *views.seed(), open_problems)
+        self.lease = LeaseCore(behaviour, server, self.store, self, self.capacity, self.read_at, self.problems.extend,
                                skip_idle_reaps=timing.skip_idle_reaps, lazy_heartbeats=timing.lazy_heartbeats)
-        self.schedules = ScheduleCore(schedules, self.store, _ScheduleWakeup(self))
+        self.schedules = ScheduleCore(schedules, self.store, _ScheduleWakeup(self), self.problems.extend)
         self.every(timing.tick_s, self._tick)
         self.every(timing.lease_timeout_s / 3, self._heartbeat)
         self._read_at_us = None
@@ -184,7 +187,7 @@ class SimServer:
 
     def _register(self) -> Server:
         return register(self.store, self.name, self.spec.groups, self.spec.threads, self.env.timing.lease_timeout_s,
-                        "sim", self.incarnation, self.now())
+                        "sim", self.incarnation, self.now(), self.problems.extend)
 
     def crash(self, lost: bool = False) -> None:
         """kill -9: the process and its bodies are gone at once; nothing is written."""

@@ -6,11 +6,13 @@ server seeds itself from copies of them, exactly as a real one reads the tables.
 """
 
 import copy
+import functools
 from collections.abc import Iterable
 from uuid import UUID
 
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobEvent, JobState
+from actorbatch.domain.quarantine import Quarantine, kind_of
 from actorbatch.domain.runs import FireSkipped, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
 from actorbatch.node.boot import copy_runs
@@ -25,8 +27,19 @@ class Projection:
         self.servers: dict[UUID, Server] = {}
         self.fires: dict[UUID, FireSkipped] = {}
         self.active: dict[UUID, Run] = {}  # runs not complete yet: what a starting server adopts
+        self.quarantine = Quarantine()
 
     def apply(self, event: Event) -> None:
+        """Fold one event. One that cannot be read or folded (in a recorded real log) quarantines its aggregate,
+        which this projection then leaves where it was last good, for good."""
+        if event.originator_id in self.quarantine or not self.quarantine.admit(event):
+            return
+        if not self.quarantine.guard(kind_of(type(event)), event.originator_id, event.originator_version,
+                                     functools.partial(self._apply, event), "cannot fold event"):
+            for aggregates in (self.runs, self.active, self.jobs, self.servers):
+                aggregates.pop(event.originator_id, None)
+
+    def _apply(self, event: Event) -> None:
         if isinstance(event, RunCreated | FireSkipped) and event.fire_time is not None:
             name = event.job if isinstance(event, FireSkipped) else event.definition["name"]
             job = self.jobs.get(job_id(name))

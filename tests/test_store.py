@@ -13,6 +13,7 @@ import pytest
 import actorbatch
 from actorbatch.domain.events import job_id
 from actorbatch.domain.jobs import JobAdded, JobState, parse_job
+from actorbatch.domain.quarantine import Quarantined, UnreadableJobEvent
 from actorbatch.errors import ActorbatchError, Conflict
 from actorbatch.store.eventstore import EventStore, NotInitialised
 from actorbatch.store.transcoder import MsgpackTranscoder
@@ -140,5 +141,9 @@ def test_a_corrupt_record_is_named_not_a_traceback(client: actorbatch.Client, db
     client.add_job(parse_job({"name": "j", "tasks": [{"name": "t", "run": "m:f"}]}))
     with sqlite3.connect(parse_url(db_url).path) as conn:
         conn.execute("UPDATE stored_events SET state = x'c1c1c1'")
-    with pytest.raises(ActorbatchError, match=r"corrupt event in the log: aggregate .* version 1"):
-        client.store.read(0)
+    ((_, event),) = client.store.read(0)  # a stand-in that names the record, for readers to quarantine
+    assert isinstance(event, UnreadableJobEvent)
+    assert (event.originator_id, event.originator_version, event.action) == (job_id("j"), 1, "job.added")
+    assert event.topic.endswith(":JobAdded") and event.reason
+    with pytest.raises(Quarantined, match=rf"job {job_id('j')} v1 quarantined: corrupt event \(job.added\): "):
+        client.store.load(JobState, job_id("j"))

@@ -28,8 +28,9 @@ from actorbatch.domain.jobs import (
     JobUnscheduled,
     parse_jobs,
 )
+from actorbatch.domain.quarantine import Problem, Quarantined
 from actorbatch.domain.recurrence import Every, Schedule
-from actorbatch.domain.runs import Run, TaskRun
+from actorbatch.domain.runs import Run, RunCancelled, TaskRun
 from actorbatch.domain.servers import DrainRequested, zone
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
 from actorbatch.projections.views import Views, iso
@@ -131,9 +132,14 @@ class Client:
         return ["replaced" if isinstance(e, JobReplaced) else "added" for e in events]
 
     def remove_job(self, name: str) -> None:
-        job = self._job(name)
-        self._append(JobRemoved(originator_id=job.id, originator_version=job.version + 1, timestamp=self.clock.now(),
-                                user=self.user))
+        """Remove the job; one that is quarantined (an event of it cannot be read or folded) is put to rest."""
+        try:
+            job = self._job(name)
+            version = job.version
+        except Quarantined as quarantined:
+            version = quarantined.last_version
+        self._append(JobRemoved(originator_id=job_id(name), originator_version=version + 1,
+                                timestamp=self.clock.now(), user=self.user))
 
     def schedule(self, name: str, *, restart: bool = False) -> None:
         """Start the job's schedule (fire times from now on); `restart` also restarts a running one."""
@@ -219,7 +225,8 @@ class Client:
         self.views.catch_up()
         run = self.views.run(run_id)
         if run is None:
-            raise NotFound(f"no run with id {ref}")
+            problem = next((p for p in self.views.problems() if p.aggregate_id == run_id), None)
+            raise ActorbatchError(problem.line) if problem else NotFound(f"no run with id {ref}")
         return run
 
     def runs(self, job: str | None = None, status: str | None = None, since: datetime | None = None,
@@ -253,21 +260,31 @@ class Client:
         return self.views.logs(run.id, task, after)
 
     def cancel(self, ref: str | UUID) -> UUID:
-        """Cancel the run; returns its full id."""
+        """Cancel the run; returns its full id. A quarantined run (an event of it cannot be read or folded) is
+        put to rest: the cancellation follows its last stored event."""
         run_id = self.resolve_run(ref)
         for _ in range(20):
-            run = self.store.load(Run, run_id)
-            if run is None:
-                raise NotFound(f"no run with id {ref}")
-            event = run.cancel(self.user, self.clock.now())
-            if event is None:
-                raise ActorbatchError(f"run {run_id} is already {run.status(self.clock.now())}")
+            event = self._cancellation(run_id)
             try:
                 self.store.append(event)
                 return run_id
             except Conflict:
                 continue  # a task moved on meanwhile: decide again on the fresh run
         raise ActorbatchError(f"run {run_id} keeps changing; try again")
+
+    def _cancellation(self, run_id: UUID) -> RunCancelled:
+        now = self.clock.now()
+        try:
+            run = self.store.load(Run, run_id)
+        except Quarantined as quarantined:
+            return RunCancelled(originator_id=run_id, originator_version=quarantined.last_version + 1, timestamp=now,
+                                user=self.user)
+        if run is None:
+            raise NotFound(f"no run with id {run_id}")
+        event = run.cancel(self.user, now)
+        if event is None:
+            raise ActorbatchError(f"run {run_id} is already {run.status(now)}")
+        return event
 
     def wait(self, ref: str | UUID, timeout: float | None = None, poll_s: float = 0.05) -> dict[str, Any]:
         """Block until the run is complete; returns its detail. TimeoutError if `timeout` seconds pass first."""
@@ -305,7 +322,14 @@ class Client:
                           "server": t.server, "started_at": iso(t.started_at)}
                          for r in active for t in r.tasks.values() if t.status == "running"]
         return {"at": iso(now), "jobs": [_job_summary(j, now) for j in self.views.jobs()],
-                "runs": [_run_summary(r, now) for r in active], "running_tasks": running_tasks, "servers": servers}
+                "runs": [_run_summary(r, now) for r in active], "running_tasks": running_tasks, "servers": servers,
+                "problems": [p.to_dict() for p in self.problems()]}
+
+    def problems(self, *, rested: bool = False) -> list[Problem]:
+        """Aggregates quarantined because an event of theirs cannot be read or folded (with `rested`, also those
+        an ordinary command has put to rest since)."""
+        self.views.catch_up()
+        return [p for p in self.views.problems() if rested or p.rested is None]
 
     def audit(self, since: datetime | None = None, until: datetime | None = None, job: str | None = None,
               user: str | None = None, limit: int = 1000) -> list[dict[str, str]]:
@@ -314,10 +338,14 @@ class Client:
         return self.views.audit(since=since, until=until, job=job, user=user, limit=limit)
 
     def verify(self) -> dict[str, Any]:
-        """Recompute the log's running digest and compare it with every checkpoint the read models recorded."""
-        self.views.catch_up()
-        events, digest, mismatch = self.views.verify()
-        return {"ok": mismatch is None, "events": events, "head_digest": digest, "first_mismatch": mismatch}
+        """Recompute the log's running digest and compare it with every checkpoint the read models recorded;
+        also not ok while an aggregate is quarantined. A changed event lies after `matched_until`, up to
+        `first_mismatch`."""
+        problems = self.problems(rested=True)
+        events, digest, mismatch, matched = self.views.verify()
+        return {"ok": mismatch is None and all(p.rested is not None for p in problems), "events": events,
+                "head_digest": digest, "first_mismatch": mismatch, "matched_until": matched,
+                "problems": [p.to_dict() for p in problems]}
 
     def rebuild_projections(self, on_batch: Any = None) -> int:
         return self.views.rebuild(on_batch)

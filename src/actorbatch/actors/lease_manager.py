@@ -12,6 +12,7 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
 from actorbatch.clock import Clock
@@ -24,10 +25,10 @@ log = logging.getLogger(__name__)
 
 class LeaseManager(pykka.ThreadingActor):
     def __init__(self, behaviour: LeaseBehaviour, server: Server, store: EventStore, clock: Clock, timer: Timer,
-                 capacity: Callable[[datetime], int]) -> None:
+                 capacity: Callable[[datetime], int], problems: ProblemLog) -> None:
         super().__init__()
         self.clock, self.timer = clock, timer
-        self.core = LeaseCore(behaviour, server, store, self, capacity, lambda: self._read_at)
+        self.core = LeaseCore(behaviour, server, store, self, capacity, lambda: self._read_at, problems.report)
         self.executor: pykka.ActorRef[Any] | None = None
         self._read_at: datetime | None = None  # from the follower: everything recorded before it has been heard
         self._again = False

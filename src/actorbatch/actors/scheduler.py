@@ -9,6 +9,7 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import CaughtUp, Observed, Tick
+from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
@@ -17,10 +18,11 @@ from actorbatch.store.eventstore import EventStore
 
 
 class Scheduler(pykka.ThreadingActor):
-    def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer) -> None:
+    def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer,
+                 problems: ProblemLog) -> None:
         super().__init__()
         self.clock, self.timer = clock, timer
-        self.core = ScheduleCore(behaviour, store, self)
+        self.core = ScheduleCore(behaviour, store, self, problems.report)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CaughtUp):

@@ -20,6 +20,7 @@ from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.follower import Follower, Projector
 from actorbatch.actors.lease_manager import LeaseManager
 from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Observed, Poll, Tick
+from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
@@ -72,6 +73,8 @@ class BatchServer:
         c = self.config
         self.store = EventStore(self.url)
         self.views = Views(self.store, SqlDb(self.store.url))
+        self.views.check()
+        self.problems = ProblemLog(c.name)
         self.server = self._register()
         behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s)
         schedules = ScheduleBehaviour(self.clock.now())
@@ -82,11 +85,12 @@ class BatchServer:
         def free_threads(now: datetime) -> int:
             return capacity(c.threads, c.windows, tz, now)
 
-        self.manager = LeaseManager.start(behaviour, self.server, self.store, self.clock, self.timer, free_threads)
+        self.manager = LeaseManager.start(behaviour, self.server, self.store, self.clock, self.timer, free_threads,
+                                          self.problems)
         max_threads = max([c.threads, *(w.threads for w in c.windows)])
         self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
         self.manager.tell(Connect(self.executor))
-        self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer)
+        self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer, self.problems)
         self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock)
         self._refs = [self.follower, self.scheduler, self.manager, self.executor]
         self._projector_process: subprocess.Popen[bytes] | None = None
@@ -116,7 +120,7 @@ class BatchServer:
     def _register(self) -> Server:
         c = self.config
         return register(self.store, c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(),
-                        os.getpid(), self.clock.now())
+                        os.getpid(), self.clock.now(), self.problems.report)
 
     def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
         """Seed from the read models; returns the log position they reflect, where the follower starts."""
@@ -125,7 +129,9 @@ class BatchServer:
             runs = self.views.runs(status="active", limit=10**9)
             servers = self.views.servers()
             jobs = self.views.job_states()
-        seed(behaviour, schedules, self.server, jobs, runs, servers)
+            problems = [p for p in self.views.problems() if p.rested is None]
+        seed(behaviour, schedules, self.server, jobs, runs, servers, problems)
+        self.problems.report(problems)
         return position
 
     def healthy(self) -> bool:

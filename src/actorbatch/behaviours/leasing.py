@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import Quarantine
 from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed, TaskRun
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 
@@ -65,6 +66,7 @@ class LeaseBehaviour:
         self._later: list[tuple[datetime, str, UUID]] = []  # runs with a task claimable only later
         self.draining = False
         self.started_at: datetime | None = None  # drain requests older than this were for an earlier process
+        self.quarantine = Quarantine()  # runs and servers whose events cannot be read or folded: out of the book
 
     # ---- what the log says ----
 
@@ -85,9 +87,19 @@ class LeaseBehaviour:
                     run = self.runs[event.originator_id] = Run()
                 if event.originator_version != run.version + 1:
                     continue  # already applied: our own event, echoed by the log
-                run.apply(event)
-                aborts.extend(self._reindex(run))
+                if self.quarantine.fold(run, event):
+                    aborts.extend(self._reindex(run))
+                else:
+                    aborts.extend(self.forget(event.originator_id))
         return aborts
+
+    def forget(self, run_id: UUID) -> list[Attempt]:
+        """Drop a quarantined run from the book, so that nothing of it is claimed or reaped any more; returns our
+        attempts of it to abort (their outcomes could not be recorded)."""
+        self.runs.pop(run_id, None)
+        for key in [k for k in self.leased if k[0] == run_id]:
+            del self.leased[key]
+        return [self.mine.pop(key) for key in [k for k in self.mine if k[0] == run_id]]
 
     def replace(self, fresh: Run) -> list[Attempt]:
         """After a write conflict: adopt the run as the store has it now."""
@@ -100,8 +112,8 @@ class LeaseBehaviour:
             if not isinstance(event, ServerStarted):
                 return
             server = self.servers[event.originator_id] = Server()
-        if event.originator_version > server.version:
-            server.apply(event)
+        if event.originator_version > server.version and not self.quarantine.fold(server, event):
+            del self.servers[event.originator_id]  # its leases are judged by their own expiry until it restarts
 
     def _reindex(self, run: Run) -> list[Attempt]:
         """Bring the indexes in line with `run`; returns attempts of ours it no longer lets us run."""

@@ -5,15 +5,17 @@ so however many race, the store keeps exactly one decision per fire time. The ne
 sits on a heap: each fire costs O(log n), whatever the number of jobs.
 """
 
+import functools
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobEvent, JobState
+from actorbatch.domain.quarantine import Quarantine
 from actorbatch.domain.recurrence import Schedule, misfired
 from actorbatch.domain.runs import TERMINAL, FireSkipped, Run, RunCreated, RunEvent, scheduled_run_id
 
@@ -43,6 +45,7 @@ class ScheduleBehaviour:
         self._runs: dict[UUID, Run] = {}  # active runs, folded to see them end
         self._heap: list[tuple[datetime, int, UUID, int]] = []  # (next fire, seq, job id, generation)
         self._seq = itertools.count()
+        self.quarantine = Quarantine()  # jobs and runs whose events cannot be read or folded: they fire no more
 
     # ---- what the log says ----
 
@@ -50,7 +53,8 @@ class ScheduleBehaviour:
         """Seed from the read models: a job as they have it, and its active runs."""
         assert job.id is not None
         self.jobs[job.id] = job
-        self._refresh(job)
+        if not self._guard(job, functools.partial(self._refresh, job)):
+            return
         for run in runs:
             self._track(run)
 
@@ -59,10 +63,8 @@ class ScheduleBehaviour:
         freed = []
         for event in events:
             if isinstance(event, JobEvent):
-                job = self.jobs.setdefault(event.originator_id, JobState())
-                if event.originator_version == job.version + 1:
-                    job.apply(event)
-                    self._refresh(job)
+                if not self._fold_job(event):
+                    self.entries.pop(event.originator_id, None)
             elif isinstance(event, RunCreated | FireSkipped):
                 lost_race = self._fired(event)
                 if lost_race is not None:
@@ -72,11 +74,36 @@ class ScheduleBehaviour:
                 if run is None and isinstance(event, RunCreated) and job_id(event.definition["name"]) in self.entries:
                     run = Run()  # only runs of scheduled jobs matter to the overlap policy
                 if run is not None and event.originator_version == run.version + 1:
-                    run.apply(event)
-                    ended = self._track(run)
+                    ended = self._track(run) if self.quarantine.fold(run, event) else self._forget(run.id)
                     if ended is not None:
                         freed.append(ended)
         return freed
+
+    def _fold_job(self, event: JobEvent) -> bool:
+        """Fold a job's event and place the job on the heap again; False if the job is (now) quarantined."""
+        if not self.quarantine.admit(event):
+            return False
+        job = self.jobs.setdefault(event.originator_id, JobState())
+        if event.originator_version != job.version + 1 and not self.quarantine.rests(event):
+            return True  # already applied
+        return self.quarantine.apply(job, event, then=functools.partial(self._refresh, job))
+
+    def _forget(self, run_id: UUID) -> UUID | None:
+        """A quarantined run no longer counts as active; returns its job if that leaves the job none."""
+        self._runs.pop(run_id, None)
+        for jid, runs in self.active.items():
+            if run_id in runs:
+                runs.discard(run_id)
+                return None if runs else jid
+        return None
+
+    def _guard(self, job: JobState, action: Callable[[], object]) -> bool:
+        """Do `action` for `job`; if it raises (a fire time no calendar holds, say), quarantine the job."""
+        assert job.id is not None
+        if self.quarantine.guard("job", job.id, job.version, action, "cannot compute its fire times"):
+            return True
+        self.entries.pop(job.id, None)
+        return False
 
     def _fired(self, event: RunCreated | FireSkipped) -> UUID | None:
         """A scheduler (any) decided a fire time: it is handled, here too. Returns the job id if a run we counted
@@ -143,11 +170,14 @@ class ScheduleBehaviour:
             entry = self.entries.get(jid)
             if entry is None or entry.generation != generation or fire <= entry.cursor:
                 continue  # stale: the job changed or this fire time was handled
-            for due in self._catch_up(entry, fire):
-                events.extend(self._fire(entry, due, now, missed=due < self.started_at))
-            entry.cursor = max(entry.cursor, fire)
-            self._push(entry, entry.cursor)
+            self._guard(entry.job, functools.partial(self._decide_fire, entry, fire, now, events))
         return events
+
+    def _decide_fire(self, entry: Entry, fire: datetime, now: datetime, events: list[Event]) -> None:
+        for due in self._catch_up(entry, fire):
+            events.extend(self._fire(entry, due, now, missed=due < self.started_at))
+        entry.cursor = max(entry.cursor, fire)
+        self._push(entry, entry.cursor)
 
     def _catch_up(self, entry: Entry, fire: datetime) -> list[datetime]:
         """The fire times to run now: `fire`, or, the first time, what the misfire policy makes of missed ones."""
@@ -191,7 +221,9 @@ class ScheduleBehaviour:
         entry = self.entries.get(jid)
         if entry is None or not entry.queued or self.active.get(jid):
             return []
-        return [self._create(entry, entry.queued[0], now)]
+        events: list[Event] = []
+        self._guard(entry.job, lambda: events.append(self._create(entry, entry.queued[0], now)))
+        return events
 
     def _create(self, entry: Entry, fire: datetime, now: datetime) -> RunCreated:
         job = entry.job

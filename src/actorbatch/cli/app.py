@@ -76,11 +76,18 @@ def failures() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def with_client(action: Callable[[api.Client], T]) -> T:
+def with_client(action: Callable[[api.Client], T], problems: bool = False) -> T:
+    """Run `action` on a client; `problems`: then name each quarantined aggregate on stderr, one line each (for
+    listings, which have just read the log: what they show of those aggregates stops at the bad event)."""
     with failures():
         client = api.connect(settings.db, settings.user)
         try:
-            return action(client)
+            result = action(client)
+            if problems:
+                for problem in client.views.problems():
+                    if problem.rested is None:
+                        typer.echo(f"warning: {problem.line}", err=True)
+            return result
         finally:
             client.close()
 
@@ -109,7 +116,7 @@ def job_add(file: Annotated[str, typer.Argument(help="TOML job file.")],
 @job_app.command("list")
 def job_list(as_json: Json = False) -> None:
     """Every registered job."""
-    jobs = with_client(lambda c: c.jobs())
+    jobs = with_client(lambda c: c.jobs(), problems=True)
     if as_json:
         render.emit_json([{k: j[k] for k in ("name", "group", "scheduled", "next_fire", "tasks")} for j in jobs])
     else:
@@ -119,7 +126,7 @@ def job_list(as_json: Json = False) -> None:
 @job_app.command("show")
 def job_show(name: str, as_json: Json = False) -> None:
     """One job: its settings and tasks."""
-    job = with_client(lambda c: c.job(name))
+    job = with_client(lambda c: c.job(name), problems=True)
     if as_json:
         render.emit_json(job)
         return
@@ -221,7 +228,7 @@ def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
              as_json: Json = False) -> None:
     """The process monitor: one row per run, newest due first."""
     runs = with_client(lambda c: c.runs(job, status and status.value, api.parse_time(since) if since else None,
-                                        limit))
+                                        limit), problems=True)
     if as_json:
         render.emit_json(runs)
     else:
@@ -231,7 +238,7 @@ def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
 @run_app.command("show")
 def run_show(run_id: str, as_json: Json = False) -> None:
     """A run's tasks: status, attempts, server, start, end, exit status."""
-    run = with_client(lambda c: c.run(run_id))
+    run = with_client(lambda c: c.run(run_id), problems=True)
     if as_json:
         render.emit_json({k: v for k, v in run.items() if k not in ("user", "params", "duration_s")})
     else:
@@ -285,7 +292,7 @@ def run_wait(run_id: str, timeout: Annotated[float | None, typer.Option("--timeo
 def explain_run(run_id: str, task: Annotated[str | None, typer.Option("--task")] = None,
                 as_json: Json = False) -> None:
     """Why each task of a run ran, waited, was skipped or retried."""
-    reasons = with_client(lambda c: c.explain(run_id, task))
+    reasons = with_client(lambda c: c.explain(run_id, task), problems=True)
     if as_json:
         render.emit_json(reasons)
         return
@@ -304,7 +311,8 @@ def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
               as_json: Json = False) -> None:
     """Who did what: every job change, run started by hand and cancellation, oldest first."""
     entries = with_client(lambda c: c.audit(api.parse_time(since) if since else None,
-                                            api.parse_time(until) if until else None, job, user, limit))
+                                            api.parse_time(until) if until else None, job, user, limit),
+                          problems=True)
     if as_json:
         render.emit_json(entries)
     else:
@@ -319,11 +327,8 @@ def audit_verify(as_json: Json = False) -> None:
     result = with_client(lambda c: c.verify())
     if as_json:
         render.emit_json(result)
-    elif result["ok"]:
-        typer.echo(f"log verified: {result['events']} events, head digest {result['head_digest']}")
     else:
-        typer.echo(f"error: the log was changed: the event at position {result['first_mismatch']} no longer "
-                   "matches the digest recorded when it was first read", err=True)
+        render.verdict(result)
     if not result["ok"]:
         raise typer.Exit(1)
 
@@ -386,7 +391,7 @@ def server_drain(name: str) -> None:
 @server_app.command("list")
 def server_list(as_json: Json = False) -> None:
     """Every server that ever started, and whether it is alive."""
-    servers = with_client(lambda c: c.servers())
+    servers = with_client(lambda c: c.servers(), problems=True)
     if as_json:
         render.emit_json(servers)
     else:
@@ -429,7 +434,7 @@ def projections_rebuild() -> None:
         typer.echo(f"rebuilt from {count} events in {elapsed:.2f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
         return count
 
-    with_client(rebuild)
+    with_client(rebuild, problems=True)
 
 
 @projections_app.command("follow")

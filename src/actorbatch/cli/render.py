@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -49,6 +50,21 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     console.print(grid)
 
 
+def verdict(result: Mapping[str, Any]) -> None:
+    """What `audit verify` found: the changed part of the log, each quarantined aggregate, or that all is well."""
+    mismatch, matched = result["first_mismatch"], result["matched_until"]
+    if mismatch is not None:
+        where = f"the event at position {mismatch}" if mismatch == matched + 1 else \
+            f"an event at positions {matched + 1}-{mismatch}"
+        print(f"error: the log was changed: {where} no longer matches the digest recorded when it was first "
+              "read (or was deleted)", file=sys.stderr)
+    for problem in result["problems"]:
+        prefix = "note" if problem["rested"] is not None else "error"
+        print(f"{prefix}: {problem['line']}", file=sys.stderr)
+    if result["ok"]:
+        print(f"log verified: {result['events']} events, head digest {result['head_digest']}")
+
+
 def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
     table(title, ["job", "group", "priority", "tasks", "scheduled", "next fire"],
           [(j["name"], j["group"], j["priority"], j["tasks"], "yes" if j["scheduled"] else "no",
@@ -76,6 +92,8 @@ def servers_table(servers: Sequence[Mapping[str, Any]], title: str | None = None
 
 def status_screen(screen: Mapping[str, Any]) -> None:
     console.print(f"[bold]actorbatch status[/bold] at {short_time(screen['at'])} UTC")
+    for problem in screen["problems"]:
+        console.print("[red]problem:[/red] " + escape(problem["line"]), soft_wrap=True)
     jobs_table(screen["jobs"], "Jobs")
     runs_table(screen["runs"], "Active runs")
     table("Running tasks", ["run", "job", "task", "attempt", "server", "since"],

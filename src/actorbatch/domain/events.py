@@ -1,12 +1,8 @@
 """The shape every stored event shares; aggregates fold them, the store records them."""
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 from uuid import UUID, uuid5
-
-A = TypeVar("A")
 
 # Namespace of every deterministic id: jobs and servers by name, runs by (job, fire time).
 NAMESPACE = UUID("5b0d8a7e-1f4e-4c62-9a55-6c1d3e0b7a21")
@@ -38,12 +34,3 @@ def log_id(run_id: UUID, task: str, attempt: int) -> UUID:
     """The id of the run-log stream of one attempt: only its holder writes it, so it never conflicts."""
     return uuid5(run_id, f"log:{task}:{attempt}")
 
-
-def fold(factory: Callable[[], A], events: Iterable[Event]) -> A | None:
-    """The aggregate `factory()` with `events` applied in order, or None when there are none."""
-    aggregate = None
-    for event in events:
-        if aggregate is None:
-            aggregate = factory()
-        aggregate.apply(event)  # type: ignore[attr-defined]
-    return aggregate

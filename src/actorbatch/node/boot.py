@@ -12,19 +12,20 @@ from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import server_id
 from actorbatch.domain.jobs import JobState
+from actorbatch.domain.quarantine import Problem, Quarantine, Quarantined
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.errors import ActorbatchError, Conflict
-from actorbatch.node.ports import EventLog
+from actorbatch.node.ports import EventLog, Report
 
 REGISTER_ATTEMPTS = 10
 
 
 def register(log: EventLog, name: str, groups: Sequence[str], threads: int, lease_timeout_s: float, host: str,
-             pid: int, now: datetime) -> Server:
+             pid: int, now: datetime, problems: Report) -> Server:
     """Record that this process now serves under `name`; a racing start of the same name makes it try again."""
     for _ in range(REGISTER_ATTEMPTS):
-        server = log.load(Server, server_id(name)) or Server()
+        server = _record(log, name, problems)
         event = server.start(name, groups, threads, lease_timeout_s, host, pid, now)
         try:
             log.append(event)
@@ -35,14 +36,29 @@ def register(log: EventLog, name: str, groups: Sequence[str], threads: int, leas
     raise ActorbatchError(f"server {name}: could not register, its record keeps changing")
 
 
+def _record(log: EventLog, name: str, problems: Report) -> Server:
+    """The server's record as the log has it; a quarantined one is put to rest by this very start."""
+    try:
+        return log.load(Server, server_id(name)) or Server()
+    except Quarantined as quarantined:
+        problems([quarantined.problem])
+        fresh = Server()
+        fresh.version = quarantined.last_version
+        return fresh
+
+
 def copy_runs(runs: Iterable[Run]) -> list[Run]:
     """Deep copies of runs that share their definitions (frozen, and the bulk of a wide run's memory)."""
     return [copy.deepcopy(r, {id(r.definition): r.definition}) for r in runs]
 
 
 def seed(lease: LeaseBehaviour, schedules: ScheduleBehaviour, me: Server, jobs: Iterable[JobState],
-         runs: Sequence[Run], servers: Iterable[Server]) -> None:
-    """Hand the read models' jobs, active runs and servers to the two behaviours, each its own copies of runs."""
+         runs: Sequence[Run], servers: Iterable[Server], problems: Sequence[Problem]) -> None:
+    """Hand the read models' jobs, active runs and servers to the two behaviours, each its own copies of runs.
+    Aggregates quarantined by open `problems` stay out of both books: their rows stop before the bad event."""
+    lease.quarantine, schedules.quarantine = Quarantine(problems), Quarantine(problems)
+    runs = [r for r in runs if r.id not in lease.quarantine]
+    jobs = [j for j in jobs if j.id not in lease.quarantine]
     by_job: dict[str, list[Run]] = {}
     for run in copy_runs(runs):  # each actor owns its state: no object crosses threads
         by_job.setdefault(run.job, []).append(run)

@@ -14,10 +14,11 @@ from uuid import UUID
 
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour, lease_end
 from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import Quarantined, Unreadable
 from actorbatch.domain.runs import AttemptLost, Run, TaskClaimed
 from actorbatch.domain.servers import Server, ServerHeartbeat, ServerStarted, ServerStopped
 from actorbatch.errors import Conflict
-from actorbatch.node.ports import EventLog, Outbox
+from actorbatch.node.ports import EventLog, Outbox, Report
 
 MAX_CONFLICT_RETRIES = 20
 # Quick tasks: while attempts take less than QUICK_S on average, claim up to PREFETCH x capacity beyond the free
@@ -44,13 +45,13 @@ class LeaseCore:
     """One server's lease manager, without a thread: fold what it hears, step once per burst of messages."""
 
     def __init__(self, behaviour: LeaseBehaviour, server: Server, log: EventLog, outbox: Outbox,
-                 capacity: Callable[[datetime], int], read_at: Callable[[], datetime | None], *,
+                 capacity: Callable[[datetime], int], read_at: Callable[[], datetime | None], problems: Report, *,
                  skip_idle_reaps: bool = True, lazy_heartbeats: bool = False) -> None:
         """`read_at()`: until when this server has heard everything the log holds (None before its first full
         read): leases are judged as of then, so a heartbeat not heard yet never counts as missing.
         `lazy_heartbeats`: a batch of heartbeats alone does not start a step (the next tick reaps)."""
         self.behaviour, self.server, self.log, self.outbox, self.capacity = behaviour, server, log, outbox, capacity
-        self.read_at = read_at
+        self.read_at, self.problems = read_at, problems
         self._skip_idle_reaps, self._lazy_heartbeats = skip_idle_reaps, lazy_heartbeats
         self.busy: set[Key] = set()  # attempts holding (or queued for) a thread
         self._done: list[Done] = []
@@ -71,6 +72,8 @@ class LeaseCore:
                 self._reap_at = min(self._reap_at, event.lease_until)
             beats_only = beats_only and isinstance(event, ServerHeartbeat)
         self._abort(self.behaviour.observe(events), "lease lost or run cancelled")
+        self.problems([e.problem() for e in events if isinstance(e, Unreadable)])
+        self.problems(self.behaviour.quarantine.take_found())
         if not (self._lazy_heartbeats and beats_only):
             self.tick()
 
@@ -188,16 +191,25 @@ class LeaseCore:
                 self.log.append(*run_events)
                 recorded.extend(run_events)
             except Conflict:
-                fresh = self.log.load(Run, run_id)
+                fresh = self._load(run_id)
                 if fresh is not None:
                     self._abort(self.behaviour.replace(fresh), "lease lost")
                     self._reap_at = None
                 refused.append(run_id)
         return recorded, refused
 
+    def _load(self, run_id: UUID) -> Run | None:
+        """The run as the log has it; None if it is quarantined, which drops it from the book."""
+        try:
+            return self.log.load(Run, run_id)
+        except Quarantined as quarantined:
+            self.problems([quarantined.problem])
+            self._abort(self.behaviour.forget(run_id), "run quarantined")
+            return None
+
     def _record_late(self, done: Done, now: datetime) -> None:
         for _ in range(MAX_CONFLICT_RETRIES):
-            run = self.log.load(Run, done.attempt.run_id)
+            run = self._load(done.attempt.run_id)
             if run is None:
                 return
             try:

@@ -1,14 +1,16 @@
 """The ports a node core talks to the world through; real servers and the simulator each implement them."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
 from uuid import UUID
 
 from actorbatch.behaviours.leasing import Attempt
 from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import Problem
 
 A = TypeVar("A")
+Report = Callable[[Iterable[Problem]], None]  # aggregates found quarantined: the process names each once
 
 
 class EventLog(Protocol):

@@ -12,12 +12,12 @@ from datetime import datetime
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event
 from actorbatch.errors import Conflict
-from actorbatch.node.ports import EventLog, Wakeup
+from actorbatch.node.ports import EventLog, Report, Wakeup
 
 
 class ScheduleCore:
-    def __init__(self, behaviour: ScheduleBehaviour, log: EventLog, wakeup: Wakeup) -> None:
-        self.behaviour, self.log, self.wakeup = behaviour, log, wakeup
+    def __init__(self, behaviour: ScheduleBehaviour, log: EventLog, wakeup: Wakeup, problems: Report) -> None:
+        self.behaviour, self.log, self.wakeup, self.problems = behaviour, log, wakeup, problems
         self.caught_up = False
         self._pending: list[Event] = []
         self._wake: datetime | None = None
@@ -25,6 +25,7 @@ class ScheduleCore:
     def observed(self, events: Iterable[Event], now: datetime) -> None:
         for job in self.behaviour.observe(events):
             self._pending.extend(self.behaviour.release(job, now))
+        self.problems(self.behaviour.quarantine.take_found())
 
     def tick(self, now: datetime) -> None:
         """Decide what is due and record it; then sleep until the next fire time."""
@@ -32,6 +33,7 @@ class ScheduleCore:
             return
         events = [*self._pending, *self.behaviour.decide(now)]
         self._pending.clear()
+        self.problems(self.behaviour.quarantine.take_found())
         self._append(events)
         wake = self.behaviour.next_wake()
         if wake is not None and wake <= now:

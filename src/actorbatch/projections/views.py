@@ -5,13 +5,16 @@ aggregates (so a read model can never disagree with what the servers decided) an
 new position in one transaction. Dropping the tables and catching up from position 0 rebuilds them exactly.
 """
 
-from collections.abc import Callable, Iterable
+import contextlib
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
+from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.projections.digest import GENESIS, chain
@@ -22,8 +25,13 @@ from actorbatch.store.transcoder import MsgpackTranscoder
 BATCH = 2000  # events per incremental catch-up
 REBUILD_BATCH = 50_000
 MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batches
-TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit")  # rebuilt
+TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
+          "ab_problems")  # rebuilt
 ALL_TABLES = (*TABLES, "ab_digests")  # the digest checkpoints are kept by a rebuild
+# Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
+# creates it if it is missing: an older store needs no `init` for it.
+PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+            "version BIGINT NOT NULL, position BIGINT, reason TEXT NOT NULL, rested BIGINT, rest TEXT NOT NULL)")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
@@ -40,6 +48,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
     "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
+    PROBLEMS,
 )
 _START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
 _codec = MsgpackTranscoder()
@@ -70,14 +79,24 @@ class Views:
         self.db.execute(_START)
 
     def check(self) -> None:
-        """Every read model table exists (a store made by an older version needs `actorbatch init` first)."""
+        """Every read model table exists (a store made by an older version needs `actorbatch init` first, but
+        for the problems table, made here)."""
         for table in ALL_TABLES:
-            try:
-                self.db.query(f"SELECT 1 FROM {table} LIMIT 0")  # noqa: S608 - fixed table names
-            except Exception as error:  # sqlite3 and psycopg raise different errors
-                self.db.close()
-                raise NotInitialised(f"store {self.store.url} lacks table {table}: run `actorbatch init` "
-                                     "(then `actorbatch projections rebuild`)") from error
+            if self._exists(table):
+                continue
+            if table == "ab_problems":
+                self.db.execute(PROBLEMS)
+                continue
+            self.db.close()
+            raise NotInitialised(f"store {self.store.url} lacks table {table}: run `actorbatch init` "
+                                 "(then `actorbatch projections rebuild`)")
+
+    def _exists(self, table: str) -> bool:
+        try:
+            self.db.query(f"SELECT 1 FROM {table} LIMIT 0")  # noqa: S608 - fixed table names
+        except Exception:  # noqa: BLE001 - sqlite3 and psycopg raise different errors
+            return False
+        return True
 
     def position(self, lock: bool = False) -> int:
         """The log position the read models reflect; `lock` holds it until the transaction ends (PostgreSQL)."""
@@ -101,13 +120,15 @@ class Views:
             if not notes:
                 return applied
             batch = [(note.id, self.store.decode(note)) for note in notes]
-            changes = self._fold_batch(batch)
+            quarantine = Quarantine(self.problems())
+            changes = self._fold_batch(batch, quarantine)
             digest = chain(self._digest_at(position), notes)
             with self.db.transaction():
                 if self.position(lock=True) != position:
                     self._open_runs_at = -1
                     continue
-                self._write(*changes)
+                self._write_isolated(changes, quarantine)
+                self._write_problems(quarantine.found)
                 # Checkpoints outlive rebuilds: a rebuilt read model must not bless a changed log.
                 self.db.execute("INSERT INTO ab_digests (position, digest) VALUES (?, ?) "
                                 "ON CONFLICT (position) DO NOTHING", (notes[-1].id, digest))
@@ -119,12 +140,45 @@ class Views:
                 on_batch(batch[-1][0], self.store.head())
 
     def rebuild(self, on_batch: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild every read model from the log. They are built in temporary tables of the same names, which
+        hide the real ones from this connection only, and copied over them in one transaction at the end: until
+        then, and for good if the rebuild fails, every other reader sees the old read models."""
+        self._forget()
+        try:
+            for statement in SCHEMA:
+                if statement.startswith("CREATE TABLE") and _table_of(statement) in TABLES:
+                    self.db.execute(statement.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1))
+            self.db.execute(_START)
+            applied = self.catch_up(on_batch, REBUILD_BATCH)
+            self._swap_in()
+        finally:
+            temporary = self._schemas()[1]
+            for table in TABLES:
+                self.db.execute(f"DROP TABLE IF EXISTS {temporary}.{table}")
+            self._forget()
+        return applied
+
+    def _swap_in(self) -> None:
+        """Replace the real read models with the rebuilt (temporary) ones, all in one transaction."""
+        real, temporary = self._schemas()
         with self.db.transaction():
             for table in TABLES:
-                self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            self.db.execute(_START)
+                columns = ", ".join(self.db.columns(f"{temporary}.{table}"))
+                self.db.execute(f"DELETE FROM {real}.{table}")  # noqa: S608 - fixed table names
+                self.db.execute(f"INSERT INTO {real}.{table} ({columns}) "  # noqa: S608
+                                f"SELECT {columns} FROM {temporary}.{table}")
+
+    def _schemas(self) -> tuple[str, str]:
+        """The schema of the real tables and that of this connection's temporary ones."""
+        if self.db.dialect == "sqlite":
+            return "main", "temp"
+        return str(self.db.query("SELECT current_schema()")[0][0]), "pg_temp"
+
+    def _forget(self) -> None:
+        """Drop what this process remembers of the rows, which a rebuild replaces."""
         self._definitions.clear()
-        return self.catch_up(on_batch, REBUILD_BATCH)
+        self._open_runs.clear()
+        self._open_runs_at = -1
 
     def _digest_at(self, position: int) -> str:
         """The running digest after `position`: from memory, a checkpoint, or (once) the log itself."""
@@ -141,19 +195,22 @@ class Views:
             digest, at = chain(digest, notes), notes[-1].id
         return digest
 
-    def verify(self) -> tuple[int, str, int | None]:
-        """Recompute the chain over the whole log: (events, head digest, first checkpoint that no longer matches)."""
+    def verify(self) -> tuple[int, str, int | None, int]:
+        """Recompute the chain over the whole log: (events, head digest, first checkpoint that no longer matches,
+        the last one before it that still does). A changed or deleted event lies between those two."""
         checkpoints: dict[int, str] = dict(self.db.query("SELECT position, digest FROM ab_digests"))
-        digest, at, events = GENESIS, 0, 0
+        digest, at, events, matched = GENESIS, 0, 0, 0
         while notes := self.store.read_raw(at, REBUILD_BATCH):
             for note in notes:
                 digest = chain(digest, [note])
-                if checkpoints.get(note.id, digest) != digest:
-                    return events + 1, digest, note.id
+                recorded = checkpoints.get(note.id)
+                if recorded is not None and recorded != digest:
+                    return events + 1, digest, note.id, matched
+                matched = note.id if recorded is not None else matched
                 events += 1
             at = notes[-1].id
         missing = [p for p in checkpoints if p > at]
-        return events, digest, min(missing) if missing else None
+        return events, digest, min(missing) if missing else None, matched
 
     def _keep_open(self, runs: dict[UUID, Run], position: int) -> None:
         if len(self._open_runs) > MAX_OPEN_RUNS:
@@ -165,14 +222,17 @@ class Views:
                 self._open_runs[run_id] = run
         self._open_runs_at = position
 
-    def _fold_batch(self, batch: Iterable[tuple[int, Event]]) -> tuple[Any, ...]:
-        """The aggregates a batch touches, folded to their new state, and its log lines."""
+    def _fold_batch(self, batch: Iterable[tuple[int, Event]], quarantine: Quarantine) -> tuple[Any, ...]:
+        """The aggregates a batch touches, folded to their new state, and its log lines; the aggregates that
+        cannot be folded are quarantined, and keep the state last written."""
         jobs: dict[UUID, JobState] = {}
         runs: dict[UUID, Run] = {}
         servers: dict[UUID, Server] = {}
         logs: list[tuple[Any, ...]] = []
         audit: list[tuple[Any, ...]] = []
         for position, event in batch:
+            if not quarantine.admit(event, position):
+                continue
             if isinstance(event, LogWritten):
                 logs.append((str(event.run_id), event.task, event.attempt, position, _codec.encode(event.lines)))
                 continue
@@ -181,11 +241,11 @@ class Views:
                 job = jobs.get(job_id(name)) or jobs.setdefault(job_id(name), self._load_job(job_id(name)))
                 job.fired(event.fire_time, event.reason if isinstance(event, FireSkipped) else None)
             if isinstance(event, RunEvent):
-                self._fold(runs, event, RunCreated, Run, self._load_run)
+                self._fold(runs, event, RunCreated, Run, self._load_run, quarantine, position)
             elif isinstance(event, JobEvent):
-                self._fold(jobs, event, JobAdded, JobState, self._load_job)
+                self._fold(jobs, event, JobAdded, JobState, self._load_job, quarantine, position)
             elif isinstance(event, ServerEvent):
-                self._fold(servers, event, ServerStarted, Server, self._load_server)
+                self._fold(servers, event, ServerStarted, Server, self._load_server, quarantine, position)
             user = getattr(event, "user", None)
             if user is not None:  # a person's action: the audit trail of who did what
                 audit.append(_audit_row(position, event, user, jobs, runs))
@@ -220,23 +280,59 @@ class Views:
         self.db.executemany("INSERT INTO ab_logs (run_id, task, attempt, position, lines) VALUES (?, ?, ?, ?, ?)",
                             logs)
 
+    def _write_isolated(self, changes: tuple[Any, ...], quarantine: Quarantine) -> None:
+        """Write a batch's rows; if that fails, write them aggregate by aggregate and quarantine those whose rows
+        cannot be made (a time no read model can show, say), so one bad aggregate does not stop the others."""
+        with contextlib.suppress(Exception):  # one aggregate's rows cannot be made: find it below
+            self._write_saved(changes)
+            return
+        self._write_saved(({}, {}, {}, *changes[3:]))  # log lines and audit rows
+        for index, kind in enumerate(("job", "run", "server")):
+            for key, aggregate in list(changes[index].items()):
+                alone: list[Any] = [{}, {}, {}, [], []]
+                alone[index] = {key: aggregate}
+                if not quarantine.guard(kind, key, aggregate.version, functools.partial(self._write_saved, alone),
+                                        "cannot be written to the read models"):
+                    del changes[index][key]
+
+    def _write_saved(self, changes: Sequence[Any]) -> None:
+        """`_write` under a savepoint: if it fails, nothing of it stays written, nor remembered as written."""
+        try:
+            with self.db.savepoint():
+                self._write(*changes)
+        except Exception:
+            self._definitions.clear()
+            raise
+
+    def _write_problems(self, problems: Iterable[Problem]) -> None:
+        self.db.executemany(
+            "INSERT INTO ab_problems (aggregate_id, kind, version, position, reason, rested, rest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (aggregate_id) DO UPDATE SET kind = excluded.kind, "
+            "version = excluded.version, position = excluded.position, reason = excluded.reason, "
+            "rested = excluded.rested, rest = excluded.rest",
+            [(str(p.aggregate_id), p.kind, p.version, p.position, p.reason, p.rested, p.rest) for p in problems])
+
     @staticmethod
     def _fold(cache: dict[UUID, Any], event: Event, first: type, factory: Callable[[], Any],
-              load: Callable[[UUID], Any]) -> None:
+              load: Callable[[UUID], Any], quarantine: Quarantine, position: int) -> None:
         aggregate = cache.get(event.originator_id)
         if aggregate is None:
             aggregate = factory() if isinstance(event, first) and event.originator_version == 1 else \
                 load(event.originator_id)
+            if aggregate is None:
+                return  # quarantined before the read models ever held it: nothing to put to rest
             cache[event.originator_id] = aggregate
-        if event.originator_version > aggregate.version:  # a row read after another catch-up moved on is ahead
-            aggregate.apply(event)  # of our position: its events are in it already, and our write will lose the CAS
+        # A row read after another catch-up moved on is ahead of our position: its events are in it already, and
+        # our write will lose the CAS. A fold that raised may have left the aggregate half changed: not written.
+        if event.originator_version > aggregate.version and not quarantine.apply(aggregate, event, position):
+            del cache[event.originator_id]
 
-    def _load_run(self, run_id: UUID) -> Run:
+    def _load_run(self, run_id: UUID) -> Run | None:
         cached = self._open_runs.pop(run_id, None)  # popped: a failed write must not leave it half-folded
         if cached is not None:
             return cached
         rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
-        return self._run(rows[0][0])
+        return self._run(rows[0][0]) if rows else None
 
     def _run(self, blob: bytes) -> Run:
         data = _codec.decode(blob)
@@ -308,7 +404,10 @@ class Views:
         return self._run(rows[0][0]) if rows else None
 
     def run_ids(self, prefix: str) -> list[str]:
-        return [r[0] for r in self.db.query("SELECT id FROM ab_runs WHERE id LIKE ? LIMIT 2", (prefix + "%",))]
+        """Up to two run ids that start with `prefix`, quarantined runs the read models never held included."""
+        return [r[0] for r in self.db.query(
+            "SELECT id FROM ab_runs WHERE id LIKE ? UNION SELECT aggregate_id FROM ab_problems "
+            "WHERE kind = 'run' AND aggregate_id LIKE ? LIMIT 2", (prefix + "%", prefix + "%"))]
 
     def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
         """(position, task, attempt, line) in log order, after position `after`."""
@@ -330,6 +429,13 @@ class Views:
                              f"WHERE {' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit))
         return [{"at": at, "user": u, "action": action, "subject": subject} for at, u, action, subject in rows]
 
+    def problems(self) -> list[Problem]:
+        """Every aggregate a reader of the read models quarantined, open or put to rest, in log order."""
+        rows = self.db.query("SELECT kind, aggregate_id, version, position, reason, rested, rest FROM ab_problems "
+                             "ORDER BY COALESCE(position, 0), aggregate_id")
+        return [Problem(kind, UUID(aid), version, reason, position, rested, rest)
+                for kind, aid, version, position, reason, rested, rest in rows]
+
     def servers(self) -> list[Server]:
         result = []
         for (data,) in self.db.query("SELECT data FROM ab_servers ORDER BY name"):
@@ -343,13 +449,19 @@ def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState
                runs: dict[UUID, Run]) -> tuple[Any, ...]:
     """(position, at, user, action, subject, job): the subject is the job name, or the run id for run actions."""
     if isinstance(event, JobEvent):
-        definition = jobs[event.originator_id].definition
-        name = definition.name if definition else ""
+        job = jobs.get(event.originator_id)  # absent if quarantined
+        name = job.definition.name if job and job.definition else ""
         return position, iso(event.timestamp), user, event.action, name, name
     if isinstance(event, DrainRequested):
         return position, iso(event.timestamp), user, event.action, event.server, ""
-    name = runs[event.originator_id].job
+    run = runs.get(event.originator_id)
+    name = run.job if run and run.definition else ""
     return position, iso(event.timestamp), user, event.action, str(event.originator_id), name
+
+
+def _table_of(statement: str) -> str:
+    """The table a `CREATE TABLE IF NOT EXISTS name (...)` statement creates."""
+    return statement.split()[5]
 
 
 def _definition_key(run: Run) -> str:

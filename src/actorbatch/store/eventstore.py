@@ -13,9 +13,10 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Transcoder
 
-from actorbatch.domain.events import Event, fold
+from actorbatch.domain.events import Event
+from actorbatch.domain.quarantine import describe, fold_stream, unreadable
 from actorbatch.errors import ActorbatchError, Conflict
-from actorbatch.store.topics import StableTopicMapper
+from actorbatch.store.topics import EVENTS, StableTopicMapper
 from actorbatch.store.transcoder import MsgpackTranscoder
 from actorbatch.store.urls import StoreUrl, parse_url
 
@@ -99,8 +100,10 @@ class EventStore:
         return [self._decode(s) for s in stored]
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
-        """The aggregate folded from all its events, or None if it has none."""
-        return fold(factory, self.events(aggregate_id))
+        """The aggregate folded from all its events, or None if it has none; Quarantined if one of them cannot
+        be read or folded (and no later event put it to rest)."""
+        events = self.events(aggregate_id)
+        return fold_stream(factory, events) if events else None
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
         """Up to `limit` events from the notification log after position `after`, with their positions."""
@@ -138,13 +141,16 @@ class EventStore:
         return self._decode(stored)
 
     def _decode(self, stored: Any) -> Event:
+        """The event, or (if its record is corrupt) a stand-in naming it, which readers quarantine."""
         try:
             event = self._app.mapper.to_domain_event(stored)
-        except Exception as error:  # noqa: BLE001 - a corrupt record must name itself, not crash with a traceback
-            raise ActorbatchError(f"corrupt event in the log: aggregate {stored.originator_id} version "
-                                  f"{stored.originator_version} ({stored.topic}): {error}") from None
+        except Exception as error:  # noqa: BLE001 - a corrupt record must name itself, not crash its reader
+            cause = error.__cause__ or error  # the store's wrapper repeats what the record names already
+            return unreadable(_event_class(stored.topic), stored.originator_id, stored.originator_version,
+                              stored.topic, describe(cause))
         if not isinstance(event, Event):
-            raise ActorbatchError(f"corrupt event in the log: {stored.topic} is not an actorbatch event")
+            return unreadable(None, stored.originator_id, stored.originator_version, stored.topic,
+                              "not an actorbatch event")
         return event
 
     def import_raw(self, records: Sequence[Any]) -> None:
@@ -153,3 +159,7 @@ class EventStore:
 
     def close(self) -> None:
         self._app.close()
+
+
+def _event_class(topic: str) -> type | None:
+    return EVENTS.get(topic)

@@ -64,18 +64,40 @@ class SqlDb:
     @contextmanager
     def transaction(self) -> Iterator["SqlDb"]:
         """A write transaction taken at once, so two catch-ups of one read model never interleave."""
-        conn = self.conn
         if self.dialect == "sqlite":
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._sqlite_block("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)):
                 yield self
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         else:
-            with conn.transaction():
+            with self.conn.transaction():
                 yield self
+
+    @contextmanager
+    def savepoint(self) -> Iterator["SqlDb"]:
+        """Inside a transaction: undo only what the block wrote if it raises."""
+        if self.dialect == "sqlite":
+            with self._sqlite_block("SAVEPOINT ab_block", "RELEASE ab_block",
+                                    ("ROLLBACK TO ab_block", "RELEASE ab_block")):
+                yield self
+        else:
+            with self.conn.transaction():  # nested in a transaction: a savepoint
+                yield self
+
+    @contextmanager
+    def _sqlite_block(self, begin: str, end: str, undo: Sequence[str]) -> Iterator[None]:
+        conn = self.conn
+        conn.execute(begin)
+        try:
+            yield
+        except BaseException:
+            for statement in undo:
+                conn.execute(statement)
+            raise
+        conn.execute(end)
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of `table`, in order."""
+        cursor = self.conn.execute(f"SELECT * FROM {table} LIMIT 0")  # noqa: S608 - fixed table names
+        return [column[0] for column in cursor.description]
 
     def close(self) -> None:
         """Close the connections of every thread (call when those threads are done with it)."""
