@@ -165,8 +165,7 @@ class LeaseBehaviour:
         attempts = []
         for claim in events:
             run = self.runs[claim.originator_id]
-            assert run.definition is not None
-            spec = run.definition.task(claim.task)
+            spec = run.tasks[claim.task].spec  # not definition.task(), which searches the whole list
             attempt = Attempt(run_id=run.id, task=claim.task, attempt=claim.attempt, job=run.job, user=run.user,
                               params={**spec.params, **run.params}, run=spec.run, command=spec.command,
                               timeout_s=spec.timeout_s, starts_at=claim.starts_at)
