@@ -102,12 +102,13 @@ class Views:
                 return applied
             batch = [(note.id, self.store.decode(note)) for note in notes]
             changes = self._fold_batch(batch)
+            run_rows = _run_rows(changes[1])  # encoded before the write lock is taken: a wide run is megabytes
             digest = chain(self._digest_at(position), notes)
             with self.db.transaction():
                 if self.position(lock=True) != position:
                     self._open_runs_at = -1
                     continue
-                self._write(*changes)
+                self._write(*changes, run_rows=run_rows)
                 # Checkpoints outlive rebuilds: a rebuilt read model must not bless a changed log.
                 self.db.execute("INSERT INTO ab_digests (position, digest) VALUES (?, ?) "
                                 "ON CONFLICT (position) DO NOTHING", (notes[-1].id, digest))
@@ -192,7 +193,7 @@ class Views:
         return jobs, runs, servers, logs, audit
 
     def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
-               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]]) -> None:
+               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], run_rows: list[tuple[Any, ...]]) -> None:
         self.db.executemany("INSERT INTO ab_audit (position, at, username, action, subject, job) "
                             "VALUES (?, ?, ?, ?, ?, ?)", audit)
         new_definitions = {}
@@ -206,9 +207,7 @@ class Views:
         self.db.executemany(
             "INSERT INTO ab_runs (id, job, status, due_at, started_at, ended_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, "
-            "ended_at = excluded.ended_at, data = excluded.data",
-            [(str(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
-              iso(r.ended_at), _codec.encode(r.to_dict())) for r in runs.values()])
+            "ended_at = excluded.ended_at, data = excluded.data", run_rows)
         self.db.executemany(
             "INSERT INTO ab_jobs (name, id, data) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET id = excluded.id, data = excluded.data",
@@ -350,6 +349,12 @@ def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState
         return position, iso(event.timestamp), user, event.action, event.server, ""
     name = runs[event.originator_id].job
     return position, iso(event.timestamp), user, event.action, str(event.originator_id), name
+
+
+def _run_rows(runs: dict[UUID, Run]) -> list[tuple[Any, ...]]:
+    """The `ab_runs` rows of runs, encoded."""
+    return [(str(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at), iso(r.ended_at),
+             _codec.encode(r.to_dict())) for r in runs.values()]
 
 
 def _definition_key(run: Run) -> str:
