@@ -108,7 +108,7 @@ class Views:
                 if self.position(lock=True) != position:
                     self._open_runs_at = -1
                     continue
-                self._write(*changes, run_rows=run_rows)
+                self._write(run_rows, *changes)
                 # Checkpoints outlive rebuilds: a rebuilt read model must not bless a changed log.
                 self.db.execute("INSERT INTO ab_digests (position, digest) VALUES (?, ?) "
                                 "ON CONFLICT (position) DO NOTHING", (notes[-1].id, digest))
@@ -192,8 +192,8 @@ class Views:
                 audit.append(_audit_row(position, event, user, jobs, runs))
         return jobs, runs, servers, logs, audit
 
-    def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
-               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], run_rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, run_rows: list[tuple[Any, ...]], jobs: dict[UUID, JobState], runs: dict[UUID, Run],
+               servers: dict[UUID, Server], logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]]) -> None:
         self.db.executemany("INSERT INTO ab_audit (position, at, username, action, subject, job) "
                             "VALUES (?, ?, ?, ?, ?, ?)", audit)
         new_definitions = {}
