@@ -19,7 +19,8 @@ from actorbatch.store.eventstore import EventStore, NotInitialised
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.transcoder import MsgpackTranscoder
 
-BATCH = 2000  # events per incremental catch-up
+BATCH = 20_000  # events per incremental catch-up, at most: each batch writes every run it touches whole, so a wide
+# run's row is encoded once per batch; small batches made a lagging projector re-encode it thousands of times
 REBUILD_BATCH = 50_000
 MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batches
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit")  # rebuilt
