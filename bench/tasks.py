@@ -49,3 +49,7 @@ def sleeper(ctx: TaskContext) -> None:
     log_event("S", ctx.params["i"], wall())
     time.sleep(ctx.params["secs"])
     log_event("E", ctx.params["i"], wall())
+
+
+def wide(ctx: TaskContext) -> None:
+    log_event("T", ctx.task, wall())

@@ -20,6 +20,7 @@ from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskC
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 
 Key = tuple[UUID, str]  # (run id, task name)
+Entry = tuple[int, datetime, str, UUID, str]  # a ready task: (-priority, due, run id as text, run id, task)
 
 
 def lease_end(state: TaskRun, holder: Server | None) -> datetime:
@@ -62,8 +63,9 @@ class LeaseBehaviour:
         self.servers: dict[UUID, Server] = {}
         self.mine: dict[Key, Attempt] = {}  # attempts this server executes
         self.leased: dict[Key, str] = {}  # every running attempt on the cluster -> its holder
-        self._ready: list[tuple[int, datetime, str, UUID, str]] = []  # (-priority, due, run, id, task)
-        self._later: list[tuple[datetime, str, UUID]] = []  # runs with a task claimable only later
+        self._ready: list[Entry] = []  # ready tasks, highest priority first, then earliest due
+        self._queued: set[Entry] = set()  # what `_ready` holds, so that a task is queued once per due time
+        self._later: list[tuple[datetime, str, UUID, str]] = []  # (due, run, id, task): claimable only later
         self.draining = False
         self.started_at: datetime | None = None  # drain requests older than this were for an earlier process
         self.quarantine = Quarantine()  # runs and servers whose events cannot be read or folded: out of the book
@@ -87,8 +89,9 @@ class LeaseBehaviour:
                     run = self.runs[event.originator_id] = Run()
                 if event.originator_version != run.version + 1:
                     continue  # already applied: our own event, echoed by the log
-                if self.quarantine.fold(run, event):
-                    aborts.extend(self._reindex(run))
+                touched: list[Iterable[str]] = []
+                if self.quarantine.fold(run, event, then=touched.append):
+                    aborts.extend(self._reindex(run, touched[0]))
                 else:
                     aborts.extend(self.forget(event.originator_id))
         return aborts
@@ -104,7 +107,7 @@ class LeaseBehaviour:
     def replace(self, fresh: Run) -> list[Attempt]:
         """After a write conflict: adopt the run as the store has it now."""
         self.runs[fresh.id] = fresh
-        return self._reindex(fresh)
+        return self._reindex(fresh, fresh.tasks)
 
     def _observe_server(self, event: ServerEvent) -> None:
         server = self.servers.get(event.originator_id)
@@ -115,11 +118,12 @@ class LeaseBehaviour:
         if event.originator_version > server.version and not self.quarantine.fold(server, event):
             del self.servers[event.originator_id]  # its leases are judged by their own expiry until it restarts
 
-    def _reindex(self, run: Run) -> list[Attempt]:
-        """Bring the indexes in line with `run`; returns attempts of ours it no longer lets us run."""
+    def _reindex(self, run: Run, touched: Iterable[str]) -> list[Attempt]:
+        """Bring the indexes in line with the `touched` tasks of `run` (those an event changed: the others are
+        indexed already); returns attempts of ours it no longer lets us run."""
         aborts = []
-        assert run.definition is not None and run.due_at is not None
-        for name, state in run.tasks.items():
+        for name in touched:
+            state = run.tasks[name]
             key = (run.id, name)
             if state.status == "running":
                 assert state.server is not None
@@ -130,11 +134,19 @@ class LeaseBehaviour:
             if mine is not None and (state.status != "running" or state.attempt != mine.attempt):
                 aborts.append(self.mine.pop(key))
             if state.status == "ready":
-                due = max(run.due_at, state.not_before or run.due_at)
-                heapq.heappush(self._ready, (-run.definition.priority_rank, due, str(run.id), run.id, name))
+                self._queue(run, name)
         if run.complete:
             del self.runs[run.id]
         return aborts
+
+    def _queue(self, run: Run, task: str) -> None:
+        """Offer a ready task to `claims`, once per due time (a retry delay gives it a new one)."""
+        assert run.definition is not None and run.due_at is not None
+        due = max(run.due_at, run.tasks[task].not_before or run.due_at)
+        entry = (-run.definition.priority_rank, due, str(run.id), run.id, task)
+        if entry not in self._queued:
+            self._queued.add(entry)
+            heapq.heappush(self._ready, entry)
 
     # ---- decisions ----
 
@@ -144,15 +156,17 @@ class LeaseBehaviour:
         if self.draining:
             return claims
         while self._ready and len(claims) < free:
-            _, due, _, run_id, task = heapq.heappop(self._ready)
+            entry = heapq.heappop(self._ready)
+            self._queued.discard(entry)
+            _, due, _, run_id, task = entry
             run = self.runs.get(run_id)
             if run is None or run.tasks[task].status != "ready":
                 continue  # stale index entry
             assert run.definition is not None
             if run.definition.group not in self.groups:
                 continue  # the run waits for a server of its group
-            if task not in run.claimable(now + timedelta(seconds=early_s)):
-                heapq.heappush(self._later, (due, str(run_id), run_id))
+            if not run.can_claim(task, now + timedelta(seconds=early_s)):
+                heapq.heappush(self._later, (due, str(run_id), run_id, task))
                 continue
             claim = run.claim(task, self.name, now, self.lease_timeout_s, early_s)
             run.apply(claim)
@@ -165,8 +179,7 @@ class LeaseBehaviour:
         attempts = []
         for claim in events:
             run = self.runs[claim.originator_id]
-            assert run.definition is not None
-            spec = run.definition.task(claim.task)
+            spec = run.tasks[claim.task].spec  # not definition.task(), which searches the whole list
             attempt = Attempt(run_id=run.id, task=claim.task, attempt=claim.attempt, job=run.job, user=run.user,
                               params={**spec.params, **run.params}, run=spec.run, command=spec.command,
                               timeout_s=spec.timeout_s, starts_at=claim.starts_at)
@@ -175,12 +188,12 @@ class LeaseBehaviour:
         return attempts
 
     def wake_due(self, now: datetime) -> None:
-        """Move runs whose due time or retry delay has passed back to the ready index."""
+        """Move tasks whose run's due time or retry delay has passed back to the ready index."""
         while self._later and self._later[0][0] <= now:
-            _, _, run_id = heapq.heappop(self._later)
+            _, _, run_id, task = heapq.heappop(self._later)
             run = self.runs.get(run_id)
-            if run is not None:
-                self._reindex(run)
+            if run is not None and run.tasks[task].status == "ready":
+                self._queue(run, task)
 
     def next_wake(self) -> datetime | None:
         """When something becomes claimable by time alone, so the shell can sleep until then."""
@@ -204,8 +217,7 @@ class LeaseBehaviour:
                 continue
             event = run.expire(task, now, lease_end(state, by_name.get(holder)))
             if event is not None:
-                run.apply(event)
-                self._reindex(run)
+                self._reindex(run, run.apply(event))
                 lost.append(event)
         return lost
 
@@ -217,6 +229,5 @@ class LeaseBehaviour:
             return None
         event = run.finish(attempt.task, attempt.attempt, now, exit_status=exit_status, result=result)
         assert isinstance(event, RunEvent)
-        run.apply(event)
-        self._reindex(run)
+        self._reindex(run, run.apply(event))
         return event

@@ -17,7 +17,7 @@ from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobEvent, JobState
 from actorbatch.domain.quarantine import Quarantine
 from actorbatch.domain.recurrence import Schedule, misfired
-from actorbatch.domain.runs import TERMINAL, FireSkipped, Run, RunCreated, RunEvent, scheduled_run_id
+from actorbatch.domain.runs import FireSkipped, Run, RunCreated, RunEvent, scheduled_run_id
 
 MAX_QUEUED = 100  # overlap = "queue": fire times held back per job, at most
 MAX_PER_DECISION = 1000  # events one `decide` returns; a long catch-up continues on the next call
@@ -86,7 +86,7 @@ class ScheduleBehaviour:
         job = self.jobs.setdefault(event.originator_id, JobState())
         if event.originator_version != job.version + 1 and not self.quarantine.rests(event):
             return True  # already applied
-        return self.quarantine.apply(job, event, then=functools.partial(self._refresh, job))
+        return self.quarantine.apply(job, event, then=lambda _: self._refresh(job))
 
     def _forget(self, run_id: UUID) -> UUID | None:
         """A quarantined run no longer counts as active; returns its job if that leaves the job none."""
@@ -132,7 +132,7 @@ class ScheduleBehaviour:
     def _track(self, run: Run) -> UUID | None:
         """Keep `active` in line with `run`; returns its job id if that job has no active run left."""
         jid = job_id(run.job)
-        if run.cancelled or all(t.status in TERMINAL for t in run.tasks.values()):
+        if run.cancelled or run.complete:
             self._runs.pop(run.id, None)
             runs = self.active.get(jid, set())
             runs.discard(run.id)

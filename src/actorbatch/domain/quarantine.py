@@ -149,24 +149,26 @@ class Quarantine:
         return True
 
     def apply(self, aggregate: Any, event: Event, position: int | None = None,
-              then: Callable[[], object] | None = None) -> bool:
-        """Fold an admitted event (and run `then`, the reader's own follow-up); quarantine the aggregate if either
-        raises. The event that put an aggregate to rest applies over its last good state, skipping the gap."""
+              then: Callable[[Any], object] | None = None) -> bool:
+        """Fold an admitted event (and run `then` on what `apply` returned: the reader's own follow-up); quarantine
+        the aggregate if either raises. The event that put an aggregate to rest applies over its last good state,
+        skipping the gap."""
         if self.problems and self.rests(event):
             aggregate.version = event.originator_version - 1
         try:  # inline, not through `guard`: every event of every reader passes here
-            aggregate.apply(event)
+            result = aggregate.apply(event)
             if then is not None:
-                then()
+                then(result)
         except Exception as error:  # noqa: BLE001 - whatever one aggregate does wrong must not stop the reader
             self._record(Problem(kind_of(type(event)), event.originator_id, event.originator_version,
                                  f"cannot fold event ({event.action}): {describe(error)}", position))
             return False
         return True
 
-    def fold(self, aggregate: Any, event: Event, position: int | None = None) -> bool:
+    def fold(self, aggregate: Any, event: Event, position: int | None = None,
+             then: Callable[[Any], object] | None = None) -> bool:
         """`admit`, then `apply`: True if the event was folded."""
-        return self.admit(event, position) and self.apply(aggregate, event, position)
+        return self.admit(event, position) and self.apply(aggregate, event, position, then)
 
     def rests(self, event: Event) -> bool:
         """Whether `event` is the one that put its quarantined aggregate to rest (its version skips a gap)."""

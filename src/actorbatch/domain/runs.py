@@ -116,6 +116,9 @@ class LogWritten(Event):
     lines: tuple[str, ...]
 
 
+TaskEvent = TaskClaimed | TaskSucceeded | TaskFailed | AttemptLost | ResultIgnored
+
+
 @dataclass
 class TaskRun:
     """The state of one task within one run."""
@@ -157,6 +160,24 @@ class Run:
         self.ended_at: datetime | None = None
         self.cancelled = False
         self.tasks: dict[str, TaskRun] = {}
+        self._index()
+
+    def _index(self) -> None:
+        """Derive the indexes that keep each event's work proportional to the tasks it touches, not to the run:
+        children by parent (whose conditions a task's end may decide) and the counts that `complete` and `status`
+        need. Not part of `to_dict`: they follow from the tasks and the definition."""
+        self._children: dict[str, list[tuple[str, str]]] = {}  # parents not ended yet -> (child, condition)
+        self._tallies: dict[str, list[int]] = {}  # waiting task -> [parents met, parents failed] its conditions
+        for state in self.tasks.values():
+            for parent, condition in state.spec.after:
+                parent_status = self.tasks[parent].status
+                if parent_status not in TERMINAL:
+                    self._children.setdefault(parent, []).append((state.spec.name, condition))
+                elif state.status == "waiting":
+                    tally = self._tallies.setdefault(state.spec.name, [0, 0])
+                    tally[0 if _condition(parent_status, condition) else 1] += 1
+        self._open = sum(t.status not in TERMINAL for t in self.tasks.values())
+        self._failed = sum(_fails_run(t) for t in self.tasks.values())
 
     @property
     def job(self) -> str:
@@ -165,15 +186,14 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        return bool(self.tasks) and all(t.status in TERMINAL for t in self.tasks.values())
+        return bool(self.tasks) and self._open == 0
 
     def status(self, now: datetime) -> str:
         """`scheduled` (due later), `running` (due, not complete), `succeeded`, `failed` or `cancelled`."""
         if self.cancelled:
             return "cancelled"
         if self.complete:
-            failed = any(t.status == "failed" and not t.spec.ignore_failure for t in self.tasks.values())
-            return "failed" if failed else "succeeded"
+            return "failed" if self._failed else "succeeded"
         assert self.due_at is not None
         return "scheduled" if self.due_at > now and self.started_at is None else "running"
 
@@ -192,6 +212,7 @@ class Run:
             setattr(run, name, data[name])
         run.definition = definition
         run.tasks = {spec.name: TaskRun(spec, **data["tasks"][spec.name]) for spec in run.definition.tasks}
+        run._index()
         return run
 
     # ---- commands: decide, return the event, change nothing ----
@@ -205,16 +226,20 @@ class Run:
 
     def claimable(self, now: datetime) -> list[str]:
         """Tasks a server may claim now: ready, the run due, any retry delay over."""
+        return [name for name in self.tasks if self.can_claim(name, now)]
+
+    def can_claim(self, task: str, now: datetime) -> bool:
+        """Whether `task` is claimable now (see `claimable`), without looking at any other task."""
         if self.cancelled or self.due_at is None or self.due_at > now:
-            return []
-        return [t.spec.name for t in self.tasks.values()
-                if t.status == "ready" and (t.not_before is None or t.not_before <= now)]
+            return False
+        state = self.tasks[task]
+        return state.status == "ready" and (state.not_before is None or state.not_before <= now)
 
     def claim(self, task: str, server: str, now: datetime, lease_timeout_s: float, early_s: float = 0.0
               ) -> TaskClaimed:
         """Lease the task to `server`; up to `early_s` before it is due, so that it can start on the dot."""
         state = self.tasks[task]
-        assert task in self.claimable(now + timedelta(seconds=early_s)), f"{task} is not claimable"
+        assert self.can_claim(task, now + timedelta(seconds=early_s)), f"{task} is not claimable"
         assert self.due_at is not None
         starts_at = max(now, self.due_at, state.not_before or now)
         return TaskClaimed(originator_id=self.id, originator_version=self.version + 1, timestamp=now,
@@ -250,20 +275,53 @@ class Run:
 
     # ---- the fold ----
 
-    def apply(self, event: RunEvent) -> None:
+    def apply(self, event: RunEvent) -> list[str]:
+        """Fold a recorded event; returns the tasks whose state it changed (every task for a new or cancelled run),
+        so that indexes kept beside the run follow it without visiting the other tasks."""
         assert event.originator_version == self.version + 1, (
             f"run {event.originator_id}: event v{event.originator_version} after v{self.version}")
         self.id, self.version = event.originator_id, event.originator_version
         now = event.timestamp
+        touched: list[str]
         if isinstance(event, RunCreated):
-            self.definition = JobDefinition.from_dict(event.definition)
-            self.job_version = event.job_version
-            self.params, self.user, self.due_at = event.params, event.user, event.due_at
-            self.created_at, self.fire_time = now, event.fire_time
-            self.tasks = {spec.name: TaskRun(spec) for spec in self.definition.tasks}
-        elif isinstance(event, TaskClaimed):
+            self._create(event, now)
+            touched = list(self.tasks)
+        elif isinstance(event, RunCancelled):
+            self._cancel(event.user, now)
+            touched = list(self.tasks)
+        else:
+            assert isinstance(event, TaskEvent)
+            self._apply_task_event(event, now)
+            touched = [event.task]
+        self._settle(touched)
+        if self.complete and self.ended_at is None:
+            self.ended_at = now
+        return touched
+
+    def _create(self, event: RunCreated, now: datetime) -> None:
+        self.definition = JobDefinition.from_dict(event.definition)
+        self.job_version = event.job_version
+        self.params, self.user, self.due_at = event.params, event.user, event.due_at
+        self.created_at, self.fire_time = now, event.fire_time
+        self.tasks = {spec.name: TaskRun(spec) for spec in self.definition.tasks}
+        self._index()
+        for state in self.tasks.values():
+            if not state.spec.after:
+                self._set(state, "ready")
+
+    def _cancel(self, user: str, now: datetime) -> None:
+        self.cancelled = True
+        for state in self.tasks.values():
+            if state.status == "running":
+                self._close_attempt(state.spec.name, state.attempt, "cancelled", now)
+            if state.status not in TERMINAL:
+                self._end(state, "cancelled", f"cancelled by {user}", now)
+
+    def _apply_task_event(self, event: TaskEvent, now: datetime) -> None:
+        if isinstance(event, TaskClaimed):
             state = self.tasks[event.task]
-            state.status, state.attempt, state.server = "running", event.attempt, event.server
+            self._set(state, "running")
+            state.attempt, state.server = event.attempt, event.server
             started = event.starts_at
             state.lease_until, state.started_at, state.ended_at = event.lease_until, started, None
             state.history.append({"attempt": event.attempt, "server": event.server, "started_at": started,
@@ -293,16 +351,6 @@ class Run:
             for entry in self.tasks[event.task].history:
                 if entry["attempt"] == event.attempt:
                     entry["late_result"] = event.outcome
-        elif isinstance(event, RunCancelled):
-            self.cancelled = True
-            for state in self.tasks.values():
-                if state.status == "running":
-                    self._close_attempt(state.spec.name, state.attempt, "cancelled", now)
-                if state.status not in TERMINAL:
-                    self._end(state, "cancelled", f"cancelled by {event.user}", now)
-        self._settle()
-        if self.complete and self.ended_at is None:
-            self.ended_at = now
 
     def _close_attempt(self, task: str, attempt: int, outcome: str, now: datetime) -> None:
         entry = self.tasks[task].history[-1]
@@ -310,39 +358,63 @@ class Run:
         entry["ended_at"], entry["outcome"] = now, outcome
 
     def _retry(self, state: TaskRun, exit_status: str, not_before: datetime) -> None:
-        state.status, state.exit_status, state.not_before = "ready", exit_status, not_before
+        self._set(state, "ready")
+        state.exit_status, state.not_before = exit_status, not_before
         state.server = state.lease_until = None
 
     def _end(self, state: TaskRun, status: str, exit_status: str | None, now: datetime) -> None:
-        state.status, state.exit_status, state.ended_at = status, exit_status, now
+        self._set(state, status)
+        state.exit_status, state.ended_at = exit_status, now
         state.lease_until = None
 
-    def _settle(self) -> None:
-        """Move waiting tasks whose conditions are decided to ready or skipped, until nothing changes."""
-        changed = True
-        while changed:
-            changed = False
-            for state in self.tasks.values():
-                if state.status == "waiting":
-                    verdict = self._conditions(state.spec)
-                    if verdict is not None:
-                        state.status = "ready" if verdict else "skipped"
-                        if not verdict:
-                            state.exit_status = "skipped: conditions can no longer be met"
-                        changed = True
+    def _set(self, state: TaskRun, status: str) -> None:
+        """Every change of a task's status goes through here, to keep the counts right."""
+        self._open += (status not in TERMINAL) - (state.status not in TERMINAL)
+        self._failed -= _fails_run(state)
+        state.status = status
+        self._failed += _fails_run(state)
 
-    def _conditions(self, spec: TaskSpec) -> bool | None:
-        """True when the task may run, False when it never can, None while undecided."""
-        if not spec.after:
-            return True
-        verdicts = [_condition(self.tasks[parent].status, condition) for parent, condition in spec.after]
-        if spec.when == "all":
-            if False in verdicts:
-                return False
-            return True if all(verdicts) else None
-        if True in verdicts:
-            return True
-        return False if all(v is False for v in verdicts) else None
+    def _settle(self, touched: list[str]) -> None:
+        """Decide the waiting children of tasks that have ended, and theirs in turn when they are skipped; the
+        tasks decided are added to `touched`. A task's conditions depend only on its parents, and a parent's
+        status stops changing once it has ended, so each dependency is counted once, when its parent ends."""
+        ended = [name for name in touched if self.tasks[name].status in TERMINAL and name in self._children]
+        while ended:
+            parent = ended.pop()
+            parent_status = self.tasks[parent].status
+            for child, condition in self._children.pop(parent, ()):
+                state = self.tasks[child]
+                if state.status != "waiting":
+                    continue
+                tally = self._tallies.setdefault(child, [0, 0])
+                tally[0 if _condition(parent_status, condition) else 1] += 1
+                verdict = _verdict(state.spec, tally[0], tally[1])
+                if verdict is None:
+                    continue
+                del self._tallies[child]
+                touched.append(child)
+                if verdict:
+                    self._set(state, "ready")
+                else:
+                    self._set(state, "skipped")
+                    state.exit_status = "skipped: conditions can no longer be met"
+                    ended.append(child)
+
+
+def _verdict(spec: TaskSpec, met: int, unmet: int) -> bool | None:
+    """True when the task may run, False when it never can, None while undecided: from how many of its parents
+    have ended meeting (`met`) or failing (`unmet`) their condition."""
+    if spec.when == "all":
+        if unmet:
+            return False
+        return True if met == len(spec.after) else None
+    if met:
+        return True
+    return False if unmet == len(spec.after) else None
+
+
+def _fails_run(state: TaskRun) -> bool:
+    return state.status == "failed" and not state.spec.ignore_failure
 
 
 def _condition(parent_status: str, condition: str) -> bool | None:

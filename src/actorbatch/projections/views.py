@@ -22,7 +22,8 @@ from actorbatch.store.eventstore import EventStore, NotInitialised
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.transcoder import MsgpackTranscoder
 
-BATCH = 2000  # events per incremental catch-up
+BATCH = 20_000  # events per incremental catch-up, at most: each batch writes every run it touches whole, so a wide
+# run's row is encoded once per batch; small batches made a lagging projector re-encode it thousands of times
 REBUILD_BATCH = 50_000
 MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batches
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
@@ -122,6 +123,8 @@ class Views:
             batch = [(note.id, self.store.decode(note)) for note in notes]
             quarantine = Quarantine(self.problems())
             changes = self._fold_batch(batch, quarantine)
+            changes = (*changes, self._run_rows(changes[1], quarantine))  # encoded before the write lock is taken:
+            # a wide run's row is megabytes
             digest = chain(self._digest_at(position), notes)
             with self.db.transaction():
                 if self.position(lock=True) != position:
@@ -252,7 +255,8 @@ class Views:
         return jobs, runs, servers, logs, audit
 
     def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
-               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]]) -> None:
+               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], rows: dict[UUID, tuple[Any, ...]]) -> None:
+        """Write a batch's rows; `rows`: the runs' `ab_runs` rows, encoded beforehand."""
         self.db.executemany("INSERT INTO ab_audit (position, at, username, action, subject, job) "
                             "VALUES (?, ?, ?, ?, ?, ?)", audit)
         new_definitions = {}
@@ -266,9 +270,7 @@ class Views:
         self.db.executemany(
             "INSERT INTO ab_runs (id, job, status, due_at, started_at, ended_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, "
-            "ended_at = excluded.ended_at, data = excluded.data",
-            [(str(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
-              iso(r.ended_at), _codec.encode(r.to_dict())) for r in runs.values()])
+            "ended_at = excluded.ended_at, data = excluded.data", [rows[run_id] for run_id in runs])
         self.db.executemany(
             "INSERT INTO ab_jobs (name, id, data) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET id = excluded.id, data = excluded.data",
@@ -280,16 +282,27 @@ class Views:
         self.db.executemany("INSERT INTO ab_logs (run_id, task, attempt, position, lines) VALUES (?, ?, ?, ?, ?)",
                             logs)
 
+    @staticmethod
+    def _run_rows(runs: dict[UUID, Run], quarantine: Quarantine) -> dict[UUID, tuple[Any, ...]]:
+        """The runs' rows, encoded; a run whose row cannot be made (a time no read model can show, say) is
+        quarantined and dropped from `runs`."""
+        rows: dict[UUID, tuple[Any, ...]] = {}
+        for run_id, run in list(runs.items()):
+            encode = functools.partial(_encode_into, rows, run)
+            if not quarantine.guard("run", run_id, run.version, encode, "cannot be written to the read models"):
+                del runs[run_id]
+        return rows
+
     def _write_isolated(self, changes: tuple[Any, ...], quarantine: Quarantine) -> None:
         """Write a batch's rows; if that fails, write them aggregate by aggregate and quarantine those whose rows
         cannot be made (a time no read model can show, say), so one bad aggregate does not stop the others."""
         with contextlib.suppress(Exception):  # one aggregate's rows cannot be made: find it below
             self._write_saved(changes)
             return
-        self._write_saved(({}, {}, {}, *changes[3:]))  # log lines and audit rows
+        self._write_saved(({}, {}, {}, *changes[3:]))  # log lines and audit rows (and the encoded runs, unused)
         for index, kind in enumerate(("job", "run", "server")):
             for key, aggregate in list(changes[index].items()):
-                alone: list[Any] = [{}, {}, {}, [], []]
+                alone: list[Any] = [{}, {}, {}, [], [], changes[5]]
                 alone[index] = {key: aggregate}
                 if not quarantine.guard(kind, key, aggregate.version, functools.partial(self._write_saved, alone),
                                         "cannot be written to the read models"):
@@ -462,6 +475,12 @@ def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState
 def _table_of(statement: str) -> str:
     """The table a `CREATE TABLE IF NOT EXISTS name (...)` statement creates."""
     return statement.split()[5]
+
+
+def _encode_into(rows: dict[UUID, tuple[Any, ...]], r: Run) -> None:
+    """Add the `ab_runs` row of a run, encoded."""
+    rows[r.id] = (str(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
+                  iso(r.ended_at), _codec.encode(r.to_dict()))
 
 
 def _definition_key(run: Run) -> str:
