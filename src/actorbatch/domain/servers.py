@@ -11,7 +11,7 @@ from actorbatch.domain.events import Event, server_id
 from actorbatch.errors import InvalidJob
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)=(?P<threads>\d+)$")
+_WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)=(?P<threads>\d{1,6})$")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def parse_window(spec: str) -> Window:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America"), a name too long
         raise InvalidJob(f"unknown time zone {name!r}") from None
 
 
