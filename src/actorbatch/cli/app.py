@@ -159,7 +159,7 @@ def job_next(name: str, count: Annotated[int, typer.Option("--count", min=1, max
     def fires(client: api.Client) -> list[dict[str, str]]:
         tz = _job_zone(client, name)
         with usage():
-            after = api.parse_time(start, tz, "--from") if start else None
+            after = api.parse_time(start, tz, "--from") if start is not None else None
         return client.next_fires(name, count, after)
 
     result = with_client(fires)
@@ -210,7 +210,7 @@ def job_run(name: str,
     def submit(client: api.Client) -> tuple[Any, str]:
         tz = _job_zone(client, name)
         with usage():
-            when = api.parse_time(at, tz, "--at") if at else None
+            when = api.parse_time(at, tz, "--at") if at is not None else None
         run_id = client.run_job(name, params, when)
         return run_id, "scheduled" if when is not None and when > client.clock.now() else "running"
 
@@ -248,7 +248,7 @@ def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
              as_json: Json = False) -> None:
     """The process monitor: one row per run, newest due first."""
     with usage():
-        after = api.parse_time(since, field="--since") if since else None
+        after = api.parse_time(since, field="--since") if since is not None else None
     runs = with_client(lambda c: c.runs(job, status and status.value, after, limit))
     if as_json:
         render.emit_json(runs)
@@ -335,8 +335,8 @@ def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
               as_json: Json = False) -> None:
     """Who did what: every job change, run started by hand and cancellation, oldest first."""
     with usage():
-        since_at = api.parse_time(since, field="--since") if since else None
-        until_at = api.parse_time(until, field="--until") if until else None
+        since_at = api.parse_time(since, field="--since") if since is not None else None
+        until_at = api.parse_time(until, field="--until") if until is not None else None
     entries = with_client(lambda c: c.audit(since_at, until_at, job, user, limit))
     if as_json:
         render.emit_json(entries)
@@ -382,6 +382,11 @@ def server_start(
     logging.basicConfig(level=logging.DEBUG if settings.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    with usage():
+        config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
+                              groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
+                              windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
+                              lease_timeout_s=lease_timeout, projector=projector)
     stop = {"requested": False}
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -390,11 +395,6 @@ def server_start(
     # Before starting: tasks may begin while start() returns, and a SIGTERM then must drain, not kill.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    with usage():
-        config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
-                              groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
-                              windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
-                              lease_timeout_s=lease_timeout, projector=projector)
     with failures():
         server = BatchServer(settings.db or api.default_url(), config).start()
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)

@@ -16,7 +16,7 @@ def parse_duration_s(value: object, field: str, *, zero: bool = False, maximum_s
     if isinstance(value, bool):
         raise InvalidJob(f"{field}: expected a duration like '30s', got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value) if abs(value) < 1e300 else math.copysign(math.inf, value)  # float(10**400) overflows
+        seconds = float(max(-1e300, min(value, 1e300)) if isinstance(value, int) else value)  # float(10**400) fails
     elif isinstance(value, str) and value and _PART.sub("", value.replace(" ", "")) == "":
         seconds = sum(float(n) * _UNIT_S[u] for n, u in _PART.findall(value.replace(" ", "")))
     else:
