@@ -53,20 +53,21 @@ def refused_on_the_command_line(url: str, *args: str, naming: str) -> None:
     assert head(url) == before
 
 
-def readers_work(client: actorbatch.Client) -> None:
+def readers_work(client: actorbatch.Client, rebuild: bool = True) -> None:
     """Every listing, the audit trail and a rebuild: what one unreadable value used to break for good."""
     for row in client.jobs():
         if row["scheduled"]:
             client.next_fires(row["name"], 1000)
-    for row in client.runs(limit=1000):
+    for row in client.runs(limit=20):
         client.run(row["id"])
         client.explain(row["id"])
     client.status()
     client.servers()
     client.audit()
     assert client.verify()["ok"]
-    client.rebuild_projections()
-    client.jobs()
+    if rebuild:
+        client.rebuild_projections()
+        client.jobs()
 
 
 @pytest.fixture
