@@ -9,7 +9,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from typer.testing import CliRunner, Result
+from simulations import users
+from simulations.scenario import load_scenario
+from simulations.simulator import Result, Simulation
+from simulations.workload import HOSTILE_NAME
+from typer.testing import CliRunner
+from typer.testing import Result as CliResult
 
 import actorbatch
 from actorbatch.api import iso_seconds
@@ -30,11 +35,12 @@ from actorbatch.store.transcoder import MsgpackTranscoder
 from tests.conftest import T0
 from tests.test_job_files import EXAMPLES, assert_rejected, job, task, write
 
+ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 NOOP = 'name = "j"\n[[tasks]]\nname = "a"\nrun = "actorbatch.examples:noop"\n'
 
 
-def cli(url: str, *args: str) -> Result:
+def cli(url: str, *args: str) -> CliResult:
     return runner.invoke(app, ["--db", url, *args])
 
 
@@ -391,3 +397,23 @@ def test_job_validate_checks_a_file_without_a_store(tmp_path: Path) -> None:
     bad = cli(missing_store, "job", "validate", str(write(tmp_path, "bad", task('retry_delay = "3000000d"'))))
     assert bad.exit_code == 1 and bad.stderr.count("\n") == 1 and "retry_delay: at most 366d" in bad.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+# ---- the simulator's hostile user ----
+
+def hostile_simulation(seed: int) -> Result:
+    return Simulation(load_scenario(ROOT / "simulations" / "scenarios" / "hostile.toml", seed)).run()
+
+
+def test_the_simulators_hostile_user_is_refused_or_served_and_every_checker_passes() -> None:
+    result = hostile_simulation(1)
+    assert result.failure is None, f"{result.failure}\n{result.crash}\nreproduce: {result.config.reproduce()}"
+    runs = [r for r in result.views.runs.values() if r.job == HOSTILE_NAME]
+    assert {r.status(T0) for r in runs if r.due_at and r.due_at.year > 8000} == {"cancelled"}
+    assert any(r.complete and r.status(T0) != "cancelled" for r in runs)  # runs at the limits ran to their end
+
+
+def test_the_hostile_user_catches_a_gateway_that_lets_a_bad_value_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(users, "check_run", lambda params, at: (params, at))
+    result = hostile_simulation(1)
+    assert result.failure is not None and result.failure.checker == "gateway", result.failure

@@ -30,7 +30,7 @@ from actorbatch.domain.jobs import (
     parse_jobs,
     validate_definition,
 )
-from actorbatch.domain.limits import check_params, check_time, show
+from actorbatch.domain.limits import check_run, check_time, show
 from actorbatch.domain.recurrence import Every, Schedule
 from actorbatch.domain.runs import Run, TaskRun
 from actorbatch.domain.servers import DrainRequested, zone
@@ -199,12 +199,11 @@ class Client:
 
     def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None) -> UUID:
         """Create a run now, or due at `at` (aware); returns its id."""
-        params = check_params({} if params is None else params, "params")
-        due_at = None if at is None else check_time(at, "at")
+        checked, due_at = check_run(params, at)
         job = self._job(name)
         assert job.definition is not None
         now = self.clock.now()
-        event = Run.create(random_id(), job.definition, job.version, params, self.user, due_at or now, now)
+        event = Run.create(random_id(), job.definition, job.version, checked, self.user, due_at or now, now)
         self._append(event)
         return event.originator_id
 

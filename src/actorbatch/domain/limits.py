@@ -96,6 +96,11 @@ def check_params(value: object, field: str) -> dict[str, Any]:
     return dict(value)
 
 
+def check_run(params: object, at: object) -> tuple[dict[str, Any], datetime | None]:
+    """What a run request brings from outside: its params, and its due time (None: now)."""
+    return check_params({} if params is None else params, "params"), None if at is None else check_time(at, "at")
+
+
 def stored_bytes(value: object) -> int:
     """About how many bytes checked params take as stored, counted as `check_params` counts them."""
     budget = [MAX_PARAMS_BYTES]
