@@ -4,7 +4,7 @@ Validation happens here, once, before anything is written: a definition that exi
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -121,11 +121,18 @@ def parse_jobs(document: Mapping[str, Any]) -> list[JobDefinition]:
 
 def check_unique(jobs: Sequence[JobDefinition], where: str) -> None:
     """One name, one job: two definitions of a name in one append would race for the same version."""
+    twice = _first_repeat(job.name for job in jobs)
+    if twice is not None:
+        raise InvalidJob(f"job {twice!r} is defined twice {where}")
+
+
+def _first_repeat(names: Iterable[str]) -> str | None:
     seen: set[str] = set()
-    for job in jobs:
-        if job.name in seen:
-            raise InvalidJob(f"job {job.name!r} is defined twice {where}")
-        seen.add(job.name)
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def validate_definition(job: object) -> JobDefinition:
@@ -266,11 +273,10 @@ def _parse_task(table: object, job: str) -> TaskSpec:
 
 def _check_graph(tasks: Sequence[TaskSpec], job: str) -> None:
     """Unique names, known parents, no cycle; linear in tasks and dependencies (a job may have 100,000 tasks)."""
-    names: set[str] = set()
-    for t in tasks:
-        if t.name in names:
-            raise InvalidJob(f"{job}: task {t.name!r} is defined twice")
-        names.add(t.name)
+    twice = _first_repeat(t.name for t in tasks)
+    if twice is not None:
+        raise InvalidJob(f"{job}: task {twice!r} is defined twice")
+    names = {t.name for t in tasks}
     for t in tasks:
         for parent, _ in t.after:
             if parent not in names:

@@ -8,6 +8,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from actorbatch.domain.events import Event, server_id
+from actorbatch.domain.limits import show
 from actorbatch.errors import InvalidJob
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -54,7 +55,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America"), a name too long
-        raise InvalidJob(f"unknown time zone {name!r}") from None
+        raise InvalidJob(f"unknown time zone {show(name)}") from None
 
 
 def capacity(threads: int, windows: Sequence[Window], tz: ZoneInfo, now: datetime) -> int:
