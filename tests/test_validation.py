@@ -19,6 +19,7 @@ from typer.testing import Result as CliResult
 import actorbatch
 from actorbatch.api import iso_seconds
 from actorbatch.cli.app import app
+from actorbatch.clock import SystemClock
 from actorbatch.domain.jobs import JobDefinition, TaskSpec, parse_job, validate_definition
 from actorbatch.domain.limits import (
     LATEST,
@@ -372,12 +373,21 @@ def test_server_config_from_python_is_checked_too(options: dict[str, Any]) -> No
     (["audit", "log", "--since", "yesterday"], "--since: expected ISO 8601"),
     (["run", "wait", "abc", "--timeout", "nan"], "--timeout"),
     (["projections", "follow", "--interval", "nan"], "--interval"),
+    (["--user", "a\x00b", "status"], "--user: a NUL character"),
+    (["--user", "line\nbreak", "job", "run", "j"], "--user: expected a user name of printable characters"),
+    (["--user", "u" * 300, "status"], "--user: at most 256 characters"),
 ])
 def test_other_bad_option_values_are_usage_errors(url: str, args: list[str], naming: str) -> None:
     refused_on_the_command_line(url, *args, naming=naming)
 
 
-# ---- names, the encoder, job validate ----
+# ---- names, users, the encoder, job validate ----
+
+@pytest.mark.parametrize("user", ["", " ", "a\nb", "\x00", "u" * 257])
+def test_the_acting_user_is_checked_when_connecting(db_url: str, user: str) -> None:
+    with pytest.raises(InvalidJob, match=r"^user: "):
+        actorbatch.Client(db_url, user, SystemClock())
+
 
 @pytest.mark.parametrize("name", ["abc\n", "", "-x", "a" * (MAX_NAME_CHARS + 1), "a b", "é"])
 def test_a_name_is_matched_whole(name: str) -> None:

@@ -30,7 +30,7 @@ from actorbatch.domain.jobs import (
     parse_jobs,
     validate_definition,
 )
-from actorbatch.domain.limits import check_run, check_time, show
+from actorbatch.domain.limits import check_run, check_time, check_user, show
 from actorbatch.domain.recurrence import Every, Schedule
 from actorbatch.domain.runs import Run, TaskRun
 from actorbatch.domain.servers import DrainRequested, zone
@@ -101,7 +101,7 @@ class Client:
     """One connection to a store, acting as one user."""
 
     def __init__(self, url: str, user: str, clock: Clock) -> None:
-        self.url, self.user, self.clock = url, user, clock
+        self.url, self.user, self.clock = url, check_user(user, "user"), clock
         self.store = EventStore(url)
         self.views = Views(self.store, SqlDb(self.store.url))
         self.views.check()

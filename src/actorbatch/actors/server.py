@@ -53,7 +53,9 @@ class ServerConfig:
     def __post_init__(self) -> None:
         """Checked before anything is written: a server.started event with a bad value would stop every reader."""
         check_name(self.name, "--name")
-        if not isinstance(self.groups, tuple) or not self.groups:
+        if not isinstance(self.groups, tuple):
+            raise InvalidJob(f"--groups: expected a tuple of group names, got {show(self.groups)}")
+        if not self.groups:
             raise InvalidJob("--groups: name at least one batch group")
         for group in self.groups:
             check_name(group, "--groups")

@@ -14,7 +14,7 @@ import typer
 from actorbatch import api
 from actorbatch.actors.server import BatchServer, ServerConfig
 from actorbatch.cli import render
-from actorbatch.domain.limits import MAX_DURATION_S, MAX_THREADS, check_number, check_params, show
+from actorbatch.domain.limits import MAX_DURATION_S, MAX_THREADS, check_number, check_params, check_user, show
 from actorbatch.domain.servers import parse_window
 from actorbatch.errors import ActorbatchError, InvalidJob
 
@@ -54,6 +54,9 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     settings.db, settings.user, settings.debug = db, user, debug
+    with usage():
+        if user:  # an empty one means the OS user, as everywhere
+            check_user(user, "--user")
 
 
 @contextmanager

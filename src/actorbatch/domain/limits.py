@@ -26,6 +26,7 @@ MAX_THREADS = 1000
 MAX_TASKS = 100_000  # per job
 MAX_RETRIES = 1000  # retries and lost_retries
 MAX_NAME_CHARS = 128  # jobs, tasks, groups, servers
+MAX_USER_CHARS = 256  # OS users, database roles, e-mail addresses
 MAX_TEXT_CHARS = 65_536  # description, run, each command argument, each string in params
 MAX_COMMAND_ARGS = 1000
 MAX_PARAMS_BYTES = 65_536  # one params table (a task's, or a run's), about as stored
@@ -44,6 +45,14 @@ def check_name(value: object, field: str) -> str:
         raise InvalidJob(f"{field}: expected a name of 1-{MAX_NAME_CHARS} letters, digits, '.', '_' or '-' "
                          f"starting with a letter or digit, got {show(value)}")
     return value
+
+
+def check_user(value: object, field: str) -> str:
+    """The acting user is written into every event it causes and shown in every listing."""
+    user = check_text(value, field, MAX_USER_CHARS)
+    if not user.isprintable() or not user.strip():
+        raise InvalidJob(f"{field}: expected a user name of printable characters, got {show(user)}")
+    return user
 
 
 def check_text(value: object, field: str, max_chars: int = MAX_TEXT_CHARS) -> str:
