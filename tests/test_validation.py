@@ -309,7 +309,13 @@ def test_the_longest_timeout_is_one_a_timer_can_honour() -> None:
     assert MAX_DURATION_S * 10 < threading.TIMEOUT_MAX  # a retry waits at most 10 x retry_delay
 
 
-def test_extreme_but_valid_values_are_accepted_and_every_reader_still_works(url: str) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest) -> str:
+    """An empty store of each kind: what one accepts, the other must hold and read back too."""
+    return str(request.getfixturevalue("db_url" if request.param == "sqlite" else "pg_url"))
+
+
+def test_extreme_but_valid_values_are_accepted_and_every_reader_still_works(any_store: str) -> None:
     long_name = "x" * MAX_NAME_CHARS
     definition = parse_job({
         "name": long_name, "group": "g" * MAX_NAME_CHARS, "description": "d" * 60_000,
@@ -318,11 +324,11 @@ def test_extreme_but_valid_values_are_accepted_and_every_reader_still_works(url:
                    "retries": 1000, "lost_retries": 1000, "params": {"deep": nested(MAX_PARAMS_DEPTH - 1)}},
                   {"name": "zero", "command": ["true"], "retry_delay": "0s"}],
     })
-    with actorbatch.connect(url) as client:
+    with actorbatch.connect(any_store) as client:
         client.add_job(definition)
         fires = client.next_fires(long_name, 1000)
         assert [f["utc"] for f in fires] == ["8999-12-31T00:00:00Z"]  # no fire time lies past the last one
-        client.run_job(long_name, at=LATEST)
+        client.run_job(long_name, at=LATEST, params={"big": 2**64 - 1, "small": -(2**63), "text": "é" * 60_000})
         readers_work(client)
 
 
