@@ -84,6 +84,7 @@ class WorkloadSpec:
     later_s: tuple[float, float] = (10.0, 1800.0)  # ... that much later
     cancels_per_h: float = 0.0
     reschedules_per_h: float = 0.0  # unschedule a job, and schedule it again a little later
+    hostile_per_h: float = 0.0  # a hostile user's tries: values at the limits, and past them (which must be refused)
 
 
 @dataclass(frozen=True)

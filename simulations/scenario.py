@@ -113,6 +113,7 @@ def _workload(table: Mapping[str, Any]) -> WorkloadSpec:
         later_s=_span(table["later"], "workload.later") if "later" in table else default.later_s,
         cancels_per_h=float(table.get("cancels_per_hour", default.cancels_per_h)),
         reschedules_per_h=float(table.get("reschedules_per_hour", default.reschedules_per_h)),
+        hostile_per_h=float(table.get("hostile_per_hour", default.hostile_per_h)),
     )
 
 

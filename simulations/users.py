@@ -1,4 +1,5 @@
-"""The people at the keyboards: they add the jobs, run some now or later, cancel runs, unschedule and reschedule.
+"""The people at the keyboards: they add the jobs, run some now or later, cancel runs, unschedule and reschedule;
+and, where a scenario asks for one, a hostile user tries values at the limits and past them.
 
 They write to the log the way `actorbatch.Client` does (load, decide with the domain, append, and on a conflict
 decide again), as one more writer that the servers hear through their followers. Their connection never fails:
@@ -7,18 +8,38 @@ faults are for the servers.
 
 import random
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from actorbatch.domain.events import job_id
-from actorbatch.domain.jobs import JobAdded, JobScheduled, JobState, JobUnscheduled
+from actorbatch.domain.jobs import (
+    JobAdded,
+    JobDefinition,
+    JobReplaced,
+    JobScheduled,
+    JobState,
+    JobUnscheduled,
+    parse_job,
+)
+from actorbatch.domain.limits import check_run
 from actorbatch.domain.runs import Run
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, InvalidJob
+from simulations.checkers import CheckFailed
 from simulations.eventloop import Loop, us
 from simulations.log import SimLog
 from simulations.projection import Projection
-from simulations.workload import Submission, Workload
+from simulations.workload import (
+    HOSTILE_NAME,
+    HOSTILE_RUNS,
+    REFUSED_JOBS,
+    REFUSED_RUNS,
+    Submission,
+    Workload,
+    hostile_job,
+)
 
 WRITER = "users"
 USER = "sim"
@@ -47,6 +68,8 @@ class Users:
             self.loop.at(self.loop.to_us(event.timestamp), partial(self.log.append, [event], WRITER))
         for at, run_id in self.workload.recorded_cancels:
             self.loop.at(self.loop.to_us(at), partial(self._cancel_run, run_id))
+        for at_s in self.workload.hostile:
+            self.loop.at(us(at_s), self._hostile)
 
     def _add_jobs(self) -> None:
         now = self.loop.now
@@ -54,12 +77,53 @@ class Users:
                                   definition=j.to_dict(), user=USER) for j in self.workload.jobs], WRITER)
 
     def _submit(self, submission: Submission) -> None:
-        job = self.views.jobs[job_id(submission.job)]
+        self._run(self.views.jobs[job_id(submission.job)], {},
+                  self.loop.now + timedelta(seconds=submission.due_in_s))
+
+    def _hostile(self) -> None:
+        """Through the gateway every user's input passes: values at the limits are written and must then work;
+        values past them must be refused, with one line and without a write."""
+        group = self.workload.jobs[0].group if self.workload.jobs else "default"
+        job = self.views.jobs.get(job_id(HOSTILE_NAME))
+        choice = self.rng.randrange(4)
+        if choice == 0 or job is None or not job.exists:
+            self._add_job(parse_job(hostile_job(group)))
+        elif choice == 1:
+            params, at = self.rng.choice(HOSTILE_RUNS)
+            run_id = self._run(job, *check_run(params, at))
+            if at is not None:
+                self.loop.at(self.loop.now_us + us(self.rng.uniform(1, 600)), partial(self._cancel_run, run_id))
+        elif choice == 2:
+            what, job_keys, task_keys = self.rng.choice(REFUSED_JOBS)
+            self._refused(what, lambda: parse_job(hostile_job(group, job_keys, task_keys)))
+        else:
+            what, params, at = self.rng.choice(REFUSED_RUNS)
+            self._refused(what, lambda: check_run(params, at))
+
+    def _refused(self, what: str, attempt: Callable[[], object]) -> None:
+        head = self.log.head()
+        try:
+            attempt()
+        except InvalidJob as error:
+            if "\n" in str(error) or self.log.head() != head:
+                raise CheckFailed("gateway", f"{what}: refused, but not in one line without a write: {error!r}",
+                                  self.loop.now) from None
+            return
+        raise CheckFailed("gateway", f"{what} was accepted", self.loop.now)
+
+    def _add_job(self, definition: JobDefinition) -> None:
+        """As Client.add_jobs with replace: added, or replacing the job of that name."""
+        current = self.views.jobs.get(job_id(definition.name)) or JobState()
+        kind = JobReplaced if current.exists else JobAdded
+        self.log.append([kind(originator_id=job_id(definition.name), originator_version=current.version + 1,
+                              timestamp=self.loop.now, definition=definition.to_dict(), user=USER)], WRITER)
+
+    def _run(self, job: JobState, params: Mapping[str, Any], due_at: datetime | None) -> uuid.UUID:
         assert job.definition is not None
-        now = self.loop.now
         run_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)  # as random_id(), from the seed
-        self.log.append([Run.create(run_id, job.definition, job.version, {}, USER,
-                                    now + timedelta(seconds=submission.due_in_s), now)], WRITER)
+        now = self.loop.now
+        self.log.append([Run.create(run_id, job.definition, job.version, params, USER, due_at or now, now)], WRITER)
+        return run_id
 
     def _cancel(self) -> None:
         if self.views.active:

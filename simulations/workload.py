@@ -10,13 +10,14 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.durations import parse_duration_s
 from actorbatch.domain.events import Event
 from actorbatch.domain.jobs import JobDefinition, parse_job
+from actorbatch.domain.limits import LATEST, MAX_NAME_CHARS, MAX_PARAMS_DEPTH
 from actorbatch.domain.recurrence import MISFIRE_POLICIES, OVERLAP_POLICIES, WEEKDAYS
 from simulations.config import WorkloadSpec
 
@@ -47,6 +48,7 @@ class Workload:
     reschedules: tuple[tuple[float, float], ...]  # (unschedule at, schedule again at)
     recorded: tuple[Event, ...] = ()
     recorded_cancels: tuple[tuple[datetime, UUID], ...] = ()  # (when, which run)
+    hostile: tuple[float, ...] = ()  # moments a hostile user tries something (see HOSTILE_JOBS, REFUSED_RUNS)
 
 
 def generate(spec: WorkloadSpec, rng: random.Random, horizon_s: float) -> Workload:
@@ -59,8 +61,10 @@ def generate(spec: WorkloadSpec, rng: random.Random, horizon_s: float) -> Worklo
             due_in_s = rng.uniform(*spec.later_s) if rng.random() < spec.later_share else 0.0
             submissions.append(Submission(at_s, rng.choice(on_demand), due_in_s))
     reschedules = [(at_s, at_s + rng.uniform(30, 1800)) for at_s in _poisson(rng, spec.reschedules_per_h, horizon_s)]
-    return Workload(jobs, tuple(submissions), tuple(_poisson(rng, spec.cancels_per_h, horizon_s)),
-                    tuple(reschedules))
+    cancels = tuple(_poisson(rng, spec.cancels_per_h, horizon_s))
+    # Drawn last, and not at all at rate 0: a seed without a hostile user gives the workload it always gave.
+    return Workload(jobs, tuple(submissions), cancels, tuple(reschedules),
+                    hostile=tuple(_poisson(rng, spec.hostile_per_h, horizon_s)))
 
 
 def offered_load(spec: WorkloadSpec) -> float:
@@ -191,3 +195,53 @@ def _schedule(spec: WorkloadSpec, rng: random.Random) -> dict[str, Any]:
 def _weekdays(rng: random.Random) -> list[str]:
     chosen: Sequence[str] = rng.sample(WEEKDAYS, rng.randint(1, 5))
     return [d for d in WEEKDAYS if d in chosen]
+
+
+# ---- the hostile user: values at the limits, which must work, and past them, which the gateway must refuse ----
+
+HOSTILE_NAME = "hostile-".ljust(MAX_NAME_CHARS, "x")
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def hostile_job(group: str, job: Mapping[str, Any] | None = None, task: Mapping[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """A job at the limits: the longest names, deep params, retries at once, the longest timeout, and a schedule
+    that first fires near the last time the system represents; `job` and `task` replace some of its keys."""
+    params = {"sim_s": 5.0, "sim_fail": 0.5, "deep": _nested(MAX_PARAMS_DEPTH - 2), "big": 2**64 - 1,
+              "small": -(2**63)}
+    body = {"name": "t".ljust(MAX_NAME_CHARS, "t"), "run": BODY, "retries": 5, "retry_delay": "0s",
+            "timeout": "366d", "params": params, **(task or {})}
+    return {"name": HOSTILE_NAME, "group": group, "description": "d" * 10_000, "tasks": [body],
+            "schedule": {"every": "3650d", "start": "8999-01-01T00:00:00Z", "jitter": "366d"}, **(job or {})}
+
+
+REFUSED_JOBS: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = (  # what, job keys, task keys
+    ("a name ending in a newline", {"name": "abc\n"}, {}),
+    ("an unknown priority", {"priority": "urgent"}, {}),
+    ("every 3000000d", {"schedule": {"every": "3000000d"}}, {}),
+    ("a schedule starting in year 1", {"schedule": {"daily": "02:00", "start": "0001-01-01T00:00:00"}}, {}),
+    ("a jitter of 3000000d", {"schedule": {"daily": "02:00", "jitter": "3000000d"}}, {}),
+    ("retry_delay 3000000d", {}, {"retry_delay": "3000000d"}),
+    ("timeout 1e15", {}, {"timeout": 1e15}),
+    ("an integer over 2**64", {}, {"params": {"n": 2**64}}),
+    ("params nested 40 deep", {}, {"params": {"deep": _nested(40)}}),
+    ("a parent that does not exist", {}, {"after": {"zzz": "weird"}}),
+)
+HOSTILE_RUNS: tuple[tuple[dict[str, Any], datetime | None], ...] = (
+    ({"deep": _nested(MAX_PARAMS_DEPTH - 1), "big": 2**64 - 1, "text": "x" * 60_000}, None),
+    ({}, LATEST - timedelta(days=1)),  # far in the future: the user cancels it a little later
+)
+REFUSED_RUNS: tuple[tuple[str, dict[str, Any], datetime | None], ...] = (
+    ("a run-later time in year 1", {}, datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))),
+    ("a run-later time in year 9999", {}, datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))),
+    ("a run-later time without a zone", {}, datetime(2026, 12, 1)),
+    ("an integer over 2**64", {"n": 2**64}, None),
+    ("nan", {"x": math.nan}, None),
+    ("params nested 40 deep", {"deep": _nested(40)}, None),
+)

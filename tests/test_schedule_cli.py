@@ -151,7 +151,7 @@ def test_job_next_errors(db_url: str, tmp_path: Path) -> None:
     add(db_url, tmp_path, BERLIN)
     assert "no job named 'nope'" in fails(db_url, "job", "next", "nope")
     assert "has no [schedule]" in fails(db_url, "job", "next", "manual")
-    assert "invalid time" in fails(db_url, "job", "next", "berlin", "--from", "next tuesday")
+    assert "--from: expected ISO 8601" in fails(db_url, "job", "next", "berlin", "--from", "next tuesday", code=2)
     fails(db_url, "job", "next", "berlin", "--count", "0", code=2)
     once = 'name = "once"\n[schedule]\nat = "2020-01-01T00:00:00Z"\n[[tasks]]\nname = "t"\nrun = "m:f"\n'
     add(db_url, tmp_path, once)

@@ -26,8 +26,11 @@ from actorbatch.domain.jobs import (
     JobScheduled,
     JobState,
     JobUnscheduled,
+    check_unique,
     parse_jobs,
+    validate_definition,
 )
+from actorbatch.domain.limits import check_run, check_time, check_user, show
 from actorbatch.domain.quarantine import Problem, Quarantined
 from actorbatch.domain.recurrence import Every, Schedule
 from actorbatch.domain.runs import Run, RunCancelled, TaskRun
@@ -60,6 +63,8 @@ def load_job_file(path: str | Path) -> list[JobDefinition]:
         raise InvalidJob(f"{path}: not valid TOML: {error}") from None
     except UnicodeDecodeError:
         raise InvalidJob(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise InvalidJob(f"{path}: not valid TOML: nested too deeply") from None
     try:
         return parse_jobs(document)
     except InvalidJob as error:
@@ -97,7 +102,7 @@ class Client:
     """One connection to a store, acting as one user."""
 
     def __init__(self, url: str, user: str, clock: Clock) -> None:
-        self.url, self.user, self.clock = url, user, clock
+        self.url, self.user, self.clock = url, check_user(user, "user"), clock
         self.store = EventStore(url)
         self.views = Views(self.store, SqlDb(self.store.url))
         self.views.check()
@@ -120,8 +125,10 @@ class Client:
     def add_jobs(self, jobs: Iterable[JobDefinition], replace: bool = False) -> list[str]:
         """Register jobs in one transaction: all of them or, on any error, none. Returns, per job, whether it was
         `added` or `replaced`."""
+        checked = [validate_definition(job) for job in jobs]  # all of them before anything is written
+        check_unique(checked, "in one call")
         now, events = self.clock.now(), []
-        for job in jobs:
+        for job in checked:
             current = self.store.load(JobState, job_id(job.name)) or JobState()
             version: dict[str, Any] = {"originator_id": job_id(job.name), "originator_version": current.version + 1,
                        "timestamp": now, "definition": job.to_dict(), "user": self.user}
@@ -198,12 +205,11 @@ class Client:
 
     def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None) -> UUID:
         """Create a run now, or due at `at` (aware); returns its id."""
+        checked, due_at = check_run(params, at)
         job = self._job(name)
         assert job.definition is not None
         now = self.clock.now()
-        if at is not None and at.tzinfo is None:
-            raise ActorbatchError("run time must carry a time zone")
-        event = Run.create(random_id(), job.definition, job.version, params or {}, self.user, at or now, now)
+        event = Run.create(random_id(), job.definition, job.version, checked, self.user, due_at or now, now)
         self._append(event)
         return event.originator_id
 
@@ -387,13 +393,13 @@ def _task_detail(task: TaskRun) -> dict[str, Any]:
                         for h in task.history]}
 
 
-def parse_time(text: str, tz_name: str = "UTC") -> datetime:
-    """ISO 8601 from the command line; without an offset it is in `tz_name`."""
+def parse_time(text: str, tz_name: str = "UTC", field: str = "time") -> datetime:
+    """ISO 8601 from the command line, within the limits every time keeps; without an offset it is in `tz_name`."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ActorbatchError(f"invalid time {text!r}: expected ISO 8601, e.g. 2026-12-01T02:00:00") from None
+        raise InvalidJob(f"{field}: expected ISO 8601, e.g. 2026-12-01T02:00:00, got {show(text)}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone(tz_name))
-    return moment
+    return check_time(moment, field)
 

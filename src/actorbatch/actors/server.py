@@ -27,8 +27,9 @@ from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock, SystemClock
 from actorbatch.domain.events import Event
+from actorbatch.domain.limits import LEASE_TIMEOUT_S, MAX_THREADS, check_count, check_name, check_number, show
 from actorbatch.domain.servers import Server, Window, capacity, zone
-from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.errors import Conflict, InvalidJob
 from actorbatch.node.boot import register, seed
 from actorbatch.projections.views import Views
 from actorbatch.runners.shell import die_with_parent
@@ -50,15 +51,28 @@ class ServerConfig:
     tick_s: float = 0.25  # how often to look for expired leases
 
     def __post_init__(self) -> None:
-        if self.threads < 1:
-            raise ActorbatchError("--threads must be at least 1")
-        if self.lease_timeout_s <= 0:
-            raise ActorbatchError("--lease-timeout must be positive")
+        """Checked before anything is written: a server.started event with a bad value would stop every reader."""
+        check_name(self.name, "--name")
+        if not isinstance(self.groups, tuple):
+            raise InvalidJob(f"--groups: expected a tuple of group names, got {show(self.groups)}")
         if not self.groups:
-            raise ActorbatchError("--groups: name at least one batch group")
+            raise InvalidJob("--groups: name at least one batch group")
+        for group in self.groups:
+            check_name(group, "--groups")
+        check_count(self.threads, "--threads", 1, MAX_THREADS)
+        for window in self.windows:
+            if not isinstance(window, Window):
+                raise InvalidJob(f"--window: expected a Window (see parse_window), got {show(window)}")
+            check_count(window.threads, "--window: threads", 0, MAX_THREADS)
+        try:
+            zone(self.timezone)
+        except InvalidJob as error:
+            raise InvalidJob(f"--timezone: {error}") from None
+        check_number(self.lease_timeout_s, "--lease-timeout", *LEASE_TIMEOUT_S, unit="s")
+        check_number(self.poll_s, "poll_s", 0.001, 60, unit="s")
+        check_number(self.tick_s, "tick_s", 0.001, 60, unit="s")
         if self.projector not in ("thread", "process", "off"):
-            raise ActorbatchError(f"--projector: expected thread, process or off, got {self.projector!r}")
-        zone(self.timezone)
+            raise InvalidJob(f"--projector: expected thread, process or off, got {show(self.projector)}")
 
 
 class BatchServer:

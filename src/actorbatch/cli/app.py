@@ -7,15 +7,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from actorbatch import api
 from actorbatch.actors.server import BatchServer, ServerConfig
 from actorbatch.cli import render
+from actorbatch.domain.limits import MAX_DURATION_S, MAX_THREADS, check_number, check_params, check_user, show
 from actorbatch.domain.servers import parse_window
-from actorbatch.errors import ActorbatchError
+from actorbatch.errors import ActorbatchError, InvalidJob
 
 app = typer.Typer(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -53,6 +54,9 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     settings.db, settings.user, settings.debug = db, user, debug
+    with usage():
+        if user:  # an empty one means the OS user, as everywhere
+            check_user(user, "--user")
 
 
 @contextmanager
@@ -61,19 +65,29 @@ def failures() -> Iterator[None]:
     try:
         yield
     except (ActorbatchError, TimeoutError) as error:
-        if settings.debug:
-            raise
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        _refuse(error, 1)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
-    except Exception as error:  # anything unexpected still gets one line, not a traceback
-        if settings.debug:
-            raise
-        typer.echo(f"error: {type(error).__name__}: {error}", err=True)
-        raise typer.Exit(1) from None
+    except Exception as error:  # noqa: BLE001 - anything unexpected still gets one line, not a traceback
+        _refuse(error, 1, f"{type(error).__name__}: ")
+
+
+@contextmanager
+def usage() -> Iterator[None]:
+    """A bad command-line option value is a usage error: one line naming the option, exit 2, nothing written."""
+    try:
+        yield
+    except ActorbatchError as error:
+        _refuse(error, 2)
+
+
+def _refuse(error: Exception, code: int, prefix: str = "") -> NoReturn:
+    if settings.debug:
+        raise error
+    typer.echo(f"error: {prefix}{error}", err=True)
+    raise typer.Exit(code) from None
 
 
 def with_client(action: Callable[[api.Client], T], problems: bool = False) -> T:
@@ -113,6 +127,15 @@ def job_add(file: Annotated[str, typer.Argument(help="TOML job file.")],
         typer.echo(f"{action} job {job.name} ({len(job.tasks)} tasks)")
 
 
+@job_app.command("validate")
+def job_validate(file: Annotated[str, typer.Argument(help="TOML job file.")]) -> None:
+    """Check a job file as `job add` would, without a store; writes nothing."""
+    with failures():
+        jobs = api.load_job_file(file)
+    for job in jobs:
+        typer.echo(f"valid job {job.name} ({len(job.tasks)} tasks)")
+
+
 @job_app.command("list")
 def job_list(as_json: Json = False) -> None:
     """Every registered job."""
@@ -144,7 +167,10 @@ def job_next(name: str, count: Annotated[int, typer.Option("--count", min=1, max
     """The next fire times of a scheduled job, in UTC and local time: check a schedule before trusting it."""
 
     def fires(client: api.Client) -> list[dict[str, str]]:
-        return client.next_fires(name, count, api.parse_time(start, _job_zone(client, name)) if start else None)
+        tz = _job_zone(client, name)
+        with usage():
+            after = api.parse_time(start, tz, "--from") if start is not None else None
+        return client.next_fires(name, count, after)
 
     result = with_client(fires)
     if as_json:
@@ -188,11 +214,13 @@ def job_run(name: str,
             = None,
             as_json: Json = False) -> None:
     """Run a job now, or once later; prints the run id."""
-    with failures():
-        params = dict(_param(p) for p in param or [])
+    with usage():
+        params = check_params(dict(_param(p) for p in param or []), "--param")
 
     def submit(client: api.Client) -> tuple[Any, str]:
-        when = api.parse_time(at, _job_zone(client, name)) if at else None
+        tz = _job_zone(client, name)
+        with usage():
+            when = api.parse_time(at, tz, "--at") if at is not None else None
         run_id = client.run_job(name, params, when)
         return run_id, "scheduled" if when is not None and when > client.clock.now() else "running"
 
@@ -211,9 +239,11 @@ def _job_zone(client: api.Client, name: str) -> str:
 def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise ActorbatchError(f"--param: expected K=V, got {text!r}")
+        raise InvalidJob(f"--param: expected K=V, got {show(text)}")
     try:
         return key, json.loads(value)
+    except RecursionError:
+        raise InvalidJob(f"--param: {key}: nested too deeply") from None
     except ValueError:
         return key, value
 
@@ -224,11 +254,12 @@ def _param(text: str) -> tuple[str, Any]:
 def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
              status: Annotated[RunStatus | None, typer.Option("--status")] = None,
              since: Annotated[str | None, typer.Option("--since", help="ISO 8601 (UTC without an offset).")] = None,
-             limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+             limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000)] = 50,
              as_json: Json = False) -> None:
     """The process monitor: one row per run, newest due first."""
-    runs = with_client(lambda c: c.runs(job, status and status.value, api.parse_time(since) if since else None,
-                                        limit), problems=True)
+    with usage():
+        after = api.parse_time(since, field="--since") if since is not None else None
+    runs = with_client(lambda c: c.runs(job, status and status.value, after, limit), problems=True)
     if as_json:
         render.emit_json(runs)
     else:
@@ -280,6 +311,9 @@ def run_cancel(run_id: str) -> None:
 def run_wait(run_id: str, timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds.")] = None,
              as_json: Json = False) -> None:
     """Block until the run is complete; exit 0 if it succeeded, 1 otherwise."""
+    with usage():
+        if timeout is not None:
+            check_number(timeout, "--timeout", 0, MAX_DURATION_S, unit="s")
     run = with_client(lambda c: c.wait(run_id, timeout))
     if as_json:
         render.emit_json(run)
@@ -307,12 +341,13 @@ def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
               until: Annotated[str | None, typer.Option("--until")] = None,
               job: Annotated[str | None, typer.Option("--job")] = None,
               user: Annotated[str | None, typer.Option("--user")] = None,
-              limit: Annotated[int, typer.Option("--limit", min=1)] = 1000,
+              limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000)] = 1000,
               as_json: Json = False) -> None:
     """Who did what: every job change, run started by hand and cancellation, oldest first."""
-    entries = with_client(lambda c: c.audit(api.parse_time(since) if since else None,
-                                            api.parse_time(until) if until else None, job, user, limit),
-                          problems=True)
+    with usage():
+        since_at = api.parse_time(since, field="--since") if since is not None else None
+        until_at = api.parse_time(until, field="--until") if until is not None else None
+    entries = with_client(lambda c: c.audit(since_at, until_at, job, user, limit), problems=True)
     if as_json:
         render.emit_json(entries)
     else:
@@ -339,7 +374,7 @@ def audit_verify(as_json: Json = False) -> None:
 def server_start(
     name: Annotated[str | None, typer.Option("--name", help="Default: host name and process id.")] = None,
     groups: Annotated[str, typer.Option("--groups", help="Comma-separated batch groups.")] = "default",
-    threads: Annotated[int, typer.Option("--threads", min=1)] = 4,
+    threads: Annotated[int, typer.Option("--threads", help=f"1 to {MAX_THREADS}.")] = 4,
     window: Annotated[list[str] | None, typer.Option("--window", help="e.g. 'mon-fri 08:00-18:00=2'.")] = None,
     timezone: Annotated[str, typer.Option("--timezone", help="Zone of the windows.")] = "UTC",
     lease_timeout: Annotated[float, typer.Option("--lease-timeout", help="Seconds.")] = 30.0,
@@ -354,6 +389,11 @@ def server_start(
     logging.basicConfig(level=logging.DEBUG if settings.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    with usage():
+        config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
+                              groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
+                              windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
+                              lease_timeout_s=lease_timeout, projector=projector)
     stop = {"requested": False}
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -363,10 +403,6 @@ def server_start(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with failures():
-        config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
-                              groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
-                              windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
-                              lease_timeout_s=lease_timeout, projector=projector)
         server = BatchServer(settings.db or api.default_url(), config).start()
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
     while not stop["requested"] and server.healthy() and not server.drain_requested():
@@ -441,6 +477,8 @@ def projections_rebuild() -> None:
 def projections_follow(interval: Annotated[float, typer.Option("--interval", help="Seconds between catch-ups.")]
                        = 0.25) -> None:
     """Keep the read models up to date until SIGTERM or SIGINT (each `server start` runs one of these)."""
+    with usage():
+        check_number(interval, "--interval", 0.001, 3600, unit="s")
     stop = {"requested": False}
 
     def request_stop(signum: int, frame: Any) -> None:

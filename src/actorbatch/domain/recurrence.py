@@ -21,6 +21,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from actorbatch.domain.durations import parse_duration_s
+from actorbatch.domain.limits import LATEST, MAX_EVERY_S, MIN_EVERY_S, check_time, show
 from actorbatch.errors import InvalidJob
 
 RUN_ALL_LIMIT = 1000
@@ -45,7 +46,7 @@ _CRON_NAMES = {
     "month": {name: n for n, name in enumerate(_MONTHS, 1)},
     "weekday": {name: n for n, name in enumerate(("sun", *WEEKDAYS[:-1]))},
 }
-_CRON_ITEM = re.compile(r"(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?")
+_CRON_ITEM = re.compile(r"(?:(\*)|([0-9a-z]{1,3})(?:-([0-9a-z]{1,3}))?)(?:/([0-9]{1,2}))?")  # no field needs more
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,10 @@ def _cron_calendar(expression: str) -> _Calendar:
     """Standard five-field cron. A day field is restricted unless it is a bare "*" (POSIX)."""
     fields = expression.lower().split()
     if len(fields) != len(_CRON_FIELDS):
-        raise InvalidJob(f"schedule.cron: expected 5 fields (minute hour day month weekday), got {expression!r}")
+        raise InvalidJob(f"schedule.cron: expected 5 fields (minute hour day month weekday), got {show(expression)}")
     minutes, hours, days, months, weekdays = map(_cron_field, fields, _CRON_FIELDS)
     if fields[4] == "*" and min(days) > max(monthrange(2000, month)[1] for month in months):
-        raise InvalidJob(f"schedule.cron: day {min(days)} never comes in the months of {expression!r}")
+        raise InvalidJob(f"schedule.cron: day {min(days)} never comes in the months of {show(expression)}")
     return _Calendar(
         minutes=tuple(sorted(minutes)),
         hours=tuple(sorted(hours)),
@@ -228,7 +229,8 @@ def _cron_field(text: str, spec: tuple[str, int, int]) -> frozenset[int]:
         stride = int(step or 1)
         if not (low <= start <= stop <= high and stride > 0):
             raise InvalidJob(
-                f"schedule.cron: bad {name} field {text!r}: use {low}-{high}, names, '*', ',', 'low-high' and '/step'"
+                f"schedule.cron: bad {name} field {show(text)}: use {low}-{high}, names, '*', ',', 'low-high' "
+                "and '/step'"
             )
         values.update(range(start, stop + 1, stride))
     return frozenset(values)
@@ -263,10 +265,13 @@ class Schedule:
         """
         if after.tzinfo is None:
             raise ValueError("next_fire needs an aware datetime")
+        if after >= LATEST:  # every schedule ends by LATEST: fire times stay far from datetime's last year
+            return None
         if self.start is not None and after < self.start:
             after = self.start - _TICK  # a fire at `start` itself counts
         fire = self._next_unbounded(after, scheduled_at)
-        return fire if fire is not None and (self.end is None or fire < self.end) else None
+        end = LATEST if self.end is None else min(self.end, LATEST)
+        return fire if fire is not None and fire < end else None
 
     def fires(self, after: datetime, until: datetime, scheduled_at: datetime, limit: int) -> list[datetime]:
         """Fire times in (after, until], oldest first, at most `limit`."""
@@ -387,7 +392,7 @@ def _load_zone(name: object) -> ZoneInfo:
     if isinstance(name, str):
         with suppress(ZoneInfoNotFoundError, ValueError, OSError):
             return ZoneInfo(name)
-    raise InvalidJob(f"schedule.timezone: unknown IANA time zone {name!r} (e.g. 'Europe/Berlin')")
+    raise InvalidJob(f"schedule.timezone: unknown IANA time zone {show(name)} (e.g. 'Europe/Berlin')")
 
 
 def _instant(value: object, zone: ZoneInfo, field: str) -> datetime:
@@ -398,20 +403,23 @@ def _instant(value: object, zone: ZoneInfo, field: str) -> datetime:
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, time())
     if not isinstance(value, datetime):
-        raise InvalidJob(f"{field}: expected an ISO 8601 time like 2026-12-01T02:00, got {value!r}")
-    return _to_utc(value, zone) if value.tzinfo is None else value.astimezone(UTC)
+        raise InvalidJob(f"{field}: expected an ISO 8601 time like 2026-12-01T02:00, got {show(value)}")
+    if value.tzinfo is None:
+        check_time(value.replace(tzinfo=UTC), field)  # first roughly: near year 1 or 9999 the conversion overflows
+        value = _to_utc(value, zone)
+    return check_time(value, field)
 
 
 def _clock(value: object, field: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d{1,2}):(\d{2})", value) if isinstance(value, str) else None
     if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        raise InvalidJob(f"{field}: expected a local time like '02:00', got {value!r}")
+        raise InvalidJob(f"{field}: expected a local time like '02:00', got {show(value)}")
     return int(match[1]), int(match[2])
 
 
 def _inline_table(value: object, field: str, keys: tuple[str, ...]) -> Mapping[str, object]:
     if not isinstance(value, Mapping):
-        raise InvalidJob(f"{field}: expected a table with keys {', '.join(keys)}, got {value!r}")
+        raise InvalidJob(f"{field}: expected a table with keys {', '.join(keys)}, got {show(value)}")
     unknown = sorted(set(value) - set(keys))
     if unknown:
         raise InvalidJob(f"{field}: unknown key {unknown[0]!r} (expected {', '.join(keys)})")
@@ -423,16 +431,16 @@ def _parse_at(value: object, zone: ZoneInfo) -> At:
 
 
 def _parse_every(value: object, zone: ZoneInfo) -> Every:
-    seconds = parse_duration_s(value, "schedule.every")
-    if seconds < 1:
-        raise InvalidJob(f"schedule.every: must be at least 1s, got {value!r}")
+    seconds = parse_duration_s(value, "schedule.every", maximum_s=MAX_EVERY_S)
+    if seconds < MIN_EVERY_S:
+        raise InvalidJob(f"schedule.every: must be at least {MIN_EVERY_S:g}s, got {show(value)}")
     return Every(seconds)
 
 
 def _parse_hourly(value: object, zone: ZoneInfo) -> Hourly:
     match = re.fullmatch(r":(\d{2})", value) if isinstance(value, str) else None
     if match is None or int(match[1]) > 59:
-        raise InvalidJob(f"schedule.hourly: expected minutes past the hour as ':05', got {value!r}")
+        raise InvalidJob(f"schedule.hourly: expected minutes past the hour as ':05', got {show(value)}")
     return Hourly(int(match[1]))
 
 
@@ -445,7 +453,7 @@ def _parse_weekly(value: object, zone: ZoneInfo) -> Weekly:
     days = table.get("days")
     if not (isinstance(days, list) and days and all(isinstance(day, str) and day.lower() in WEEKDAYS for day in days)):
         expected = ", ".join(WEEKDAYS)
-        raise InvalidJob(f"schedule.weekly.days: expected a list of {expected}, got {days!r}")
+        raise InvalidJob(f"schedule.weekly.days: expected a list of {expected}, got {show(days)}")
     names = {day.lower() for day in days}
     hour, minute = _clock(table.get("at"), "schedule.weekly.at")
     return Weekly(tuple(day for day in WEEKDAYS if day in names), hour, minute)
@@ -461,12 +469,12 @@ def _month_day(value: object) -> int | Literal["last"]:
         return "last"
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 31:
         return value
-    raise InvalidJob(f"schedule.monthly.day: expected 1..31 or 'last', got {value!r}")
+    raise InvalidJob(f"schedule.monthly.day: expected 1..31 or 'last', got {show(value)}")
 
 
 def _parse_cron(value: object, zone: ZoneInfo) -> Cron:
     if not isinstance(value, str):
-        raise InvalidJob(f"schedule.cron: expected a string like '0 2 * * mon-fri', got {value!r}")
+        raise InvalidJob(f"schedule.cron: expected a string like '0 2 * * mon-fri', got {show(value)}")
     return Cron(" ".join(value.split()))
 
 
@@ -485,7 +493,7 @@ _SETTINGS = ("timezone", "start", "end", "misfire", "overlap", "jitter")
 def _choice(table: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> str:
     value = table.get(key, allowed[0])
     if not isinstance(value, str) or value not in allowed:
-        raise InvalidJob(f"schedule.{key}: expected one of {', '.join(allowed)}, got {value!r}")
+        raise InvalidJob(f"schedule.{key}: expected one of {', '.join(allowed)}, got {show(value)}")
     return value
 
 
@@ -502,7 +510,7 @@ def parse_schedule(table: Mapping[str, object]) -> Schedule:
     start = _instant(table["start"], zone, "schedule.start") if "start" in table else None
     end = _instant(table["end"], zone, "schedule.end") if "end" in table else None
     if start is not None and end is not None and end <= start:
-        raise InvalidJob(f"schedule.end: must be after schedule.start, got {table['end']!r}")
+        raise InvalidJob(f"schedule.end: must be after schedule.start, got {show(table['end'])}")
     return Schedule(
         rule,
         zone.key,

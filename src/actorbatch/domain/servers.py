@@ -8,10 +8,11 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from actorbatch.domain.events import Event, server_id
+from actorbatch.domain.limits import show
 from actorbatch.errors import InvalidJob
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)=(?P<threads>\d+)$")
+_WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)=(?P<threads>\d{1,6})$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ def parse_window(spec: str) -> Window:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidJob(f"unknown time zone {name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America"), a name too long
+        raise InvalidJob(f"unknown time zone {show(name)}") from None
 
 
 def capacity(threads: int, windows: Sequence[Window], tz: ZoneInfo, now: datetime) -> int:

@@ -39,6 +39,8 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(_ENUM, _pack((get_topic(type(obj)), obj.value)))
     if isinstance(obj, tuple):
         return msgpack.ExtType(_TUPLE, _pack(list(obj)))
+    if type(obj) is int:  # msgpack hands over only the integers it cannot store
+        raise TypeError("cannot encode an integer outside -2**63..2**64-1 in an event")
     raise TypeError(f"cannot encode {type(obj).__name__} in an event")
 
 
