@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from simulations import users
 from simulations.scenario import load_scenario
 from simulations.simulator import Result, Simulation
 from simulations.workload import HOSTILE_NAME
@@ -32,6 +31,7 @@ from actorbatch.domain.limits import (
 from actorbatch.domain.recurrence import parse_schedule
 from actorbatch.domain.runs import Run
 from actorbatch.errors import InvalidJob
+from actorbatch.node import commands
 from actorbatch.store.transcoder import MsgpackTranscoder
 from tests.conftest import T0
 from tests.test_job_files import EXAMPLES, assert_rejected, job, task, write
@@ -430,6 +430,6 @@ def test_the_simulators_hostile_user_is_refused_or_served_and_every_checker_pass
 
 
 def test_the_hostile_user_catches_a_gateway_that_lets_a_bad_value_through(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(users, "check_run", lambda params, at: (params, at))
+    monkeypatch.setattr(commands, "check_run", lambda params, at: (params, at))  # planted in the product's gateway
     result = hostile_simulation(1)
     assert result.failure is not None and result.failure.checker == "gateway", result.failure

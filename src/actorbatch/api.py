@@ -9,38 +9,32 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from actorbatch.clock import Clock, SystemClock, random_id
-from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.explain import explain
 from actorbatch.domain.jobs import (
-    JobAdded,
     JobDefinition,
-    JobRemoved,
-    JobReplaced,
-    JobScheduled,
     JobState,
-    JobUnscheduled,
-    check_unique,
     parse_jobs,
-    validate_definition,
 )
-from actorbatch.domain.limits import check_run, check_time, check_user, show
-from actorbatch.domain.quarantine import Problem, Quarantined
+from actorbatch.domain.limits import check_time, check_user, show
+from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.recurrence import Every, Schedule
-from actorbatch.domain.runs import Run, RunCancelled, TaskRun
-from actorbatch.domain.servers import DrainRequested, zone
+from actorbatch.domain.runs import Run, TaskRun
+from actorbatch.domain.servers import zone
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
+from actorbatch.node.commands import Commands
 from actorbatch.projections.views import Views, iso
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.urls import DEFAULT_URL
 
+W = TypeVar("W")
 RUN_STATUSES = ("scheduled", "running", "succeeded", "failed", "cancelled")
 
 
@@ -104,6 +98,7 @@ class Client:
     def __init__(self, url: str, user: str, clock: Clock) -> None:
         self.url, self.user, self.clock = url, check_user(user, "user"), clock
         self.store = EventStore(url)
+        self.commands = Commands(self.store, self.user, clock, random_id)
         self.views = Views(self.store, SqlDb(self.store.url))
         self.views.check()
 
@@ -125,47 +120,19 @@ class Client:
     def add_jobs(self, jobs: Iterable[JobDefinition], replace: bool = False) -> list[str]:
         """Register jobs in one transaction: all of them or, on any error, none. Returns, per job, whether it was
         `added` or `replaced`."""
-        checked = [validate_definition(job) for job in jobs]  # all of them before anything is written
-        check_unique(checked, "in one call")
-        now, events = self.clock.now(), []
-        for job in checked:
-            current = self.store.load(JobState, job_id(job.name)) or JobState()
-            version: dict[str, Any] = {"originator_id": job_id(job.name), "originator_version": current.version + 1,
-                       "timestamp": now, "definition": job.to_dict(), "user": self.user}
-            if current.exists and not replace:
-                raise ActorbatchError(f"job {job.name!r} already exists; use --replace to change it")
-            events.append(JobReplaced(**version) if current.exists else JobAdded(**version))
-        self._append(*events)
-        return ["replaced" if isinstance(e, JobReplaced) else "added" for e in events]
+        return self._write(lambda: self.commands.add_jobs(jobs, replace))
 
     def remove_job(self, name: str) -> None:
         """Remove the job; one that is quarantined (an event of it cannot be read or folded) is put to rest."""
-        try:
-            job = self._job(name)
-            version = job.version
-        except Quarantined as quarantined:
-            version = quarantined.last_version
-        self._append(JobRemoved(originator_id=job_id(name), originator_version=version + 1,
-                                timestamp=self.clock.now(), user=self.user))
+        self._write(lambda: self.commands.remove_job(name))
 
     def schedule(self, name: str, *, restart: bool = False) -> None:
         """Start the job's schedule (fire times from now on); `restart` also restarts a running one."""
-        job = self._job(name)
-        assert job.definition is not None
-        if job.definition.schedule is None:
-            raise ActorbatchError(f"job {name!r} has no [schedule]; add one with `job add --replace`")
-        if job.scheduled_at is not None and not restart:
-            raise ActorbatchError(f"job {name!r} is already scheduled; use `job reschedule` to restart it")
-        self._append(JobScheduled(originator_id=job.id, originator_version=job.version + 1,
-                                  timestamp=self.clock.now(), user=self.user))
+        self._write(lambda: self.commands.schedule(name, restart=restart))
 
     def unschedule(self, name: str) -> None:
         """Stop future runs; fire times while unscheduled never exist, so they are never missed."""
-        job = self._job(name)
-        if job.scheduled_at is None:
-            raise ActorbatchError(f"job {name!r} is not scheduled")
-        self._append(JobUnscheduled(originator_id=job.id, originator_version=job.version + 1,
-                                    timestamp=self.clock.now(), user=self.user))
+        self._write(lambda: self.commands.unschedule(name))
 
     def next_fires(self, name: str, count: int = 5, start: datetime | None = None) -> list[dict[str, str]]:
         """The job's next fire times after `start` (default now), in UTC and in the schedule's zone."""
@@ -184,10 +151,7 @@ class Client:
         return [{"utc": iso_seconds(f), "local": f.astimezone(tz).isoformat()} for f in fires]
 
     def _job(self, name: str) -> JobState:
-        job = self.store.load(JobState, job_id(name))
-        if job is None or not job.exists:
-            raise NotFound(f"no job named {name!r}")
-        return job
+        return self.commands.job(name)
 
     def jobs(self) -> list[dict[str, Any]]:
         self.views.catch_up()
@@ -205,13 +169,7 @@ class Client:
 
     def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None) -> UUID:
         """Create a run now, or due at `at` (aware); returns its id."""
-        checked, due_at = check_run(params, at)
-        job = self._job(name)
-        assert job.definition is not None
-        now = self.clock.now()
-        event = Run.create(random_id(), job.definition, job.version, checked, self.user, due_at or now, now)
-        self._append(event)
-        return event.originator_id
+        return self._write(lambda: self.commands.run_job(name, params, at))
 
     def resolve_run(self, ref: str | UUID) -> UUID:
         if isinstance(ref, UUID):
@@ -269,28 +227,8 @@ class Client:
         """Cancel the run; returns its full id. A quarantined run (an event of it cannot be read or folded) is
         put to rest: the cancellation follows its last stored event."""
         run_id = self.resolve_run(ref)
-        for _ in range(20):
-            event = self._cancellation(run_id)
-            try:
-                self.store.append(event)
-                return run_id
-            except Conflict:
-                continue  # a task moved on meanwhile: decide again on the fresh run
-        raise ActorbatchError(f"run {run_id} keeps changing; try again")
-
-    def _cancellation(self, run_id: UUID) -> RunCancelled:
-        now = self.clock.now()
-        try:
-            run = self.store.load(Run, run_id)
-        except Quarantined as quarantined:
-            return RunCancelled(originator_id=run_id, originator_version=quarantined.last_version + 1, timestamp=now,
-                                user=self.user)
-        if run is None:
-            raise NotFound(f"no run with id {run_id}")
-        event = run.cancel(self.user, now)
-        if event is None:
-            raise ActorbatchError(f"run {run_id} is already {run.status(now)}")
-        return event
+        self.commands.cancel(run_id)
+        return run_id
 
     def wait(self, ref: str | UUID, timeout: float | None = None, poll_s: float = 0.05) -> dict[str, Any]:
         """Block until the run is complete; returns its detail. TimeoutError if `timeout` seconds pass first."""
@@ -316,8 +254,7 @@ class Client:
         """Ask a running server to finish what it runs, take nothing new, and stop (exit 0)."""
         if not any(s["name"] == server and s["alive"] for s in self.servers()):
             raise NotFound(f"no live server named {server!r}")
-        self._append(DrainRequested(originator_id=random_id(), originator_version=1, timestamp=self.clock.now(),
-                                    server=server, user=self.user))
+        self._write(lambda: self.commands.drain(server))
 
     def status(self) -> dict[str, Any]:
         """The status screen: jobs, active runs with their running tasks, servers."""
@@ -356,9 +293,9 @@ class Client:
     def rebuild_projections(self, on_batch: Any = None) -> int:
         return self.views.rebuild(on_batch)
 
-    def _append(self, *events: Event) -> None:
+    def _write(self, command: Callable[[], W]) -> W:
         try:
-            self.store.append(*events)
+            return command()
         except Conflict:
             raise Conflict("another user changed the same thing at the same moment; try again") from None
 

@@ -1,0 +1,132 @@
+"""What a client writes: load what it decides on, decide with the domain, append.
+
+The Python API (and so the CLI) and the simulator's users both write through these commands, so every write a
+person makes passes the same validation gateway and the same conflict handling. A concurrent writer makes an append
+fail with Conflict rather than corrupt anything; cancelling decides again on the fresh run.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from actorbatch.clock import Clock
+from actorbatch.domain.events import job_id
+from actorbatch.domain.jobs import (
+    JobAdded,
+    JobDefinition,
+    JobRemoved,
+    JobReplaced,
+    JobScheduled,
+    JobState,
+    JobUnscheduled,
+    check_unique,
+    validate_definition,
+)
+from actorbatch.domain.limits import check_run
+from actorbatch.domain.quarantine import Quarantined
+from actorbatch.domain.runs import Run, RunCancelled
+from actorbatch.domain.servers import DrainRequested
+from actorbatch.errors import ActorbatchError, Conflict, NotFound
+from actorbatch.node.ports import EventLog
+
+CANCEL_ATTEMPTS = 20
+
+
+class Commands:
+    """The writes of one user, on one log, with time and fresh ids from the given gateways."""
+
+    def __init__(self, log: EventLog, user: str, clock: Clock, new_id: Callable[[], UUID]) -> None:
+        self.log, self.user, self.clock, self.new_id = log, user, clock, new_id
+
+    def job(self, name: str) -> JobState:
+        """The job as the log has it; NotFound if there is none (or it was removed)."""
+        job = self.log.load(JobState, job_id(name))
+        if job is None or not job.exists:
+            raise NotFound(f"no job named {name!r}")
+        return job
+
+    def add_jobs(self, jobs: Iterable[JobDefinition], replace: bool = False) -> list[str]:
+        """Register jobs in one transaction: all of them or, on any error, none. Returns, per job, whether it was
+        `added` or `replaced`."""
+        checked = [validate_definition(job) for job in jobs]  # all of them before anything is written
+        check_unique(checked, "in one call")
+        now, events = self.clock.now(), []
+        for job in checked:
+            current = self.log.load(JobState, job_id(job.name)) or JobState()
+            version: dict[str, Any] = {"originator_id": job_id(job.name), "originator_version": current.version + 1,
+                                       "timestamp": now, "definition": job.to_dict(), "user": self.user}
+            if current.exists and not replace:
+                raise ActorbatchError(f"job {job.name!r} already exists; use --replace to change it")
+            events.append(JobReplaced(**version) if current.exists else JobAdded(**version))
+        self.log.append(*events)
+        return ["replaced" if isinstance(e, JobReplaced) else "added" for e in events]
+
+    def remove_job(self, name: str) -> None:
+        """Remove the job; one that is quarantined (an event of it cannot be read or folded) is put to rest."""
+        try:
+            version = self.job(name).version
+        except Quarantined as quarantined:
+            version = quarantined.last_version
+        self.log.append(JobRemoved(originator_id=job_id(name), originator_version=version + 1,
+                                   timestamp=self.clock.now(), user=self.user))
+
+    def schedule(self, name: str, *, restart: bool = False) -> None:
+        """Start the job's schedule (fire times from now on); `restart` also restarts a running one."""
+        job = self.job(name)
+        assert job.definition is not None
+        if job.definition.schedule is None:
+            raise ActorbatchError(f"job {name!r} has no [schedule]; add one with `job add --replace`")
+        if job.scheduled_at is not None and not restart:
+            raise ActorbatchError(f"job {name!r} is already scheduled; use `job reschedule` to restart it")
+        self.log.append(JobScheduled(originator_id=job.id, originator_version=job.version + 1,
+                                     timestamp=self.clock.now(), user=self.user))
+
+    def unschedule(self, name: str) -> None:
+        """Stop future runs; fire times while unscheduled never exist, so they are never missed."""
+        job = self.job(name)
+        if job.scheduled_at is None:
+            raise ActorbatchError(f"job {name!r} is not scheduled")
+        self.log.append(JobUnscheduled(originator_id=job.id, originator_version=job.version + 1,
+                                       timestamp=self.clock.now(), user=self.user))
+
+    def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None) -> UUID:
+        """Create a run now, or due at `at` (aware); returns its id."""
+        checked, due_at = check_run(params, at)
+        job = self.job(name)
+        assert job.definition is not None
+        now = self.clock.now()
+        event = Run.create(self.new_id(), job.definition, job.version, checked, self.user, due_at or now, now)
+        self.log.append(event)
+        return event.originator_id
+
+    def cancel(self, run_id: UUID) -> None:
+        """Cancel the run. A quarantined run (an event of it cannot be read or folded) is put to rest: the
+        cancellation follows its last stored event."""
+        for _ in range(CANCEL_ATTEMPTS):
+            event = self._cancellation(run_id)
+            try:
+                self.log.append(event)
+                return
+            except Conflict:
+                continue  # a task moved on meanwhile: decide again on the fresh run
+        raise ActorbatchError(f"run {run_id} keeps changing; try again")
+
+    def _cancellation(self, run_id: UUID) -> RunCancelled:
+        now = self.clock.now()
+        try:
+            run = self.log.load(Run, run_id)
+        except Quarantined as quarantined:
+            return RunCancelled(originator_id=run_id, originator_version=quarantined.last_version + 1, timestamp=now,
+                                user=self.user)
+        if run is None:
+            raise NotFound(f"no run with id {run_id}")
+        event = run.cancel(self.user, now)
+        if event is None:
+            raise ActorbatchError(f"run {run_id} is already {run.status(now)}")
+        return event
+
+    def drain(self, server: str) -> None:
+        """Ask the server of that name to finish what it runs, take nothing new, and stop."""
+        self.log.append(DrainRequested(originator_id=self.new_id(), originator_version=1, timestamp=self.clock.now(),
+                                       server=server, user=self.user))
