@@ -171,6 +171,12 @@ class Client:
         """Create a run now, or due at `at` (aware); returns its id."""
         return self._write(lambda: self.commands.run_job(name, params, at))
 
+    def run_many(self, name: str, params: Iterable[Mapping[str, Any] | None], at: datetime | None = None
+                 ) -> list[UUID]:
+        """Bulk submit: one run of `name` per params mapping, all due at `at` (default now), written in one
+        transaction (all or none); returns their ids in order."""
+        return self._write(lambda: self.commands.run_many(name, [(p, at) for p in params]))
+
     def resolve_run(self, ref: str | UUID) -> UUID:
         if isinstance(ref, UUID):
             return ref
