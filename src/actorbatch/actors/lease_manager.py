@@ -14,13 +14,14 @@ from uuid import UUID
 import pykka
 
 from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Done, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.events import Event
 from actorbatch.domain.runs import Run, TaskClaimed
-from actorbatch.domain.servers import Server
-from actorbatch.errors import Conflict
+from actorbatch.domain.servers import Server, ServerEvent
+from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.store.eventstore import EventStore
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,15 @@ class LeaseManager(pykka.ThreadingActor):
         # Leases are judged as of the last moment the whole log had been read: after a pause of ours, or while
         # the follower lags, a heartbeat we have not heard yet must not count as missing.
         self._read_at: datetime | None = None
+        # Appends refused by a conflict or whose reply an outage swallowed: each batch was recorded whole or not
+        # at all, and the store is asked which before anything else is decided (a claim recorded but never
+        # started would hold its task for ever).
+        self._unsettled: list[list[Event]] = []
+        self._held: dict[UUID, list[Done]] = {}  # outcomes carried by those batches, by run
+        self._late: list[Done] = []  # results for runs that left the book, still to record
+        self._beat: ServerEvent | None = None  # a heartbeat whose reply was lost
 
+    @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Observed):
             self._abort(self.behaviour.observe(message.events), "lease lost or run cancelled")
@@ -66,7 +75,8 @@ class LeaseManager(pykka.ThreadingActor):
         elif isinstance(message, Drain):
             self.behaviour.draining = True
         elif isinstance(message, Busy):
-            return (len(self._busy), self.behaviour.draining)
+            unrecorded = len(self._done) + len(self._late) + sum(map(len, self._held.values()))
+            return (len(self._busy), self.behaviour.draining, unrecorded)
         elif isinstance(message, Connect):
             self.executor = message.executor
         if self.actor_inbox.empty():
@@ -74,6 +84,8 @@ class LeaseManager(pykka.ThreadingActor):
         return None
 
     def _step(self) -> None:
+        self._settle()
+        self._record_late()
         now = self.clock.now()
         behaviour = self.behaviour
         events: list[Event] = []
@@ -81,69 +93,102 @@ class LeaseManager(pykka.ThreadingActor):
         for done in self._done:
             event = behaviour.finish(done.attempt, now, done.exit_status, done.result)
             if event is None:  # the run left the book (cancelled, complete): record the late result all the same
-                self._record_late(done, now)
+                self._late.append(done)
             else:
                 events.append(event)
                 outcomes[done.attempt.run_id].append(done)
         self._done.clear()
-        if self._read_at is not None:
+        if self._read_at is not None and not self._just_recovered():
             events.extend(behaviour.expirations(min(now, self._read_at)))
         behaviour.wake_due(now + timedelta(seconds=EARLY_S))
         events.extend(behaviour.claims(now, self._free(now), EARLY_S))
-        recorded, refused = self._append(events)
-        self._start([e for e in recorded if isinstance(e, TaskClaimed)])
-        for run_id in refused:  # outcomes lost to a conflict are decided again on the reloaded run
-            self._done.extend(outcomes.get(run_id, ()))
-        if refused:
+        self._start([e for e in self._append(events) if isinstance(e, TaskClaimed)])
+        for batch in self._unsettled:
+            for run_id in {e.originator_id for e in batch}:
+                self._held.setdefault(run_id, []).extend(outcomes.pop(run_id, ()))
+        if self._unsettled:
             self.actor_ref.tell(Tick())
         wake = behaviour.next_wake()
         if wake is not None and wake != self._wake:
             self._wake = wake
             self.timer.at(wake - timedelta(seconds=EARLY_S), self.actor_ref, Tick())
 
+    def _settle(self) -> None:
+        """Find out what became of appends that were refused or went unanswered: start what was recorded after
+        all, re-decide the rest on the runs as the store has them. Raises StoreUnavailable while it is away."""
+        while self._unsettled:
+            batch = self._unsettled[0]
+            run_ids = {e.originator_id for e in batch}
+            if self.store.recorded(batch[0]):
+                runs = self.behaviour.runs  # a run cancelled meanwhile has left the book: nothing to start
+                self._start([e for e in batch if isinstance(e, TaskClaimed) and e.originator_id in runs])
+                for run_id in run_ids:
+                    self._held.pop(run_id, None)
+            else:
+                for run_id in run_ids:
+                    self._reload(run_id)
+                for run_id in run_ids:
+                    self._done.extend(self._held.pop(run_id, ()))
+            self._unsettled.pop(0)
+
+    def _just_recovered(self) -> bool:
+        """Within one lease timeout of the end of an outage: no heartbeat could be written while it lasted, by
+        any server, so leases are not judged until every live server has had time to beat again."""
+        since_s = self.store.breaker.since_recovery_s()
+        return since_s is not None and since_s < self.behaviour.lease_timeout_s
+
     def _free(self, now: datetime) -> int:
         threads = self.capacity(now)
         return threads * (1 + PREFETCH if self._typical_s < QUICK_S else 1) - len(self._busy)
 
-    def _append(self, events: Sequence[Event]) -> tuple[list[Event], list[UUID]]:
-        """Record events in one transaction if possible, else run by run; returns what was recorded and the runs
-        whose events were refused (another writer was first), which are reloaded from the store."""
+    def _append(self, events: Sequence[Event]) -> list[Event]:
+        """Record events in one transaction if possible, else run by run; returns what was recorded. A run whose
+        events were refused (another writer was first) or went unanswered (an outage) is settled on the next
+        step: started if it was recorded after all, else reloaded from the store and decided again."""
         if not events:
-            return [], []
+            return []
         try:
             self.store.append(*events)
-            return list(events), []
+            return list(events)
         except Conflict:
             pass
+        except StoreUnavailable:
+            self._unsettled.append(list(events))
+            return []
         by_run: dict[UUID, list[Event]] = defaultdict(list)
         for event in events:
             by_run[event.originator_id].append(event)
-        recorded, refused = [], []
-        for run_id, run_events in by_run.items():
+        recorded = []
+        for run_events in by_run.values():
             try:
+                if self.store.breaker.down_since_s is not None:
+                    raise StoreUnavailable("store unreachable")  # gone during this loop: settle with the rest
                 self.store.append(*run_events)
                 recorded.extend(run_events)
-            except Conflict:
-                self._reload(run_id)
-                refused.append(run_id)
-        return recorded, refused
+            except (Conflict, StoreUnavailable):
+                self._unsettled.append(run_events)
+        return recorded
 
     def _reload(self, run_id: UUID) -> None:
         fresh = self.store.load(Run, run_id)
         if fresh is not None:
             self._abort(self.behaviour.replace(fresh), "lease lost")
 
-    def _record_late(self, done: Done, now: datetime) -> None:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            run = self.store.load(Run, done.attempt.run_id)
-            if run is None:
-                return
-            try:
-                self.store.append(run.finish(done.attempt.task, done.attempt.attempt, now,
-                                             exit_status=done.exit_status, result=done.result))
-                return
-            except Conflict:
-                continue
+    def _record_late(self) -> None:
+        """Results for runs that left the book (cancelled, complete) are recorded all the same, fenced."""
+        while self._late:
+            done = self._late[0]
+            for _ in range(MAX_CONFLICT_RETRIES):
+                run = self.store.load(Run, done.attempt.run_id)
+                if run is None:
+                    break
+                try:
+                    self.store.append(run.finish(done.attempt.task, done.attempt.attempt, self.clock.now(),
+                                                 exit_status=done.exit_status, result=done.result))
+                    break
+                except Conflict:
+                    continue
+            self._late.pop(0)
 
     def _start(self, claims: Sequence[TaskClaimed]) -> None:
         assert self.executor is not None
@@ -157,9 +202,16 @@ class LeaseManager(pykka.ThreadingActor):
                 self.executor.tell(Abort(attempt.key, reason))
 
     def _heartbeat(self) -> None:
+        if self._beat is not None:  # an outage swallowed the last reply: was it written?
+            if self.store.recorded(self._beat):
+                self.server.apply(self._beat)
+            self._beat = None
         event = self.server.heartbeat(len(self.behaviour.mine), self.clock.now())
         try:
             self.store.append(event)
+        except StoreUnavailable:
+            self._beat = event
+            raise
         except Conflict:
             log.error("server %s: another process wrote to this server's record; stopping", self.server.name)
             self.stop()

@@ -9,11 +9,12 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import CaughtUp, Observed, Tick
+from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.events import Event
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.store.eventstore import EventStore
 
 
@@ -27,6 +28,7 @@ class Scheduler(pykka.ThreadingActor):
         # or a job changed while no server ran would fire on its old schedule.
         self._caught_up = False
 
+    @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CaughtUp):
             self._caught_up = True
@@ -52,14 +54,22 @@ class Scheduler(pykka.ThreadingActor):
             self.timer.at(wake, self.actor_ref, Tick())
 
     def _append(self, events: list[Event]) -> None:
-        """Every event is version 1 of its own id: a conflict only means another scheduler decided first."""
+        """Every event is version 1 of its own id: a conflict only means another scheduler decided first (or,
+        after an outage, that an append whose reply was lost had been recorded). Events the store could not
+        take wait in `_pending` for the next step."""
         if not events:
             return
         try:
             self.store.append(*events)
         except Conflict:
-            for event in events:
+            for i, event in enumerate(events):
                 try:
                     self.store.append(event)
                 except Conflict:
                     continue
+                except StoreUnavailable:
+                    self._pending.extend(events[i:])
+                    raise
+        except StoreUnavailable:
+            self._pending.extend(events)
+            raise

@@ -1,5 +1,6 @@
 """The `actorbatch` command: parse, call the API, render. Exit 0 ok, 1 operation failed, 2 usage error."""
 
+import contextlib
 import json
 import signal
 import sys
@@ -15,7 +16,7 @@ from actorbatch import api
 from actorbatch.actors.server import BatchServer, ServerConfig
 from actorbatch.cli import render
 from actorbatch.domain.servers import parse_window
-from actorbatch.errors import ActorbatchError
+from actorbatch.errors import ActorbatchError, StoreUnavailable
 
 app = typer.Typer(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -82,6 +83,8 @@ def with_client(action: Callable[[api.Client], T]) -> T:
         try:
             return action(client)
         finally:
+            if client.stale:
+                typer.echo(f"warning: {client.stale}", err=True)
             client.close()
 
 
@@ -365,10 +368,13 @@ def server_start(
         server = BatchServer(settings.db or api.default_url(), config).start()
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
     while not stop["requested"] and server.healthy() and not server.drain_requested():
+        server.tend()
         time.sleep(0.1)
     if not server.healthy():  # an actor died: stop the rest, say so, let a process manager restart us
-        server.stop(drain=False, reason="failed")
-        typer.echo(f"error: server {config.name} failed (see the log above) and stopped", err=True)
+        with contextlib.suppress(ActorbatchError):
+            server.stop(drain=False, reason="failed")
+        why = server.failure or "see the log above"
+        typer.echo(f"error: server {config.name} stopped: {why}", err=True)
         raise typer.Exit(1)
     typer.echo(f"server {config.name} draining", err=True)
     with failures():
@@ -443,13 +449,31 @@ def projections_follow(interval: Annotated[float, typer.Option("--interval", hel
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    import logging
+
+    logging.getLogger("actorbatch.store").setLevel(logging.ERROR)  # the server that started us reports outages
 
     def follow(client: api.Client) -> None:
         while not stop["requested"]:
-            if not client.views.catch_up():
+            try:
+                caught_up = not client.views.catch_up()
+            except StoreUnavailable:  # ride it out: the next catch-up starts from the last one written
+                client.views.forget()
+                caught_up = True
+            if caught_up:
                 time.sleep(interval)
 
-    with_client(follow)
+    with failures():
+        while not stop["requested"]:
+            try:
+                client = api.connect(settings.db, settings.user)
+            except StoreUnavailable:  # not there yet (a database restarting): wait for it rather than die
+                time.sleep(1.0)
+                continue
+            try:
+                follow(client)
+            finally:
+                client.close()
 
 
 @app.command()

@@ -6,15 +6,17 @@ read back per aggregate, and read in order from the notification log, which is t
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Transcoder
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, PersistenceError, Transcoder
 
 from actorbatch.domain.events import Event
-from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.errors import ActorbatchError, Conflict, StoreFailed, StoreUnavailable
+from actorbatch.store.outage import Breaker, first_line, is_fatal
 from actorbatch.store.transcoder import MsgpackTranscoder
 from actorbatch.store.urls import StoreUrl, parse_url
 
@@ -57,12 +59,15 @@ class EventStore:
         try:
             self._app = _Log(env=_env(self.url, create))
             if not create:
-                self.head()
+                self._app.recorder.max_notification_id()
         except (PersistenceError, OSError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = first_line(error)
             if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
                 raise NotInitialised(f"store {self.url} is not initialised: run `actorbatch init`") from None
-            raise ActorbatchError(f"cannot open store {self.url}: {reason}") from None
+            failure = StoreUnavailable if isinstance(error, OperationalError | InterfaceError) else ActorbatchError
+            raise failure(f"cannot open store {self.url}: {reason}") from None
+        self.breaker = Breaker(str(self.url))
+        self.failure: StoreFailed | None = None  # why a server using this store had to stop, once it had to
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._own: set[tuple[UUID, int]] | None = None  # appended here, not yet met by `follow`
@@ -79,10 +84,8 @@ class EventStore:
         """Record events in one transaction; Conflict if any (aggregate, version) is already taken."""
         if not events:
             return
-        try:
+        with self._guard():
             self._app.events.put(events)  # straight to the store: events are already decided and complete
-        except IntegrityError:
-            raise Conflict("another writer recorded a conflicting event first") from None
         own = self._own
         if own is not None:
             with self._lock:
@@ -90,9 +93,40 @@ class EventStore:
         for listener in list(self._listeners):
             listener(events)
 
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Every call to the database: fail fast while it is down, and name what went wrong in one line.
+
+        StoreUnavailable (transient: try again later) for a lost or refused connection, StoreFailed for a store
+        that answers but cannot write (disk full, read-only), Conflict for a version already taken.
+        """
+        self.breaker.admit()
+        try:
+            yield
+        except IntegrityError:
+            self.breaker.succeeded()
+            raise Conflict("another writer recorded a conflicting event first") from None
+        except (OperationalError, InterfaceError) as error:
+            reason = first_line(error)
+            if is_fatal(reason):
+                raise StoreFailed(f"store {self.url}: {reason}") from None
+            raise self.breaker.failed(reason) from None
+        self.breaker.succeeded()
+
     def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
-        stored = self._app.recorder.select_events(aggregate_id, gt=after_version or None)
+        with self._guard():
+            stored = self._app.recorder.select_events(aggregate_id, gt=after_version or None)
         return [self._decode(s) for s in stored]
+
+    def recorded(self, event: Event) -> bool:
+        """Whether this very event is in the log: the answer to an append whose reply was lost in an outage."""
+        with self._guard():
+            stored = self._app.recorder.select_events(event.originator_id, gt=event.originator_version - 1,
+                                                      lte=event.originator_version)
+        if not stored:
+            return False
+        found = self._decode(stored[0])
+        return type(found) is type(event) and found.timestamp == event.timestamp
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         """The aggregate folded from all its events, or None if it has none."""
@@ -106,19 +140,22 @@ class EventStore:
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
         """Up to `limit` events from the notification log after position `after`, with their positions."""
-        notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        with self._guard():
+            notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         return [(n.id, self._decode(n)) for n in notes]
 
     def read_raw(self, after: int, limit: int = 1000) -> list[Any]:
         """Notifications as stored: the bytes, for checks that nothing was written."""
-        return list(self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
+        with self._guard():
+            return list(self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
 
     def follow(self, after: int, limit: int = 1000) -> tuple[int, list[Event], int]:
         """Like `read`, but skips (without decoding) what this process appended, which its listeners heard already.
         Returns the new position, the other processes' events, and how many notifications were read."""
         if self._own is None:
             self._own = set()
-        notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        with self._guard():
+            notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         events = []
         with self._lock:
             own = self._own
@@ -133,7 +170,8 @@ class EventStore:
 
     def head(self) -> int:
         """The position of the last event in the log (0 when empty)."""
-        return self._app.recorder.max_notification_id() or 0
+        with self._guard():
+            return self._app.recorder.max_notification_id() or 0
 
     def decode(self, stored: Any) -> Event:
         """The event of a stored notification (see `read_raw`)."""
