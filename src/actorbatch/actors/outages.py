@@ -2,8 +2,8 @@
 
 The store's breaker logs the outage once and makes calls fail fast while it lasts; an actor's handler that meets
 StoreUnavailable just ends there, having kept whatever it could not write, and tries again on its next tick.
-A store that cannot write at all (StoreFailed: disk full, read-only) stops the actor without a traceback; the
-supervisor sees an actor gone and stops the server with that one line (`BatchServer.failure`).
+A store that cannot write at all (StoreFailed: disk full, read-only) is noted on the store, without a traceback;
+the supervisor sees it and stops the whole server with that one line (`BatchServer.failure`).
 """
 
 import functools
@@ -17,14 +17,12 @@ from actorbatch.store.eventstore import EventStore
 class _StoreActor(Protocol):
     store: EventStore
 
-    def stop(self) -> None: ...
-
 
 A = TypeVar("A", bound=_StoreActor)
 
 
 def rides_out_outages(handler: Callable[[A, Any], Any]) -> Callable[[A, Any], Any]:
-    """Wrap an actor's `on_receive`: an outage postpones the work, a failed store stops the actor quietly."""
+    """Wrap an actor's `on_receive`: an outage postpones the work, a failed store is reported to the supervisor."""
 
     @functools.wraps(handler)
     def on_receive(actor: A, message: Any) -> Any:
@@ -34,7 +32,6 @@ def rides_out_outages(handler: Callable[[A, Any], Any]) -> Callable[[A, Any], An
             return None  # logged once by the store's breaker; the next tick tries again
         except StoreFailed as error:
             actor.store.failure = actor.store.failure or error
-            actor.stop()
             return None
 
     return on_receive

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # On stop, after the running attempts ended: how long an unreachable store may keep their outcomes waiting.
 # Past it the server exits 1; the attempts it could not report are lost attempts, retried by another server.
 STORE_WAIT_S = 30.0
+STOP_RETRY_S = 5.0  # and how long the last words of a stopping server may wait for it
 HEALTHY_RUN_S = 60.0  # a projector child that ran this long before dying is restarted without delay
 
 
@@ -164,8 +165,9 @@ class BatchServer:
         return position
 
     def healthy(self) -> bool:
-        """False once any actor of this server has died: the supervisor then stops the whole server."""
-        return self._started and all(ref.is_alive() for ref in self._refs)
+        """False once any actor of this server has died or its store cannot write: the supervisor then stops the
+        whole server."""
+        return self._started and self.store.failure is None and all(ref.is_alive() for ref in self._refs)
 
     @property
     def failure(self) -> StoreFailed | None:
@@ -230,14 +232,22 @@ class BatchServer:
 
     def _record_stop(self, reason: str) -> bool:
         """Say in the log that this server stopped, and bring the read models up to date; False if the store
-        could not be reached (the server is then judged by its missing heartbeats instead)."""
-        try:
-            with contextlib.suppress(Conflict):  # a newer incarnation of this name took over: it owns the record
-                self.store.append(self.server.stop(reason, self.clock.now()))
-            self.views.catch_up()
-        except (StoreUnavailable, StoreFailed):
-            return False
-        return True
+        could not be reached within STOP_RETRY_S (the server is then judged by its missing heartbeats)."""
+        stopped = self.server.stop(reason, self.clock.now())
+        deadline = monotonic_s() + STOP_RETRY_S
+        while True:
+            try:  # again from the start: a connection broken by a database restart fails once, then reopens
+                if not self.store.recorded(stopped):
+                    with contextlib.suppress(Conflict):  # a newer incarnation of this name owns the record now
+                        self.store.append(stopped)
+                self.views.catch_up()
+                return True
+            except StoreUnavailable:
+                if monotonic_s() > deadline:
+                    return False
+                time.sleep(0.2)
+            except StoreFailed:
+                return False
 
     def __enter__(self) -> "BatchServer":
         return self.start()

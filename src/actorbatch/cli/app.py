@@ -16,7 +16,7 @@ from actorbatch import api
 from actorbatch.actors.server import BatchServer, ServerConfig
 from actorbatch.cli import render
 from actorbatch.domain.servers import parse_window
-from actorbatch.errors import ActorbatchError, StoreUnavailable
+from actorbatch.errors import ActorbatchError, StoreFailed, StoreUnavailable
 
 app = typer.Typer(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -457,7 +457,7 @@ def projections_follow(interval: Annotated[float, typer.Option("--interval", hel
         while not stop["requested"]:
             try:
                 caught_up = not client.views.catch_up()
-            except StoreUnavailable:  # ride it out: the next catch-up starts from the last one written
+            except (StoreUnavailable, StoreFailed):  # ride it out: the server that started us judges the store
                 client.views.forget()
                 caught_up = True
             if caught_up:

@@ -38,7 +38,7 @@ class _Log(Application[UUID]):
 def _env(url: StoreUrl, create: bool) -> dict[str, str]:
     create_table = "y" if create else "n"
     if url.kind == "sqlite":
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": url.path,
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": url.sqlite_target(),
                 "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": create_table}
     if url.kind == "postgresql":
         return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": url.dbname,

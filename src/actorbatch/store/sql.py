@@ -29,14 +29,17 @@ class SqlDb:
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
-            conn = sqlite3.connect(self.url.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            target = self.url.sqlite_target()
+            conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False, uri=True)
+            if target == self.url.path:
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             return conn
         import psycopg
 
         return psycopg.connect(host=self.url.host, port=self.url.port, user=self.url.user,
-                               password=self.url.password or None, dbname=self.url.dbname, autocommit=True)
+                               password=self.url.password or None, dbname=self.url.dbname, autocommit=True,
+                               connect_timeout=5)
 
     @property
     def conn(self) -> Any:
@@ -99,7 +102,7 @@ class SqlDb:
                 try:
                     yield self
                 except BaseException:
-                    if conn.in_transaction:  # a failed statement may have ended it already
+                    if getattr(self._local, "conn", None) is conn and conn.in_transaction:  # else it is gone
                         conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
