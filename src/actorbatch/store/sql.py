@@ -102,7 +102,7 @@ class SqlDb:
                 try:
                     yield self
                 except BaseException:
-                    if getattr(self._local, "conn", None) is conn and conn.in_transaction:  # else it is gone
+                    if conn in self._opened and conn.in_transaction:  # else a failed statement closed it
                         conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
