@@ -56,6 +56,8 @@ class LeaseManager(pykka.ThreadingActor):
         self._held: dict[UUID, list[Done]] = {}  # outcomes carried by those batches, by run
         self._late: list[Done] = []  # results for runs that left the book, still to record
         self._beat: ServerEvent | None = None  # a heartbeat whose reply was lost
+        self._beat_at: datetime | None = None  # when our last heartbeat was recorded
+        self._judge_from: datetime | None = None  # leases are not judged before this (see _just_recovered)
 
     @rides_out_outages
     def on_receive(self, message: Any) -> Any:
@@ -119,23 +121,30 @@ class LeaseManager(pykka.ThreadingActor):
         while self._unsettled:
             batch = self._unsettled[0]
             run_ids = {e.originator_id for e in batch}
-            if self.store.recorded(batch[0]):
-                runs = self.behaviour.runs  # a run cancelled meanwhile has left the book: nothing to start
-                self._start([e for e in batch if isinstance(e, TaskClaimed) and e.originator_id in runs])
+            recorded = self.store.recorded(batch[0])
+            for run_id in run_ids:  # as the store has them now: another server may have reaped a claim since
+                self._reload(run_id)
+            if recorded:
+                self._start([e for e in batch if isinstance(e, TaskClaimed) and self._still_ours(e)])
                 for run_id in run_ids:
                     self._held.pop(run_id, None)
             else:
                 for run_id in run_ids:
-                    self._reload(run_id)
-                for run_id in run_ids:
                     self._done.extend(self._held.pop(run_id, ()))
             self._unsettled.pop(0)
 
+    def _still_ours(self, claim: TaskClaimed) -> bool:
+        run = self.behaviour.runs.get(claim.originator_id)
+        if run is None:
+            return False
+        state = run.tasks[claim.task]
+        return state.status == "running" and state.attempt == claim.attempt and state.server == self.server.name
+
     def _just_recovered(self) -> bool:
-        """Within one lease timeout of the end of an outage: no heartbeat could be written while it lasted, by
-        any server, so leases are not judged until every live server has had time to beat again."""
-        since_s = self.store.breaker.since_recovery_s()
-        return since_s is not None and since_s < self.behaviour.lease_timeout_s
+        """Within one lease timeout of a gap in our own heartbeats (the store was away, or this process paused):
+        other servers could not beat either while it lasted, so their leases are not judged until each has had
+        a full lease timeout to beat again."""
+        return self._judge_from is not None and self.clock.now() < self._judge_from
 
     def _free(self, now: datetime) -> int:
         threads = self.capacity(now)
@@ -218,6 +227,10 @@ class LeaseManager(pykka.ThreadingActor):
             return
         self.server.apply(event)
         self.behaviour.observe([event])
+        now = self.clock.now()
+        if self._beat_at is not None and (now - self._beat_at).total_seconds() > 2 * self.behaviour.lease_timeout_s / 3:
+            self._judge_from = now + timedelta(seconds=self.behaviour.lease_timeout_s)
+        self._beat_at = now
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         log.error("lease manager failed: %s", exception_value)

@@ -23,7 +23,6 @@ class Breaker:
     def __init__(self, what: str) -> None:
         self.what = what
         self.down_since_s: float | None = None
-        self.recovered_at_s: float | None = None  # monotonic time the last outage ended
         self._delay_s = FIRST_S
         self._probe_at_s = 0.0
         self._reason = ""
@@ -56,15 +55,8 @@ class Breaker:
             return
         with self._lock:
             if self.down_since_s is not None:
-                self.recovered_at_s = monotonic_s()
-                log.warning("store %s reachable again after %.1f s", self.what, self.recovered_at_s - self.down_since_s)
+                log.warning("store %s reachable again after %.1f s", self.what, monotonic_s() - self.down_since_s)
                 self.down_since_s = None
-
-    def since_recovery_s(self) -> float | None:
-        """Seconds since the last outage ended (None if there was none, or it lasts still)."""
-        if self.recovered_at_s is None or self.down_since_s is not None:
-            return None
-        return monotonic_s() - self.recovered_at_s
 
 
 # A store that answers with one of these cannot take writes until someone acts: not an outage to wait out.
