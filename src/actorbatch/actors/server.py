@@ -227,8 +227,8 @@ class BatchServer:
         self.store.close()
         self._started = False
         if unrecorded or not recorded:
-            raise StoreUnavailable(f"server {self.config.name} stopped with the store unreachable: {unrecorded} "
-                                   "outcomes not recorded (their attempts will be retried)")
+            lost = f": {unrecorded} outcomes not recorded (their attempts will be retried)" if unrecorded else ""
+            raise StoreUnavailable(f"server {self.config.name} stopped with the store unreachable{lost}")
 
     def _record_stop(self, reason: str) -> bool:
         """Say in the log that this server stopped, and bring the read models up to date; False if the store

@@ -49,6 +49,15 @@ def _env(url: StoreUrl, create: bool) -> dict[str, str]:
     return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
+def _fail_fast(recorder: Any) -> None:
+    """Undo eventsourcing's own retries (ten tries, each waiting up to the pool timeout: about a minute per call
+    while PostgreSQL is down, with the calling actor stuck): here the breaker decides when to try again."""
+    for name in ("insert_events", "select_events", "select_notifications", "max_notification_id"):
+        wrapped = getattr(getattr(type(recorder), name, None), "__wrapped__", None)
+        if wrapped is not None:
+            setattr(recorder, name, wrapped.__get__(recorder))
+
+
 class EventStore:
     """Append, load and follow events; listeners hear this process's own appends at once."""
 
@@ -66,6 +75,7 @@ class EventStore:
                 raise NotInitialised(f"store {self.url} is not initialised: run `actorbatch init`") from None
             failure = StoreUnavailable if isinstance(error, OperationalError | InterfaceError) else ActorbatchError
             raise failure(f"cannot open store {self.url}: {reason}") from None
+        _fail_fast(self._app.recorder)
         self.breaker = Breaker(str(self.url))
         self.failure: StoreFailed | None = None  # why a server using this store had to stop, once it had to
         self._listeners: list[Listener] = []
