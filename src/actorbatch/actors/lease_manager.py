@@ -7,7 +7,7 @@ so a burst of outcomes and claims is recorded in one transaction (one commit for
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +33,7 @@ PREFETCH = 4
 # Run-later tasks are claimed this long before they are due and start on the dot: the claim's commit is then not
 # part of the due-to-start latency.
 EARLY_S = 0.005
+NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class LeaseManager(pykka.ThreadingActor):
@@ -220,6 +221,7 @@ class LeaseManager(pykka.ThreadingActor):
             self.store.append(event)
         except StoreUnavailable:
             self._beat = event
+            self._judge_from = NEVER  # until a lease timeout after our next heartbeat is recorded
             raise
         except Conflict:
             log.error("server %s: another process wrote to this server's record; stopping", self.server.name)
@@ -228,8 +230,10 @@ class LeaseManager(pykka.ThreadingActor):
         self.server.apply(event)
         self.behaviour.observe([event])
         now = self.clock.now()
-        if self._beat_at is not None and (now - self._beat_at).total_seconds() > 2 * self.behaviour.lease_timeout_s / 3:
-            self._judge_from = now + timedelta(seconds=self.behaviour.lease_timeout_s)
+        lease_s = self.behaviour.lease_timeout_s
+        late = self._beat_at is not None and (now - self._beat_at).total_seconds() > 2 * lease_s / 3
+        if late or self._judge_from == NEVER:
+            self._judge_from = now + timedelta(seconds=lease_s)
         self._beat_at = now
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
