@@ -235,7 +235,9 @@ def job_run(name: str,
 
 
 def _job_zone(client: api.Client, name: str) -> str:
-    schedule = client.job(name)["definition"]["schedule"]
+    """The zone of the job's schedule (UTC without one), from the log: a write needs no read model."""
+    definition = client.commands.job(name).definition
+    schedule = definition.schedule if definition is not None else None
     return str(schedule.get("timezone", "UTC")) if schedule else "UTC"
 
 
