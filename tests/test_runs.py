@@ -8,7 +8,8 @@ from uuid import UUID
 import pytest
 
 from actorbatch.api import load_job_file
-from actorbatch.domain.jobs import JobDefinition, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobDefinition
 from actorbatch.domain.runs import AttemptLost, ResultIgnored, Run, TaskFailed
 from tests.conftest import T0
 
