@@ -41,7 +41,8 @@ class Timing:
 @dataclass(frozen=True)
 class Fault:
     """A planned fault: `crash` (down until `for_s` passes; None = lost for good), `pause` (frozen for `for_s`),
-    or `fail` (the server's store connection fails, its actor dies and the supervisor restarts it)."""
+    `fail` (the server's store connection fails, its actor dies and the supervisor restarts it), or `outage` (the
+    store answers no server for `for_s`; `server` is empty)."""
 
     kind: str
     server: str

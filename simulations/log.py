@@ -15,7 +15,7 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import fold_stream
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, StoreUnavailable
 
 A = TypeVar("A")
 Listener = Callable[[Sequence[Event], str], None]
@@ -33,6 +33,7 @@ class SimLog:
         self._taken: set[tuple[UUID, int]] = set()
         self._streams: dict[UUID, list[Event]] = {}
         self.listeners: list[Listener] = []
+        self.down = False  # a store outage: servers' connections get StoreUnavailable while it lasts
 
     def append(self, events: Sequence[Event], writer: str) -> None:
         """Record `events` in one transaction; Conflict, writing nothing, if any (id, version) is taken."""
@@ -50,6 +51,12 @@ class SimLog:
         """The aggregate's events after `after_version`, in version order."""
         stream = self._streams.get(aggregate_id, [])
         return sorted((e for e in stream if e.originator_version > after_version), key=lambda e: e.originator_version)
+
+    def recorded(self, event: Event) -> bool:
+        """Whether this very event is in the log (as EventStore.recorded)."""
+        found = [e for e in self._streams.get(event.originator_id, ())
+                 if e.originator_version == event.originator_version]
+        return bool(found) and type(found[0]) is type(event) and found[0].timestamp == event.timestamp
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         """As EventStore.load: Quarantined if an event of the aggregate cannot be folded."""
@@ -93,7 +100,12 @@ class ServerStore:
     def __init__(self, log: SimLog, writer: str, faults: WriteFaults) -> None:
         self.log, self.writer, self.faults = log, writer, faults
 
+    def _reachable(self) -> None:
+        if self.faults.enabled and self.log.down:
+            raise StoreUnavailable("store unreachable (a simulated outage)")
+
     def append(self, *events: Event) -> None:
+        self._reachable()
         if self.faults.before():
             raise WriteFailed("the connection failed before the commit")
         self.log.append(events, self.writer)
@@ -101,7 +113,13 @@ class ServerStore:
             raise WriteFailed("the connection failed after the commit: it was written")
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
+        self._reachable()
         return self.log.load(factory, aggregate_id)
 
     def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
+        self._reachable()
         return self.log.events(aggregate_id, after_version)
+
+    def recorded(self, event: Event) -> bool:
+        self._reachable()
+        return self.log.recorded(event)

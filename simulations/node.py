@@ -16,9 +16,10 @@ from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.servers import Server, ServerHeartbeat, capacity, parse_window, zone
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.boot import register, seed
 from actorbatch.node.lease import Done, LeaseCore
+from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
 from actorbatch.node.schedule import ScheduleCore
 from simulations.config import ServerSpec, Timing
 from simulations.eventloop import Action, Loop, us
@@ -117,6 +118,8 @@ class SimServer:
                     self._then.pop(0)()
             except WriteFailed as error:
                 self.fail(f"store write failed: {error}")
+            except StoreUnavailable:
+                pass  # as the actors ride out an outage: what could not be written waits for the next tick
             self._then.clear()
 
         return run
@@ -139,8 +142,10 @@ class SimServer:
         """As the real Timer: the next one is due `interval_s` after this one actually ran."""
 
         def tick() -> None:
-            action()
-            self.at_us(self.env.loop.now_us + us(interval_s), tick)
+            try:
+                action()
+            finally:  # an outage cuts a tick short, never the timer
+                self.at_us(self.env.loop.now_us + us(interval_s), tick)
 
         self.at_us(self.env.loop.now_us + us(interval_s), tick)
 
@@ -159,8 +164,12 @@ class SimServer:
         self.soon(self._boot)
 
     def _boot(self) -> None:
+        try:
+            server = self._register()
+        except StoreUnavailable:  # a real `server start` retries until the store answers
+            self.at_us(self.env.loop.now_us + us(1.0), self._boot)
+            return
         timing = self.env.timing
-        server = self._register()
         behaviour = LeaseBehaviour(self.name, self.spec.groups, timing.lease_timeout_s)
         schedules = ScheduleBehaviour(self.now())
         views, self._cursor = self._read_models()
@@ -170,6 +179,7 @@ class SimServer:
                                skip_idle_reaps=timing.skip_idle_reaps, lazy_heartbeats=timing.lazy_heartbeats)
         self.schedules = ScheduleCore(schedules, self.store, _ScheduleWakeup(self), self.problems.extend)
         self.every(timing.tick_s, self._tick)
+        self.every(SCHEDULE_TICK_S, self._schedule_tick)
         self.every(timing.lease_timeout_s / 3, self._heartbeat)
         self._read_at_us = None
         self._polling = True  # the follower's first read: it catches up with what the read models lacked
@@ -201,7 +211,7 @@ class SimServer:
         if not self.up:
             return
         if self.lease is not None:
-            with contextlib.suppress(Conflict, WriteFailed):
+            with contextlib.suppress(Conflict, WriteFailed, StoreUnavailable):
                 self.store.append(self.lease.server.stop("failed", self.now()))
         self._die("fail", reason)
         self.env.loop.at(self.env.loop.now_us + us(self.env.rng.uniform(*self.env.timing.start_s)), self.start)
@@ -247,6 +257,9 @@ class SimServer:
             self.soon(lambda: self._schedules_hear(events))
 
     def _poll(self) -> None:
+        if self.env.log.down:  # the follower's read fails: it reads again a moment later
+            self.at_us(self.env.loop.now_us + us(0.5), self._poll)
+            return
         self._polling, self._unread_since_us, self._read_at_us = False, None, self.env.loop.now_us
         entries, me = self.env.log.entries, self.writer
         events = [event for event, writer in entries[self._cursor:] if writer != me]
@@ -265,6 +278,10 @@ class SimServer:
         """As the scheduler actor: fold the message, then step."""
         if self.schedules is not None:
             self.schedules.observed(events, self.now())
+            self.schedules.tick(self.now())
+
+    def _schedule_tick(self) -> None:
+        if self.schedules is not None:
             self.schedules.tick(self.now())
 
     def _heartbeat(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from actorbatch.domain.durations import parse_duration_s
 from simulations.config import Fault, FaultSpec, ServerSpec, SimConfig, Timing, WorkloadSpec
 
-FAULT_KINDS = ("crash", "pause", "fail")
+FAULT_KINDS = ("crash", "pause", "fail", "outage")
 
 
 class BadScenario(ValueError):
@@ -122,11 +122,13 @@ def _faults(table: Mapping[str, Any], servers: tuple[ServerSpec, ...], safety_s:
     names = [s.name for s in servers]
     planned = []
     for entry in table.get("planned", []):
-        if entry["kind"] not in FAULT_KINDS or entry["server"] not in names:
+        allowed = ("",) if entry["kind"] == "outage" else tuple(names)  # an outage is the store's, not a server's
+        if entry["kind"] not in FAULT_KINDS or entry.get("server", "") not in allowed:
             raise ValueError(f"faults.planned: kind must be one of {FAULT_KINDS} and server one of {names}, "
                              f"got {entry!r}")
         duration = _seconds(entry["for"], "faults.planned.for") if "for" in entry else None
-        planned.append(Fault(entry["kind"], entry["server"], _seconds(entry["at"], "faults.planned.at"), duration))
+        planned.append(Fault(entry["kind"], entry.get("server", ""), _seconds(entry["at"], "faults.planned.at"),
+                             duration))
     for _ in range(int(table.get("random_crashes", 0))):
         at_s = rng.uniform(0, safety_s)
         planned.append(Fault("crash", rng.choice(names), at_s, min(rng.uniform(1, 300), safety_s - at_s)))

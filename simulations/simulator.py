@@ -138,26 +138,37 @@ class Simulation:
         check_us = us(self.config.check_every_s)
         self.loop.at(check_us, lambda: self._check_books(check_us))
 
+    def _store_back(self) -> None:
+        self.log.down = False
+        for server in self.servers.values():
+            server.hear("", beats_only=False)  # followers read what they missed
+
     def _inject(self, fault: Fault) -> None:
-        server = self.servers[fault.server]
-        if fault.kind == "crash":
+        server = self.servers.get(fault.server)
+        if server is None and fault.kind != "outage":
+            raise ValueError(f"fault {fault}: no server {fault.server!r}")
+        if fault.kind == "crash" and server is not None:
             server.crash(lost=fault.for_s is None)
             if fault.for_s is not None:
                 self.loop.at(self.loop.now_us + us(fault.for_s), server.start)
-        elif fault.kind == "pause":
+        elif fault.kind == "pause" and server is not None:
             server.pause(fault.for_s or 0.0)
-        elif fault.kind == "fail" and server.up and not server.paused:
+        elif fault.kind == "outage":
+            self.log.down = True
+            self.loop.at(self.loop.now_us + us(fault.for_s or 0.0), self._store_back)
+        elif fault.kind == "fail" and server is not None and server.up and not server.paused:
             server.fail("planned: the store connection broke")
 
     def _check_books(self, every_us: int) -> None:
-        for server in self.servers.values():
-            if server.up and server.lease is not None:
+        for server in self.servers.values():  # a book with unsettled appends is ahead of the log until settled
+            if server.up and server.lease is not None and server.lease.settled:
                 check_book(server.name, server.lease.behaviour, self.log, self.views, self.loop.now)
         self.loop.at(self.loop.now_us + every_us, lambda: self._check_books(every_us))
 
     def _heal(self) -> None:
         """The end of the safety phase: no more failing writes or slow bodies; crashed servers come back."""
         self.writes.enabled = False
+        self.log.down = False
         if isinstance(self.bodies, ProfiledBodies):
             self.bodies.faulty = False
         for server in self.servers.values():

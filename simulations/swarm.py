@@ -102,10 +102,13 @@ def _faults(rng: random.Random, servers: tuple[ServerSpec, ...], safety_s: float
     lost = _losable(rng, servers)
     if lost is not None:
         planned.append(Fault("crash", lost, rng.uniform(0, safety_s), None))
-    return FaultSpec(planned=tuple(sorted(planned, key=lambda f: f.at_s)),
-                     write_fail_p=rng.choice((0.0, 0.0, 1e-4, 1e-3, 5e-3)),
-                     ambiguous_p=rng.choice((0.0, 1e-3)),
-                     slow_p=rng.choice((0.0, 0.01, 0.05)))
+    write_fail_p, ambiguous_p = rng.choice((0.0, 0.0, 1e-4, 1e-3, 5e-3)), rng.choice((0.0, 1e-3))
+    slow_p = rng.choice((0.0, 0.01, 0.05))
+    for _ in range(rng.choice((0, 0, 1))):  # the store away for a while: drawn last, older draws stay as they were
+        at_s = rng.uniform(0, safety_s)
+        planned.append(Fault("outage", "", at_s, min(rng.uniform(1, 2 * lease_timeout_s), safety_s - at_s)))
+    return FaultSpec(planned=tuple(sorted(planned, key=lambda f: f.at_s)), write_fail_p=write_fail_p,
+                     ambiguous_p=ambiguous_p, slow_p=slow_p)
 
 
 def _losable(rng: random.Random, servers: tuple[ServerSpec, ...]) -> str | None:

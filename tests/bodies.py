@@ -1,6 +1,7 @@
 """Task bodies for tests that run real server processes: they leave marker files a test can check."""
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -41,3 +42,21 @@ def flaky(ctx: TaskContext) -> int:
 def chatty(ctx: TaskContext) -> None:
     for i in range(int(ctx.params["lines"])):
         ctx.log.info("line %d", i)
+
+
+def exits(ctx: TaskContext) -> None:
+    """Calls sys.exit, as a script turned into a body might."""
+    sys.exit(int(ctx.params.get("code", 3)))
+
+
+def interrupts(ctx: TaskContext) -> None:
+    raise KeyboardInterrupt
+
+
+def huge(ctx: TaskContext) -> bytes:
+    """A result over the documented maximum."""
+    return b"x" * int(ctx.params.get("bytes", 5 << 20))
+
+
+def unencodable(ctx: TaskContext) -> object:
+    return object()

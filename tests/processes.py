@@ -14,11 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def start_server(url: str, name: str, threads: int = 2, lease_timeout_s: float = 2.0,
                  log: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the process owns it
-    return subprocess.Popen(
-        [sys.executable, "-m", "actorbatch", "--db", url, "server", "start", "--name", name,
-         "--threads", str(threads), "--lease-timeout", str(lease_timeout_s)],
-        env=env, stdout=out, stderr=out)
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child gets its own copy
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "actorbatch", "--db", url, "server", "start", "--name", name,
+             "--threads", str(threads), "--lease-timeout", str(lease_timeout_s)],
+            env=env, stdout=out, stderr=out)
+    finally:
+        if log:
+            out.close()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

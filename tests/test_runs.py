@@ -7,6 +7,7 @@ from uuid import UUID
 
 import pytest
 
+import actorbatch
 from actorbatch.api import load_job_file
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.jobs import JobDefinition
@@ -203,3 +204,15 @@ def test_claiming_a_task_that_is_not_ready_is_refused() -> None:
     run = new_run(job({"name": "a", "run": "m:f"}, {"name": "b", "run": "m:f", "after": {"a": "succeeded"}}))
     with pytest.raises(AssertionError):
         run.claim("b", "s1", T0, 30)
+
+
+def test_a_bulk_submit_creates_every_run_in_one_transaction_or_none(client: actorbatch.Client) -> None:
+    client.add_job(parse_job({"name": "bulk", "tasks": [{"name": "t", "run": "actorbatch.examples:noop"}]}))
+    ids = client.run_many("bulk", [{"i": i} for i in range(500)])
+    assert len(set(ids)) == 500
+    assert sorted(r["id"] for r in client.runs(job="bulk", limit=1000)) == sorted(map(str, ids))
+    assert [client.run(ids[7])["params"]] == [{"i": 7}]
+    head = client.store.head()
+    with pytest.raises(actorbatch.InvalidJob):
+        client.run_many("bulk", [{"i": 1}, {"i": float("nan")}])
+    assert client.store.head() == head

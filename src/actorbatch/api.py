@@ -26,7 +26,7 @@ from actorbatch.domain.rules import Every
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import zone
 from actorbatch.domain.tasks import TaskRun
-from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
+from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
 from actorbatch.projections.views import Views, iso
 from actorbatch.store.eventstore import EventStore
@@ -100,6 +100,16 @@ class Client:
         self.commands = Commands(self.store, self.user, clock, random_id)
         self.views = Views(self.store, SqlDb(self.store.url))
         self.views.check()
+        self.stale: str | None = None  # why the last read may lag the log
+
+    def _catch_up(self) -> None:
+        """Bring the read models up to date before a read. A store that cannot be written (read-only, disk
+        full) still answers reads: from what the read models hold, with a note that they may be behind."""
+        try:
+            self.views.catch_up()
+        except StoreFailed as error:
+            self.views.forget()
+            self.stale = f"the read models may be behind the log: {error}"
 
     def close(self) -> None:
         self.views.db.close()
@@ -153,12 +163,12 @@ class Client:
         return self.commands.job(name)
 
     def jobs(self) -> list[dict[str, Any]]:
-        self.views.catch_up()
+        self._catch_up()
         now = self.clock.now()
         return [_job_summary(row, now) for row in self.views.jobs()]
 
     def job(self, name: str) -> dict[str, Any]:
-        self.views.catch_up()
+        self._catch_up()
         row = self.views.job(name)
         if row is None:
             raise NotFound(f"no job named {name!r}")
@@ -170,12 +180,18 @@ class Client:
         """Create a run now, or due at `at` (aware); returns its id."""
         return self._write(lambda: self.commands.run_job(name, params, at))
 
+    def run_many(self, name: str, params: Iterable[Mapping[str, Any] | None], at: datetime | None = None
+                 ) -> list[UUID]:
+        """Bulk submit: one run of `name` per params mapping, all due at `at` (default now), written in one
+        transaction (all or none); returns their ids in order."""
+        return self._write(lambda: self.commands.run_many(name, [(p, at) for p in params]))
+
     def resolve_run(self, ref: str | UUID) -> UUID:
         if isinstance(ref, UUID):
             return ref
         if not re.fullmatch(r"[0-9a-fA-F-]{1,36}", ref):
             raise NotFound(f"no run with id {ref!r}: run ids are hexadecimal")
-        self.views.catch_up()
+        self._catch_up()
         ids = self.views.run_ids(ref.lower())
         if not ids:
             raise NotFound(f"no run with id {ref!r}")
@@ -185,7 +201,7 @@ class Client:
 
     def _run(self, ref: str | UUID) -> Run:
         run_id = self.resolve_run(ref)
-        self.views.catch_up()
+        self._catch_up()
         run = self.views.run(run_id)
         if run is None:
             problem = next((p for p in self.views.problems() if p.aggregate_id == run_id), None)
@@ -197,7 +213,7 @@ class Client:
         """The process monitor: one row per run, newest due first."""
         if status is not None and status not in RUN_STATUSES:
             raise ActorbatchError(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
-        self.views.catch_up()
+        self._catch_up()
         now = self.clock.now()
         return [_run_summary(r, now) for r in self.views.runs(job=job, status=status, now=now, since=since,
                                                               limit=limit)]
@@ -244,7 +260,7 @@ class Client:
     # ---- servers and the status screen ----
 
     def servers(self) -> list[dict[str, Any]]:
-        self.views.catch_up()
+        self._catch_up()
         now = self.clock.now()
         return [{"name": s.name, "groups": list(s.groups), "threads": s.threads, "running": s.running,
                  "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in self.views.servers()]
@@ -270,19 +286,20 @@ class Client:
     def problems(self, *, rested: bool = False) -> list[Problem]:
         """Aggregates quarantined because an event of theirs cannot be read or folded (with `rested`, also those
         an ordinary command has put to rest since)."""
-        self.views.catch_up()
+        self._catch_up()
         return [p for p in self.views.problems() if rested or p.rested is None]
 
     def audit(self, since: datetime | None = None, until: datetime | None = None, job: str | None = None,
               user: str | None = None, limit: int = 1000) -> list[dict[str, str]]:
         """The audit trail: `[{"at", "user", "action", "subject"}]`, oldest first."""
-        self.views.catch_up()
+        self._catch_up()
         return self.views.audit(since=since, until=until, job=job, user=user, limit=limit)
 
     def verify(self) -> dict[str, Any]:
         """Recompute the log's running digest and compare it with every checkpoint the read models recorded;
         also not ok while an aggregate is quarantined. A changed event lies after `matched_until`, up to
         `first_mismatch`."""
+        self._catch_up()
         problems = self.problems(rested=True)
         events, digest, mismatch, matched = self.views.verify()
         return {"ok": mismatch is None and all(p.rested is not None for p in problems), "events": events,

@@ -15,3 +15,14 @@ class NotFound(ActorbatchError):
 
 class Conflict(ActorbatchError):
     """The operation lost a race or contradicts the current state."""
+
+
+class StoreUnavailable(ActorbatchError):
+    """The store did not answer (connection refused or lost, a timeout). Transient: try again later.
+
+    An append that raises it may or may not have been recorded: the writer re-reads before it decides again.
+    """
+
+
+class StoreFailed(ActorbatchError):
+    """The store answered but cannot take writes (disk full, read-only file): retrying will not help."""

@@ -9,33 +9,48 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import Abort, Execute, Finished, Freed, Tick
+from actorbatch.actors.outages import rides_out_outages
 from actorbatch.behaviours.leasing import Attempt, Key
 from actorbatch.clock import Clock, monotonic_s
 from actorbatch.domain.events import log_id
 from actorbatch.domain.runs import LogWritten
+from actorbatch.errors import Conflict
 from actorbatch.node.lease import Done
 from actorbatch.runners.context import RunLog, TaskContext, TaskLogger
 from actorbatch.runners.python import TaskError, run_python
+from actorbatch.runners.python import exit_status as exit_status_of
 from actorbatch.runners.shell import run_shell
 from actorbatch.store.eventstore import EventStore
 
 
 class LogStream:
-    """The run-log stream of one attempt; shipping is serialised so its versions stay consecutive."""
+    """The run-log stream of one attempt; shipping is serialised so its versions stay consecutive.
+
+    Lines the store did not take (an outage) are kept, in order, and sent again as the same event: only this
+    stream writes under its id, so a conflict then means an earlier try was recorded after all.
+    """
 
     def __init__(self, attempt: Attempt) -> None:
         self.attempt, self.lines, self.version = attempt, RunLog(), 0
+        self._unsent: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def ship(self, store: EventStore, clock: Clock, final: bool = False) -> None:
         with self._lock:
-            lines = self.lines.take(final)
-            if lines:
-                a = self.attempt
-                store.append(LogWritten(originator_id=log_id(a.run_id, a.task, a.attempt),
-                                        originator_version=self.version + 1, timestamp=clock.now(),
-                                        run_id=a.run_id, task=a.task, attempt=a.attempt, lines=lines))
-                self.version += 1
+            if self._unsent:
+                self._send(store, clock)
+            self._unsent = self.lines.take(final)
+            if self._unsent:
+                self._send(store, clock)
+
+    def _send(self, store: EventStore, clock: Clock) -> None:
+        a = self.attempt
+        with contextlib.suppress(Conflict):
+            store.append(LogWritten(originator_id=log_id(a.run_id, a.task, a.attempt),
+                                    originator_version=self.version + 1, timestamp=clock.now(),
+                                    run_id=a.run_id, task=a.task, attempt=a.attempt, lines=self._unsent))
+        self.version += 1
+        self._unsent = ()
 
 
 class ExecutorPool(pykka.ThreadingActor):
@@ -43,11 +58,12 @@ class ExecutorPool(pykka.ThreadingActor):
 
     def __init__(self, store: EventStore, clock: Clock, threads: int, manager: pykka.ActorRef[Any]) -> None:
         super().__init__()
-        self._store, self._clock, self._manager = store, clock, manager
+        self.store, self._clock, self._manager = store, clock, manager
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="actorbatch-task")
         self._running: dict[Key, tuple[TaskContext, LogStream]] = {}
         self._reported: set[Key] = set()  # timed out: reported already, thread still busy
 
+    @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Execute):
             a = message.attempt
@@ -72,7 +88,7 @@ class ExecutorPool(pykka.ThreadingActor):
                 self._manager.tell(message.done)
         elif isinstance(message, Tick):
             for _, stream in self._running.values():
-                stream.ship(self._store, self._clock)
+                stream.ship(self.store, self._clock)
         return None
 
     def _abort(self, message: Abort) -> None:
@@ -102,10 +118,10 @@ class ExecutorPool(pykka.ThreadingActor):
                 run_shell(a.command, ctx, a.timeout_s)
         except TaskError as error:
             exit_status = str(error)
-        except Exception as error:  # noqa: BLE001 - a bug in a runner must not kill the worker thread
-            exit_status = f"internal error: {type(error).__name__}: {error}"
+        except BaseException as error:  # noqa: BLE001 - nothing may end the worker thread without a report
+            exit_status = f"internal error: {exit_status_of(error)}"
         with contextlib.suppress(Exception):  # losing log lines must not lose the outcome
-            stream.ship(self._store, self._clock, final=True)
+            stream.ship(self.store, self._clock, final=True)
         if self.actor_ref.is_alive():
             self.actor_ref.tell(Finished(Done(a, exit_status, result, elapsed_s=monotonic_s() - started_s)))
 

@@ -11,7 +11,9 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import CaughtUp, Observed, Poll
+from actorbatch.actors.outages import rides_out_outages
 from actorbatch.clock import Clock
+from actorbatch.errors import ActorbatchError
 from actorbatch.store.eventstore import EventStore
 
 BATCH = 2000
@@ -26,6 +28,7 @@ class Follower(pykka.ThreadingActor):
         self._caught_up = False
         self._told_at: datetime | None = None
 
+    @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Poll) and self.actor_inbox.empty():
             read_at = self.clock.now()
@@ -50,9 +53,14 @@ class Projector(pykka.ThreadingActor):
 
     def __init__(self, views: Any) -> None:
         super().__init__()
-        self.views = views
+        self.views, self.store = views, views.store
 
+    @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Poll) and self.actor_inbox.empty():
-            self.views.catch_up()
+            try:
+                self.views.catch_up()
+            except ActorbatchError:
+                self.views.forget()
+                raise
         return None

@@ -12,6 +12,7 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
@@ -27,12 +28,13 @@ class LeaseManager(pykka.ThreadingActor):
     def __init__(self, behaviour: LeaseBehaviour, server: Server, store: EventStore, clock: Clock, timer: Timer,
                  capacity: Callable[[datetime], int], problems: ProblemLog) -> None:
         super().__init__()
-        self.clock, self.timer = clock, timer
+        self.store, self.clock, self.timer = store, clock, timer
         self.core = LeaseCore(behaviour, server, store, self, capacity, lambda: self._read_at, problems.report)
         self.executor: pykka.ActorRef[Any] | None = None
         self._read_at: datetime | None = None  # from the follower: everything recorded before it has been heard
         self._again = False
 
+    @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         core = self.core
         if isinstance(message, Observed):
@@ -50,7 +52,7 @@ class LeaseManager(pykka.ThreadingActor):
         elif isinstance(message, Drain):
             core.drain()
         elif isinstance(message, Busy):
-            return (len(core.busy), core.behaviour.draining)
+            return (len(core.busy), core.behaviour.draining, core.unrecorded)
         elif isinstance(message, Connect):
             self.executor = message.executor
         if self._again and self.actor_inbox.empty():

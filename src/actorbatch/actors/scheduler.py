@@ -9,6 +9,7 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import CaughtUp, Observed, Tick
+from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
@@ -21,9 +22,10 @@ class Scheduler(pykka.ThreadingActor):
     def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer,
                  problems: ProblemLog) -> None:
         super().__init__()
-        self.clock, self.timer = clock, timer
+        self.store, self.clock, self.timer = store, clock, timer
         self.core = ScheduleCore(behaviour, store, self, problems.report)
 
+    @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CaughtUp):
             self.core.caught_up = True

@@ -6,6 +6,7 @@ a projector (keeps read models fresh) and a timer (the only sleeper). Collaborat
 
 import contextlib
 import functools
+import logging
 import os
 import socket
 import subprocess
@@ -25,16 +26,25 @@ from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
-from actorbatch.clock import Clock, SystemClock
+from actorbatch.clock import Clock, SystemClock, monotonic_s
 from actorbatch.domain.events import Event
 from actorbatch.domain.limits import LEASE_TIMEOUT_S, MAX_THREADS, check_count, check_name, check_number, show
 from actorbatch.domain.servers import Server, Window, capacity, zone
-from actorbatch.errors import Conflict, InvalidJob
+from actorbatch.errors import Conflict, InvalidJob, StoreFailed, StoreUnavailable
 from actorbatch.node.boot import register, seed
+from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
 from actorbatch.projections.views import Views
 from actorbatch.runners.shell import die_with_parent
 from actorbatch.store.eventstore import EventStore
+from actorbatch.store.outage import CAP_S, FIRST_S
 from actorbatch.store.sql import SqlDb
+
+log = logging.getLogger(__name__)
+# On stop, after the running attempts ended: how long an unreachable store may keep their outcomes waiting.
+# Past it the server exits 1; the attempts it could not report are lost attempts, retried by another server.
+STORE_WAIT_S = 30.0
+STOP_RETRY_S = 5.0  # and how long the last words of a stopping server may wait for it
+HEALTHY_RUN_S = 60.0  # a projector child that ran this long before dying is restarted without delay
 
 
 @dataclass(frozen=True)
@@ -107,21 +117,19 @@ class BatchServer:
         self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer, self.problems)
         self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock)
         self._refs = [self.follower, self.scheduler, self.manager, self.executor]
-        self._projector_process: subprocess.Popen[bytes] | None = None
+        self._projector_process: ProjectorProcess | None = None
         if c.projector == "thread":
             projector = Projector.start(self.views)
             self._refs.append(projector)
             self.timer.every(0.5, projector, Poll())
         elif c.projector == "process":
-            self._projector_process = subprocess.Popen(
-                [sys.executable, "-m", "actorbatch", "--db", self.url, "projections", "follow"],
-                preexec_fn=functools.partial(die_with_parent, os.getpid()))  # noqa: PLW1509 - prctl and getppid
+            self._projector_process = ProjectorProcess(self.url)
         self.store.listen(self._heard)
         self.timer.every(c.poll_s, self.follower, Poll())
         self.timer.every(c.tick_s, self.manager, Tick())
         self.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
         self.timer.every(0.5, self.executor, Tick())
-        self.timer.every(1.0, self.scheduler, Tick())
+        self.timer.every(SCHEDULE_TICK_S, self.scheduler, Tick())
         self.manager.tell(Tick())
         self.scheduler.tell(Tick())
         self._started = True
@@ -149,16 +157,30 @@ class BatchServer:
         return position
 
     def healthy(self) -> bool:
-        """False once any actor of this server has died: the supervisor then stops the whole server."""
-        return self._started and all(ref.is_alive() for ref in self._refs)
+        """False once any actor of this server has died or its store cannot write: the supervisor then stops the
+        whole server."""
+        return self._started and self.store.failure is None and all(ref.is_alive() for ref in self._refs)
+
+    @property
+    def failure(self) -> StoreFailed | None:
+        """Why the server had to stop, if its store cannot write (disk full, read-only)."""
+        return self.store.failure
+
+    def tend(self) -> None:
+        """The supervisor's round: restart the projector child if it died (with backoff)."""
+        if self._projector_process is not None:
+            self._projector_process.tend()
+
+    def _ask(self) -> tuple[int, bool, int]:
+        return cast(tuple[int, bool, int], self.manager.ask(Busy()))
 
     def busy(self) -> int:
         """Attempts holding (or queued for) a thread."""
-        return cast(tuple[int, bool], self.manager.ask(Busy()))[0]
+        return self._ask()[0]
 
     def drain_requested(self) -> bool:
         """Whether `server drain NAME` (or `drain()`) asked this server to stop taking work."""
-        return cast(tuple[int, bool], self.manager.ask(Busy()))[1]
+        return self._ask()[1]
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Stop claiming and wait for running attempts to end; False if `timeout_s` ran out first."""
@@ -170,27 +192,93 @@ class BatchServer:
             time.sleep(0.05)
         return True
 
+    def _unrecorded(self, wait_s: float) -> int:
+        """Wait up to `wait_s` for the outcomes of ended attempts to reach the store; how many still have not."""
+        deadline = monotonic_s() + wait_s
+        while (pending := self._ask()[2]) and monotonic_s() < deadline:
+            time.sleep(0.05)
+        return pending
+
     def stop(self, drain: bool = True, reason: str = "stopped") -> None:
+        """Stop the server (draining first); StoreUnavailable, after everything is stopped, if the store stayed
+        unreachable and some outcomes or the stop itself could not be recorded."""
         if not self._started:
             return
+        unrecorded = 0
         if drain and self.healthy():
             self.drain()
+            unrecorded = self._unrecorded(STORE_WAIT_S)
         self.store.unlisten(self._heard)
         self.timer.stop()
         for ref in self._refs:
             ref.stop()
         if self._projector_process is not None:
-            self._projector_process.terminate()
-            self._projector_process.wait()
-        with contextlib.suppress(Conflict):  # a newer incarnation of this name took over: it owns the record now
-            self.store.append(self.server.stop(reason, self.clock.now()))
-        self.views.catch_up()
+            self._projector_process.stop()
+        recorded = self._record_stop(reason)
         self.views.db.close()
         self.store.close()
         self._started = False
+        if unrecorded or not recorded:
+            lost = f": {unrecorded} outcomes not recorded (their attempts will be retried)" if unrecorded else ""
+            raise StoreUnavailable(f"server {self.config.name} stopped with the store unreachable{lost}")
+
+    def _record_stop(self, reason: str) -> bool:
+        """Say in the log that this server stopped, and bring the read models up to date; False if the store
+        could not be reached within STOP_RETRY_S (the server is then judged by its missing heartbeats)."""
+        stopped = self.server.stop(reason, self.clock.now())
+        deadline = monotonic_s() + STOP_RETRY_S
+        while True:
+            try:  # again from the start: a connection broken by a database restart fails once, then reopens
+                if not self.store.recorded(stopped):
+                    with contextlib.suppress(Conflict):  # a newer incarnation of this name owns the record now
+                        self.store.append(stopped)
+                self.views.catch_up()
+                return True
+            except StoreUnavailable:
+                if monotonic_s() > deadline:
+                    return False
+                time.sleep(0.2)
+            except StoreFailed:
+                return False
 
     def __enter__(self) -> "BatchServer":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ProjectorProcess:
+    """The read models kept by a child process (`projections follow`), on another core; restarted with backoff
+    if it dies, and reaped, never left defunct."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._delay_s = FIRST_S
+        self._restart_at_s: float | None = None
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._started_s = monotonic_s()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "actorbatch", "--db", self.url, "projections", "follow"],
+            preexec_fn=functools.partial(die_with_parent, os.getpid()))  # noqa: PLW1509 - prctl and getppid
+
+    def tend(self) -> None:
+        code = self._process.poll()
+        if code is None:
+            return
+        now = monotonic_s()
+        if self._restart_at_s is None:
+            if now - self._started_s > HEALTHY_RUN_S:
+                self._delay_s = FIRST_S
+            self._restart_at_s = now + self._delay_s
+            log.warning("projector process exited with code %s; restarting it in %.1f s", code, self._delay_s)
+            self._delay_s = min(self._delay_s * 2, CAP_S)
+        elif now >= self._restart_at_s:
+            self._restart_at_s = None
+            self._spawn()
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait()

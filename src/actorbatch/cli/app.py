@@ -1,5 +1,6 @@
 """The `actorbatch` command: parse, call the API, render. Exit 0 ok, 1 operation failed, 2 usage error."""
 
+import contextlib
 import json
 import signal
 import sys
@@ -16,7 +17,7 @@ from actorbatch.actors.server import BatchServer, ServerConfig
 from actorbatch.cli import render
 from actorbatch.domain.limits import MAX_DURATION_S, MAX_THREADS, check_number, check_params, check_user, show
 from actorbatch.domain.servers import parse_window
-from actorbatch.errors import ActorbatchError, InvalidJob
+from actorbatch.errors import ActorbatchError, InvalidJob, StoreFailed, StoreUnavailable
 
 app = typer.Typer(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -103,6 +104,8 @@ def with_client(action: Callable[[api.Client], T], problems: bool = False) -> T:
                         typer.echo(f"warning: {problem.line}", err=True)
             return result
         finally:
+            if client.stale:
+                typer.echo(f"warning: {client.stale}", err=True)
             client.close()
 
 
@@ -406,10 +409,13 @@ def server_start(
         server = BatchServer(settings.db or api.default_url(), config).start()
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
     while not stop["requested"] and server.healthy() and not server.drain_requested():
+        server.tend()
         time.sleep(0.1)
     if not server.healthy():  # an actor died: stop the rest, say so, let a process manager restart us
-        server.stop(drain=False, reason="failed")
-        typer.echo(f"error: server {config.name} failed (see the log above) and stopped", err=True)
+        with contextlib.suppress(ActorbatchError):
+            server.stop(drain=False, reason="failed")
+        why = server.failure or "see the log above"
+        typer.echo(f"error: server {config.name} stopped: {why}", err=True)
         raise typer.Exit(1)
     typer.echo(f"server {config.name} draining", err=True)
     with failures():
@@ -486,13 +492,31 @@ def projections_follow(interval: Annotated[float, typer.Option("--interval", hel
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    import logging
+
+    logging.getLogger("actorbatch.store").setLevel(logging.ERROR)  # the server that started us reports outages
 
     def follow(client: api.Client) -> None:
         while not stop["requested"]:
-            if not client.views.catch_up():
+            try:
+                caught_up = not client.views.catch_up()
+            except (StoreUnavailable, StoreFailed):  # ride it out: the server that started us judges the store
+                client.views.forget()
+                caught_up = True
+            if caught_up:
                 time.sleep(interval)
 
-    with_client(follow)
+    with failures():
+        while not stop["requested"]:
+            try:
+                client = api.connect(settings.db, settings.user)
+            except StoreUnavailable:  # not there yet (a database restarting): wait for it rather than die
+                time.sleep(1.0)
+                continue
+            try:
+                follow(client)
+            finally:
+                client.close()
 
 
 @app.command()

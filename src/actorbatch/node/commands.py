@@ -6,6 +6,7 @@ fail with Conflict rather than corrupt anything; cancelling decides again on the
 """
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -98,6 +99,18 @@ class Commands:
         event = Run.create(self.new_id(), job.definition, job.version, checked, self.user, due_at or now, now)
         self.log.append(event)
         return event.originator_id
+
+    def run_many(self, name: str, requests: Iterable[tuple[Mapping[str, Any] | None, datetime | None]]) -> list[UUID]:
+        """Create one run per (params, at) request in one transaction: all of them, or (any refused) none."""
+        checked = [check_run(params, at) for params, at in requests]
+        job = self.job(name)
+        assert job.definition is not None
+        now = self.clock.now()
+        first = Run.create(self.new_id(), job.definition, job.version, {}, self.user, now, now)
+        events = [replace(first, originator_id=self.new_id(), params=params, due_at=due_at or now)  # one snapshot
+                  for params, due_at in checked]  # of the definition, shared: encoding it once per run is enough
+        self.log.append(*events)
+        return [e.originator_id for e in events]
 
     def cancel(self, run_id: UUID) -> None:
         """Cancel the run. A quarantined run (an event of it cannot be read or folded) is put to rest: the

@@ -8,7 +8,7 @@ transaction. LeaseBehaviour holds the book and decides; this core does the step 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +17,7 @@ from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import Quarantined, Unreadable
 from actorbatch.domain.runs import AttemptLost, Run, TaskClaimed
 from actorbatch.domain.servers import Server, ServerHeartbeat, ServerStarted, ServerStopped
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.ports import EventLog, Outbox, Report
 
 MAX_CONFLICT_RETRIES = 20
@@ -28,6 +28,7 @@ PREFETCH = 4
 # Run-later tasks are claimed this long before they are due and start on the dot: the claim's commit is then not
 # part of the due-to-start latency.
 EARLY_S = 0.005
+NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,15 @@ class LeaseCore:
         self._typical_s = 1.0  # moving average of attempt durations; assume slow until measured
         self._stepping = False
         self._reap_at: datetime | None = None  # no lease of another server can run out before this
+        # Appends refused by a conflict or whose reply an outage swallowed: each batch was recorded whole or not
+        # at all, and the log is asked which before anything else is decided (a claim recorded but never
+        # started would hold its task for ever).
+        self._unsettled: list[list[Event]] = []
+        self._held: dict[UUID, list[Done]] = {}  # outcomes carried by those batches, by run
+        self._late: list[Done] = []  # results for runs that left the book, still to record
+        self._beat: ServerHeartbeat | None = None  # a heartbeat whose reply was lost
+        self._beat_at: datetime | None = None  # when our last heartbeat was recorded
+        self._judge_from: datetime | None = None  # leases are not judged before this (see _just_recovered)
 
     # ---- messages ----
 
@@ -98,47 +108,112 @@ class LeaseCore:
             self._stepping = True
             self.outbox.again()
 
+    @property
+    def settled(self) -> bool:
+        """No append is waiting to be settled: the book then holds nothing the log lacks."""
+        return not self._unsettled
+
+    @property
+    def unrecorded(self) -> int:
+        """Outcomes of ended attempts not yet in the log (an outage holds them back)."""
+        return len(self._done) + len(self._late) + sum(map(len, self._held.values()))
+
     def heartbeat(self, now: datetime) -> None:
-        """Renew every lease this server holds; a conflict means another process took this server's name."""
+        """Renew every lease this server holds; a conflict means another process took this server's name.
+        StoreUnavailable passes through: the heartbeat is checked before the next one."""
+        if self._beat is not None:  # an outage swallowed the last reply: was it written?
+            if self.log.recorded(self._beat):
+                self.server.apply(self._beat)
+            self._beat = None
         event = self.server.heartbeat(len(self.behaviour.mine), now)
         try:
             self.log.append(event)
+        except StoreUnavailable:
+            self._beat = event
+            self._judge_from = NEVER  # until a lease timeout after our next heartbeat is recorded
+            raise
         except Conflict:
             self.outbox.fail(f"server {self.server.name}: another process wrote to this server's record")
             return
         self.server.apply(event)
         self.behaviour.observe([event])
+        lease_s = self.behaviour.lease_timeout_s
+        late = self._beat_at is not None and (now - self._beat_at).total_seconds() > 2 * lease_s / 3
+        if late or self._judge_from == NEVER:
+            self._judge_from = now + timedelta(seconds=lease_s)
+        self._beat_at = now
 
     # ---- the step ----
 
     def step(self, now: datetime) -> None:
+        """One decision step; StoreUnavailable passes through, with everything undecided kept for the next."""
         self._stepping = False
+        self._settle()
+        self._record_late(now)
         behaviour = self.behaviour
         events: list[Event] = []
         outcomes: dict[UUID, list[Done]] = defaultdict(list)
         for done in self._done:
             event = behaviour.finish(done.attempt, now, done.exit_status, done.result)
             if event is None:  # the run left the book (cancelled, complete): record the late result all the same
-                self._record_late(done, now)
+                self._late.append(done)
             else:
                 events.append(event)
                 outcomes[done.attempt.run_id].append(done)
         self._done.clear()
-        events.extend(self._expirations(now))
+        if not self._just_recovered(now):
+            events.extend(self._expirations(now))
         behaviour.wake_due(now + timedelta(seconds=EARLY_S))
         events.extend(behaviour.claims(now, self._free(now), EARLY_S))
-        recorded, refused = self._append(events)
-        for attempt in behaviour.claimed([e for e in recorded if isinstance(e, TaskClaimed)]):
-            self.busy.add(attempt.key)
-            self.outbox.execute(attempt)
-        for run_id in refused:  # outcomes lost to a conflict are decided again on the reloaded run
-            self._done.extend(outcomes.get(run_id, ()))
-        if refused:
+        self._start([e for e in self._append(events) if isinstance(e, TaskClaimed)])
+        for batch in self._unsettled:  # their outcomes wait until the log says whether they were recorded
+            for run_id in {e.originator_id for e in batch}:
+                self._held.setdefault(run_id, []).extend(outcomes.pop(run_id, ()))
+        if self._unsettled:
             self.tick()
         wake = behaviour.next_wake()
         if wake is not None and wake != self._wake:
             self._wake = wake
             self.outbox.wake_at(wake - timedelta(seconds=EARLY_S))
+
+    def _start(self, claims: Sequence[TaskClaimed]) -> None:
+        for attempt in self.behaviour.claimed(claims):
+            self.busy.add(attempt.key)
+            self.outbox.execute(attempt)
+
+    def _settle(self) -> None:
+        """Find out what became of appends that were refused or went unanswered: start what was recorded after
+        all, decide the rest again on the runs as the log has them."""
+        while self._unsettled:
+            batch = self._unsettled[0]
+            run_ids = {e.originator_id for e in batch}
+            recorded = self.log.recorded(batch[0])
+            for run_id in run_ids:  # as the log has them now: another server may have reaped a claim since
+                fresh = self._load(run_id)
+                if fresh is not None:
+                    self._abort(self.behaviour.replace(fresh), "lease lost")
+            self._reap_at = None
+            if recorded:
+                self._start([e for e in batch if isinstance(e, TaskClaimed) and self._still_ours(e)])
+                for run_id in run_ids:
+                    self._held.pop(run_id, None)
+            else:
+                for run_id in run_ids:
+                    self._done.extend(self._held.pop(run_id, ()))
+            self._unsettled.pop(0)
+
+    def _still_ours(self, claim: TaskClaimed) -> bool:
+        run = self.behaviour.runs.get(claim.originator_id)
+        if run is None:
+            return False
+        state = run.tasks[claim.task]
+        return state.status == "running" and state.attempt == claim.attempt and state.server == self.server.name
+
+    def _just_recovered(self, now: datetime) -> bool:
+        """Within one lease timeout of a gap in our own heartbeats (the store was away, or this process paused):
+        other servers could not beat either while it lasted, so their leases are not judged until each has had
+        a full lease timeout to beat again."""
+        return self._judge_from is not None and now < self._judge_from
 
     def _expirations(self, now: datetime) -> list[AttemptLost]:
         """Leases that ran out, as of the last moment this server had read the whole log (never before its first
@@ -171,32 +246,31 @@ class LeaseCore:
         threads = self.capacity(now)
         return threads * (1 + PREFETCH if self._typical_s < QUICK_S else 1) - len(self.busy)
 
-    def _append(self, events: Sequence[Event]) -> tuple[list[Event], list[UUID]]:
-        """Record events in one transaction if possible, else run by run; returns what was recorded and the runs
-        whose events were refused (another writer was first), which are reloaded from the log."""
+    def _append(self, events: Sequence[Event]) -> list[Event]:
+        """Record events in one transaction if possible, else run by run; returns what was recorded. A run whose
+        events were refused (another writer was first) or went unanswered (an outage) is settled on the next
+        step: started if it was recorded after all, else reloaded from the log and decided again."""
         if not events:
-            return [], []
+            return []
         try:
             self.log.append(*events)
-            return list(events), []
+            return list(events)
         except Conflict:
             pass
+        except StoreUnavailable:
+            self._unsettled.append(list(events))
+            return []
         by_run: dict[UUID, list[Event]] = defaultdict(list)
         for event in events:
             by_run[event.originator_id].append(event)
         recorded: list[Event] = []
-        refused: list[UUID] = []
-        for run_id, run_events in by_run.items():
+        for run_events in by_run.values():
             try:
                 self.log.append(*run_events)
                 recorded.extend(run_events)
-            except Conflict:
-                fresh = self._load(run_id)
-                if fresh is not None:
-                    self._abort(self.behaviour.replace(fresh), "lease lost")
-                    self._reap_at = None
-                refused.append(run_id)
-        return recorded, refused
+            except (Conflict, StoreUnavailable):
+                self._unsettled.append(run_events)
+        return recorded
 
     def _load(self, run_id: UUID) -> Run | None:
         """The run as the log has it; None if it is quarantined, which drops it from the book."""
@@ -207,17 +281,21 @@ class LeaseCore:
             self._abort(self.behaviour.forget(run_id), "run quarantined")
             return None
 
-    def _record_late(self, done: Done, now: datetime) -> None:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            run = self._load(done.attempt.run_id)
-            if run is None:
-                return
-            try:
-                self.log.append(run.finish(done.attempt.task, done.attempt.attempt, now,
-                                           exit_status=done.exit_status, result=done.result))
-                return
-            except Conflict:
-                continue
+    def _record_late(self, now: datetime) -> None:
+        """Results for runs that left the book (cancelled, complete) are recorded all the same, fenced."""
+        while self._late:
+            done = self._late[0]
+            for _ in range(MAX_CONFLICT_RETRIES):
+                run = self._load(done.attempt.run_id)
+                if run is None:
+                    break
+                try:
+                    self.log.append(run.finish(done.attempt.task, done.attempt.attempt, now,
+                                               exit_status=done.exit_status, result=done.result))
+                    break
+                except Conflict:
+                    continue
+            self._late.pop(0)
 
     def _abort(self, attempts: Sequence[Attempt], reason: str) -> None:
         for attempt in attempts:

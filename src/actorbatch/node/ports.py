@@ -14,13 +14,17 @@ Report = Callable[[Iterable[Problem]], None]  # aggregates found quarantined: th
 
 
 class EventLog(Protocol):
-    """The one log: `append` records events in one transaction or raises Conflict (a version is taken)."""
+    """The one log: `append` records events in one transaction or raises Conflict (a version is taken). Any call
+    may raise StoreUnavailable while the store is away; an append that does may or may not have been recorded."""
 
     def append(self, *events: Event) -> None: ...
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None: ...
 
     def events(self, aggregate_id: UUID, after_version: int = 0) -> Sequence[Event]: ...
+
+    def recorded(self, event: Event) -> bool:
+        """Whether this very event is in the log: the answer to an append whose reply an outage swallowed."""
 
 
 class Wakeup(Protocol):

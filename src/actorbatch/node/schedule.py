@@ -11,8 +11,10 @@ from datetime import datetime
 
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.ports import EventLog, Report, Wakeup
+
+TICK_S = 1.0  # a scheduler also steps this often, whatever it hears: a step an outage cut short is taken again
 
 
 class ScheduleCore:
@@ -43,13 +45,21 @@ class ScheduleCore:
             self.wakeup.wake_at(wake)
 
     def _append(self, events: list[Event]) -> None:
+        """A conflict means another scheduler decided first (or, after an outage, that an append whose reply was
+        lost had been recorded). Events the log could not take wait for the next step."""
         if not events:
             return
         try:
             self.log.append(*events)
         except Conflict:
-            for event in events:
+            for i, event in enumerate(events):
                 try:
                     self.log.append(event)
                 except Conflict:
                     continue
+                except StoreUnavailable:
+                    self._pending.extend(events[i:])
+                    raise
+        except StoreUnavailable:
+            self._pending.extend(events)
+            raise

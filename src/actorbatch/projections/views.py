@@ -99,6 +99,12 @@ class Views:
             return False
         return True
 
+    def forget(self) -> None:
+        """After a catch-up failed half-way (the database went away): what this process believes the read models
+        hold may not have been written, so it is read from them again."""
+        self._definitions.clear()
+        self._open_runs_at = -1
+
     def position(self, lock: bool = False) -> int:
         """The log position the read models reflect; `lock` holds it until the transaction ends (PostgreSQL)."""
         suffix = " FOR UPDATE" if lock and self.db.dialect == "postgresql" else ""

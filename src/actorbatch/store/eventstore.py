@@ -6,16 +6,25 @@ read back per aggregate, and read in order from the notification log, which is t
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    PersistenceError,
+    Transcoder,
+)
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import describe, fold_stream, unreadable
-from actorbatch.errors import ActorbatchError, Conflict
+from actorbatch.errors import ActorbatchError, Conflict, StoreFailed, StoreUnavailable
+from actorbatch.store.outage import Breaker, first_line, is_fatal
 from actorbatch.store.topics import EVENTS, StableTopicMapper
 from actorbatch.store.transcoder import MsgpackTranscoder
 from actorbatch.store.urls import StoreUrl, parse_url
@@ -41,7 +50,7 @@ class _Log(Application[UUID]):
 def _env(url: StoreUrl, create: bool) -> dict[str, str]:
     create_table = "y" if create else "n"
     if url.kind == "sqlite":
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": url.path,
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": url.sqlite_target(),
                 "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": create_table}
     if url.kind == "postgresql":
         return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": url.dbname,
@@ -50,6 +59,15 @@ def _env(url: StoreUrl, create: bool) -> dict[str, str]:
                 "POSTGRES_CONNECT_TIMEOUT": "5",
                 "CREATE_TABLE": create_table}
     return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+def _fail_fast(recorder: Any) -> None:
+    """Undo eventsourcing's own retries (ten tries, each waiting up to the pool timeout: about a minute per call
+    while PostgreSQL is down, with the calling actor stuck): here the breaker decides when to try again."""
+    for name in ("insert_events", "select_events", "select_notifications", "max_notification_id"):
+        wrapped = getattr(getattr(type(recorder), name, None), "__wrapped__", None)
+        if wrapped is not None:
+            setattr(recorder, name, wrapped.__get__(recorder))
 
 
 class EventStore:
@@ -62,12 +80,16 @@ class EventStore:
         try:
             self._app = _Log(env=_env(self.url, create))
             if not create:
-                self.head()
+                self._app.recorder.max_notification_id()
         except (PersistenceError, OSError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = first_line(error)
             if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
                 raise NotInitialised(f"store {self.url} is not initialised: run `actorbatch init`") from None
-            raise ActorbatchError(f"cannot open store {self.url}: {reason}") from None
+            failure = StoreUnavailable if isinstance(error, OperationalError | InterfaceError) else ActorbatchError
+            raise failure(f"cannot open store {self.url}: {reason}") from None
+        _fail_fast(self._app.recorder)
+        self.breaker = Breaker(str(self.url))
+        self.failure: StoreFailed | None = None  # why a server using this store had to stop, once it had to
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._own: set[tuple[UUID, int]] | None = None  # appended here, not yet met by `follow`
@@ -84,10 +106,8 @@ class EventStore:
         """Record events in one transaction; Conflict if any (aggregate, version) is already taken."""
         if not events:
             return
-        try:
+        with self._guard():
             self._app.events.put(events)  # straight to the store: events are already decided and complete
-        except IntegrityError:
-            raise Conflict("another writer recorded a conflicting event first") from None
         own = self._own
         if own is not None:
             with self._lock:
@@ -95,9 +115,40 @@ class EventStore:
         for listener in list(self._listeners):
             listener(events)
 
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Every call to the database: fail fast while it is down, and name what went wrong in one line.
+
+        StoreUnavailable (transient: try again later) for a lost or refused connection, StoreFailed for a store
+        that answers but cannot write (disk full, read-only), Conflict for a version already taken.
+        """
+        self.breaker.admit()
+        try:
+            yield
+        except IntegrityError:
+            self.breaker.succeeded()
+            raise Conflict("another writer recorded a conflicting event first") from None
+        except (OperationalError, InterfaceError) as error:
+            reason = first_line(error)
+            if is_fatal(reason):
+                raise StoreFailed(f"store {self.url}: {reason}") from None
+            raise self.breaker.failed(reason) from None
+        self.breaker.succeeded()
+
     def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
-        stored = self._app.recorder.select_events(aggregate_id, gt=after_version or None)
+        with self._guard():
+            stored = self._app.recorder.select_events(aggregate_id, gt=after_version or None)
         return [self._decode(s) for s in stored]
+
+    def recorded(self, event: Event) -> bool:
+        """Whether this very event is in the log: the answer to an append whose reply was lost in an outage."""
+        with self._guard():
+            stored = self._app.recorder.select_events(event.originator_id, gt=event.originator_version - 1,
+                                                      lte=event.originator_version)
+        if not stored:
+            return False
+        found = self._decode(stored[0])
+        return type(found) is type(event) and found.timestamp == event.timestamp
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         """The aggregate folded from all its events, or None if it has none; Quarantined if one of them cannot
@@ -107,19 +158,22 @@ class EventStore:
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
         """Up to `limit` events from the notification log after position `after`, with their positions."""
-        notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        with self._guard():
+            notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         return [(n.id, self._decode(n)) for n in notes]
 
     def read_raw(self, after: int, limit: int = 1000) -> list[Any]:
         """Notifications as stored: the bytes, for checks that nothing was written."""
-        return list(self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
+        with self._guard():
+            return list(self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
 
     def follow(self, after: int, limit: int = 1000) -> tuple[int, list[Event], int]:
         """Like `read`, but skips (without decoding) what this process appended, which its listeners heard already.
         Returns the new position, the other processes' events, and how many notifications were read."""
         if self._own is None:
             self._own = set()
-        notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        with self._guard():
+            notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         events = []
         with self._lock:
             own = self._own
@@ -134,7 +188,8 @@ class EventStore:
 
     def head(self) -> int:
         """The position of the last event in the log (0 when empty)."""
-        return self._app.recorder.max_notification_id() or 0
+        with self._guard():
+            return self._app.recorder.max_notification_id() or 0
 
     def decode(self, stored: Any) -> Event:
         """The event of a stored notification (see `read_raw`)."""

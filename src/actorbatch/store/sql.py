@@ -7,8 +7,11 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
+from actorbatch.errors import StoreFailed, StoreUnavailable
+from actorbatch.store.outage import first_line, is_fatal
 from actorbatch.store.urls import StoreUrl
 
 Row = tuple[Any, ...]
@@ -26,14 +29,17 @@ class SqlDb:
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
-            conn = sqlite3.connect(self.url.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            target = self.url.sqlite_target()
+            conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False, uri=True)
+            if target == self.url.path:
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             return conn
         import psycopg
 
         return psycopg.connect(host=self.url.host, port=self.url.port, user=self.url.user,
-                               password=self.url.password or None, dbname=self.url.dbname, autocommit=True)
+                               password=self.url.password or None, dbname=self.url.dbname, autocommit=True,
+                               connect_timeout=5)
 
     @property
     def conn(self) -> Any:
@@ -44,32 +50,58 @@ class SqlDb:
                 self._opened.append(conn)
         return conn
 
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Name a database that is gone or cannot write, and forget a broken connection so the next call opens
+        a fresh one (a PostgreSQL restart breaks every open connection for good)."""
+        try:
+            yield
+        except _connection_errors() as error:
+            self._forget()
+            reason = first_line(error)
+            if is_fatal(reason):
+                raise StoreFailed(f"store {self.url}: {reason}") from None
+            raise StoreUnavailable(f"store {self.url} unreachable: {reason}") from None
+
+    def _forget(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._opened:
+                    self._opened.remove(conn)
+            conn.close()
+
     def _sql(self, statement: str) -> str:
         if self.dialect == "sqlite":
             return statement
         return statement.replace("?", "%s").replace("BLOB", "BYTEA")
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = self.conn.execute(self._sql(statement), params)
-        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+        with self._guard():
+            cursor = self.conn.execute(self._sql(statement), params)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
-        self.conn.execute(self._sql(statement), params)
+        with self._guard():
+            self.conn.execute(self._sql(statement), params)
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            cursor = self.conn.cursor()
-            cursor.executemany(self._sql(statement), rows)
+            with self._guard():
+                cursor = self.conn.cursor()
+                cursor.executemany(self._sql(statement), rows)
 
     @contextmanager
     def transaction(self) -> Iterator["SqlDb"]:
         """A write transaction taken at once, so two catch-ups of one read model never interleave."""
-        if self.dialect == "sqlite":
-            with self._sqlite_block("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)):
-                yield self
-        else:
-            with self.conn.transaction():
-                yield self
+        with self._guard():
+            if self.dialect == "sqlite":
+                with self._sqlite_block("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)):
+                    yield self
+            else:
+                with self.conn.transaction():
+                    yield self
 
     @contextmanager
     def savepoint(self) -> Iterator["SqlDb"]:
@@ -89,8 +121,9 @@ class SqlDb:
         try:
             yield
         except BaseException:
-            for statement in undo:
-                conn.execute(statement)
+            if conn in self._opened and conn.in_transaction:  # else a failed statement closed it
+                for statement in undo:
+                    conn.execute(statement)
             raise
         conn.execute(end)
 
@@ -106,3 +139,12 @@ class SqlDb:
         for conn in opened:
             conn.close()
         self._local = threading.local()
+
+
+@cache
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """What either driver raises for a database that is gone, busy beyond the timeout, full or read-only
+    (imported only when an error is being handled: psycopg costs a SQLite user's start time otherwise)."""
+    import psycopg
+
+    return (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError)

@@ -3,7 +3,7 @@ and `memory://` (an in-process store for tests and simulations)."""
 
 import os
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from actorbatch.errors import ActorbatchError
 
@@ -19,6 +19,17 @@ class StoreUrl:
     user: str = ""
     password: str = ""
     dbname: str = ""
+
+    def read_only(self) -> bool:
+        """A SQLite file this process cannot write (a read-only file, folder or mount): it is opened read-only,
+        so reads still work (SQLite could not even read it otherwise: WAL mode writes beside the file)."""
+        if self.kind != "sqlite" or not os.path.exists(self.path):
+            return False
+        return not (os.access(self.path, os.W_OK) and os.access(os.path.dirname(self.path), os.W_OK))
+
+    def sqlite_target(self) -> str:
+        """What to hand `sqlite3.connect(..., uri=True)`: the path, or a read-only URI for a read-only file."""
+        return f"file:{quote(self.path)}?mode=ro&immutable=1" if self.read_only() else self.path
 
     def __str__(self) -> str:
         if self.kind == "sqlite":
