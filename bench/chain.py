@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 
 ROOT = Path(__file__).resolve().parent.parent
 

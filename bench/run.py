@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from bench.tasks import LOG_ENV, wall
 
 ROOT = Path(__file__).resolve().parent.parent  # on the server's PYTHONPATH, so it can import bench.tasks

@@ -32,7 +32,8 @@ from typing import Any
 
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event, job_id
-from actorbatch.domain.jobs import JobAdded, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobAdded
 from actorbatch.domain.runs import FireSkipped, RunCreated
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # virtual time starts here

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from bench.run import WORK, Bench, first, has, stop, wait_log
 from bench.tasks import wall
 

@@ -15,9 +15,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from actorbatch.domain.events import job_id
-from actorbatch.domain.jobs import (
-    parse_job,
-)
+from actorbatch.domain.jobfile import parse_job
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob
 from actorbatch.node.commands import Commands
 from simulations.checkers import CheckFailed

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+from actorbatch.domain.cron import WEEKDAYS
 from actorbatch.domain.durations import parse_duration_s
 from actorbatch.domain.events import Event
-from actorbatch.domain.jobs import JobDefinition, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobDefinition
 from actorbatch.domain.limits import LATEST, MAX_NAME_CHARS, MAX_PARAMS_DEPTH
-from actorbatch.domain.recurrence import MISFIRE_POLICIES, OVERLAP_POLICIES, WEEKDAYS
+from actorbatch.domain.recurrence import MISFIRE_POLICIES, OVERLAP_POLICIES
 from simulations.config import WorkloadSpec
 
 BODY = "simulations.bodies:simulated"

@@ -4,7 +4,7 @@ import sqlite3
 from datetime import timedelta
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from actorbatch.store.urls import parse_url
 from tests.conftest import T0
 

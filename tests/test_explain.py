@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from actorbatch.domain.explain import explain
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from tests.conftest import T0
 from tests.test_runs import drive, new_run, walkthrough
 

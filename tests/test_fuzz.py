@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 import actorbatch
 from actorbatch.cli.app import app
 from actorbatch.domain.events import server_id
-from actorbatch.domain.jobs import JobDefinition, TaskSpec, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobDefinition, TaskSpec
 from actorbatch.domain.servers import Server, parse_window
 from actorbatch.errors import InvalidJob
 from tests.test_validation import nested, readers_work

@@ -8,7 +8,7 @@ from uuid import UUID
 import pytest
 
 from actorbatch.behaviours.leasing import LeaseBehaviour
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import AttemptLost, Run, RunCreated, TaskSucceeded
 from actorbatch.domain.servers import Server
 from tests.conftest import T0

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 import actorbatch
 from actorbatch.cli.app import app
 from actorbatch.domain.events import job_id
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import Run, RunCreated
 from actorbatch.store.urls import parse_url
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from tests.conftest import pg_available
 from tests.processes import start_server, stop
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from tests.processes import kill9, start_server, stop, wait_for
 
 pytestmark = pytest.mark.slow

@@ -16,19 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actorbatch.domain.recurrence import (
-    RUN_ALL_LIMIT,
-    At,
-    Cron,
-    Daily,
-    Every,
-    Hourly,
-    Monthly,
-    Schedule,
-    Weekly,
-    misfired,
-    parse_schedule,
-)
+from actorbatch.domain.recurrence import RUN_ALL_LIMIT, Schedule, misfired, parse_schedule
+from actorbatch.domain.rules import At, Cron, Daily, Every, Hourly, Monthly, Weekly
 from actorbatch.errors import InvalidJob
 
 MINUTE = timedelta(minutes=1)

@@ -9,7 +9,8 @@ import pytest
 
 import actorbatch
 from actorbatch.api import load_job_file
-from actorbatch.domain.jobs import JobDefinition, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobDefinition
 from actorbatch.domain.runs import AttemptLost, ResultIgnored, Run, TaskFailed
 from tests.conftest import T0
 

@@ -20,7 +20,8 @@ import pytest
 
 import actorbatch
 from actorbatch.domain.events import Event, job_id
-from actorbatch.domain.jobs import JobReplaced, JobScheduled, JobUnscheduled, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobReplaced, JobScheduled, JobUnscheduled
 from actorbatch.domain.runs import FireSkipped, RunCreated
 from actorbatch.domain.servers import ServerStarted
 from tests.processes import ROOT, stop, wait_for

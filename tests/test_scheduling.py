@@ -16,7 +16,8 @@ import pytest
 from actorbatch.behaviours.scheduling import MAX_QUEUED, ScheduleBehaviour
 from actorbatch.clock import ManualClock
 from actorbatch.domain.events import Event, job_id
-from actorbatch.domain.jobs import JobAdded, JobRemoved, JobReplaced, JobScheduled, JobState, JobUnscheduled, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobAdded, JobRemoved, JobReplaced, JobScheduled, JobState, JobUnscheduled
 from actorbatch.domain.recurrence import RUN_ALL_LIMIT, parse_schedule
 from actorbatch.domain.runs import FireSkipped, Run, RunCreated, scheduled_run_id
 from tests.conftest import T0

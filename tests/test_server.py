@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.servers import capacity, parse_window, zone
 from actorbatch.errors import InvalidJob
 from actorbatch.runners.context import MAX_LINES, RunLog

@@ -12,7 +12,8 @@ import pytest
 
 import actorbatch
 from actorbatch.domain.events import job_id
-from actorbatch.domain.jobs import JobAdded, JobState, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobAdded, JobState
 from actorbatch.domain.quarantine import Quarantined, UnreadableJobEvent
 from actorbatch.errors import ActorbatchError, Conflict
 from actorbatch.store.eventstore import EventStore, NotInitialised

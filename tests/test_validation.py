@@ -19,7 +19,8 @@ import actorbatch
 from actorbatch.api import iso_seconds
 from actorbatch.cli.app import app
 from actorbatch.clock import SystemClock
-from actorbatch.domain.jobs import JobDefinition, TaskSpec, parse_job, validate_definition
+from actorbatch.domain.jobfile import parse_job, validate_definition
+from actorbatch.domain.jobs import JobDefinition, TaskSpec
 from actorbatch.domain.limits import (
     LATEST,
     MAX_DURATION_S,

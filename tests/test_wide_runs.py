@@ -12,7 +12,8 @@ import pytest
 
 import actorbatch.domain.runs as runs_module
 from actorbatch.behaviours.leasing import LeaseBehaviour
-from actorbatch.domain.jobs import JobDefinition, parse_job
+from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.jobs import JobDefinition
 from actorbatch.domain.runs import Run, RunEvent
 from tests.conftest import T0
 
@@ -94,14 +95,14 @@ def test_retries_enter_the_index_once_per_retry() -> None:
 @pytest.mark.parametrize("when", ["all", "any"])
 def test_a_join_counts_each_parent_once(when: str, monkeypatch: pytest.MonkeyPatch) -> None:
     evaluated = 0
-    condition = runs_module._condition
+    condition = runs_module.condition_met
 
     def counting(parent_status: str, wanted: str) -> bool | None:
         nonlocal evaluated
         evaluated += 1
         return condition(parent_status, wanted)
 
-    monkeypatch.setattr(runs_module, "_condition", counting)
+    monkeypatch.setattr(runs_module, "condition_met", counting)
     lm, run = book(wide(join=when))
     work_through(lm, fail=frozenset({"t0"}))
     assert run.tasks["join"].status == ("skipped" if when == "all" else "succeeded")

@@ -17,16 +17,15 @@ from uuid import UUID
 
 from actorbatch.clock import Clock, SystemClock, random_id
 from actorbatch.domain.explain import explain
-from actorbatch.domain.jobs import (
-    JobDefinition,
-    JobState,
-    parse_jobs,
-)
+from actorbatch.domain.jobfile import parse_jobs
+from actorbatch.domain.jobs import JobDefinition, JobState
 from actorbatch.domain.limits import check_time, check_user, show
 from actorbatch.domain.quarantine import Problem
-from actorbatch.domain.recurrence import Every, Schedule
-from actorbatch.domain.runs import Run, TaskRun
+from actorbatch.domain.recurrence import Schedule
+from actorbatch.domain.rules import Every
+from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import zone
+from actorbatch.domain.tasks import TaskRun
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
 from actorbatch.projections.views import Views, iso

@@ -18,7 +18,7 @@ from uuid import UUID
 
 import actorbatch
 from actorbatch.clock import ManualClock, SystemClock
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 

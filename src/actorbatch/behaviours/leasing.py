@@ -16,8 +16,9 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import Quarantine
-from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed, TaskRun
+from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
+from actorbatch.domain.tasks import TaskRun
 
 Key = tuple[UUID, str]  # (run id, task name)
 Entry = tuple[int, datetime, str, UUID, str]  # a ready task: (-priority, due, run id as text, run id, task)

@@ -1,8 +1,10 @@
 """Why a task ran, waited, was skipped or retried: the run's own state, put into words."""
 
-from actorbatch.domain.runs import TERMINAL, Run, TaskRun
+from actorbatch.domain.runs import Run
+from actorbatch.domain.tasks import TaskRun, TaskStatus, condition_met
 
 _VERB = {"succeeded": "succeeded", "failed": "failed", "ended": "ended (succeeded or failed)"}
+_SUMMARY = {TaskStatus.WAITING: "waits for", TaskStatus.SKIPPED: "was skipped because it needs"}
 
 
 def explain(run: Run, task: str | None = None) -> dict[str, list[str]]:
@@ -16,11 +18,11 @@ def _explain_task(run: Run, state: TaskRun) -> list[str]:
         outcome = entry["outcome"] or "still running"
         late = f"; a late result ({entry['late_result']}) was ignored" if "late_result" in entry else ""
         lines.append(f"attempt {entry['attempt']} on server {entry['server']}: {outcome}{late}")
-    if state.status == "ready" and state.not_before is not None and state.attempt:
+    if state.status == TaskStatus.READY and state.not_before is not None and state.attempt:
         lines.append(f"retry {state.failures} of {state.spec.retries} waits until {state.not_before.isoformat()}")
-    if state.status == "failed" and state.spec.ignore_failure:
+    if state.status == TaskStatus.FAILED and state.spec.ignore_failure:
         lines.append("its failure is ignored: it does not fail the run")
-    if state.status == "cancelled":
+    if state.status == TaskStatus.CANCELLED:
         lines.append(state.exit_status or "cancelled")
     return lines
 
@@ -32,12 +34,9 @@ def _conditions(run: Run, state: TaskRun) -> str:
     parts = []
     for parent, condition in spec.after:
         status = run.tasks[parent].status
-        verdict = ("met" if _met(status, condition) else "never met") if status in TERMINAL else "not yet decided"
+        met = condition_met(status, condition)
+        verdict = "not yet decided" if met is None else "met" if met else "never met"
         parts.append(f"{parent} {_VERB[condition]}: {verdict} ({parent} is {status})")
     joiner = "all of" if spec.when == "all" else "any of"
-    summary = {"waiting": "waits for", "skipped": "was skipped because it needs"}.get(state.status, "needed")
+    summary = _SUMMARY.get(state.status, "needed")
     return f"{summary} {joiner}: " + "; ".join(parts)
-
-
-def _met(status: str, condition: str) -> bool:
-    return status in ("succeeded", "failed") if condition == "ended" else status == condition

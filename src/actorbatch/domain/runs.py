@@ -5,15 +5,25 @@ nothing to do); `apply` folds a recorded event into the state. Nothing here read
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
 
 from actorbatch.domain.events import Event
-from actorbatch.domain.jobs import JobDefinition, TaskSpec
+from actorbatch.domain.jobs import JobDefinition
+from actorbatch.domain.tasks import TERMINAL, TaskRun, TaskStatus, condition_met, fails_run, verdict
 
-TERMINAL = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+
+class RunStatus(StrEnum):
+    """Where a run stands, as `Run.status` tells it. Stored (in read models) and shown as the plain string value."""
+
+    SCHEDULED = "scheduled"  # due later
+    RUNNING = "running"  # due (or started), not complete
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 def scheduled_run_id(job: UUID, fire_time: datetime) -> UUID:
@@ -119,26 +129,6 @@ class LogWritten(Event):
 TaskEvent = TaskClaimed | TaskSucceeded | TaskFailed | AttemptLost | ResultIgnored
 
 
-@dataclass
-class TaskRun:
-    """The state of one task within one run."""
-
-    spec: TaskSpec
-    status: str = "waiting"
-    attempt: int = 0  # attempts started, lost ones included
-    failures: int = 0  # the task's own failures, which `retries` bounds
-    lost: int = 0  # attempts lost with their server, which `lost_retries` bounds
-    server: str | None = None
-    lease_until: datetime | None = None
-    not_before: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    exit_status: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per attempt, lost and ignored ones too
-
-
-_TASK_FIELDS = ("status", "attempt", "failures", "lost", "server", "lease_until", "not_before", "started_at",
-                "ended_at", "exit_status", "history")
 _RUN_FIELDS = ("id", "version", "job_version", "params", "user", "due_at", "created_at", "fire_time", "started_at",
                "ended_at", "cancelled")
 
@@ -173,11 +163,11 @@ class Run:
                 parent_status = self.tasks[parent].status
                 if parent_status not in TERMINAL:
                     self._children.setdefault(parent, []).append((state.spec.name, condition))
-                elif state.status == "waiting":
+                elif state.status == TaskStatus.WAITING:
                     tally = self._tallies.setdefault(state.spec.name, [0, 0])
-                    tally[0 if _condition(parent_status, condition) else 1] += 1
+                    tally[0 if condition_met(parent_status, condition) else 1] += 1
         self._open = sum(t.status not in TERMINAL for t in self.tasks.values())
-        self._failed = sum(_fails_run(t) for t in self.tasks.values())
+        self._failed = sum(fails_run(t) for t in self.tasks.values())
 
     @property
     def job(self) -> str:
@@ -188,21 +178,21 @@ class Run:
     def complete(self) -> bool:
         return bool(self.tasks) and self._open == 0
 
-    def status(self, now: datetime) -> str:
+    def status(self, now: datetime) -> RunStatus:
         """`scheduled` (due later), `running` (due, not complete), `succeeded`, `failed` or `cancelled`."""
         if self.cancelled:
-            return "cancelled"
+            return RunStatus.CANCELLED
         if self.complete:
-            return "failed" if self._failed else "succeeded"
+            return RunStatus.FAILED if self._failed else RunStatus.SUCCEEDED
         assert self.due_at is not None
-        return "scheduled" if self.due_at > now and self.started_at is None else "running"
+        return RunStatus.SCHEDULED if self.due_at > now and self.started_at is None else RunStatus.RUNNING
 
     def to_dict(self) -> dict[str, Any]:
         """The state as plain data, but for the definition (see `job_version`): read models keep it, so they fold
         with this very class."""
         data = {name: getattr(self, name) for name in _RUN_FIELDS}
         data["job"] = self.job
-        data["tasks"] = {name: {f: getattr(t, f) for f in _TASK_FIELDS} for name, t in self.tasks.items()}
+        data["tasks"] = {name: t.to_dict() for name, t in self.tasks.items()}
         return data
 
     @classmethod
@@ -211,7 +201,7 @@ class Run:
         for name in _RUN_FIELDS:
             setattr(run, name, data[name])
         run.definition = definition
-        run.tasks = {spec.name: TaskRun(spec, **data["tasks"][spec.name]) for spec in run.definition.tasks}
+        run.tasks = {spec.name: TaskRun.from_dict(spec, data["tasks"][spec.name]) for spec in run.definition.tasks}
         run._index()
         return run
 
@@ -233,7 +223,7 @@ class Run:
         if self.cancelled or self.due_at is None or self.due_at > now:
             return False
         state = self.tasks[task]
-        return state.status == "ready" and (state.not_before is None or state.not_before <= now)
+        return state.status == TaskStatus.READY and (state.not_before is None or state.not_before <= now)
 
     def claim(self, task: str, server: str, now: datetime, lease_timeout_s: float, early_s: float = 0.0
               ) -> TaskClaimed:
@@ -252,8 +242,9 @@ class Run:
         state = self.tasks[task]
         common: dict[str, Any] = {"originator_id": self.id, "originator_version": self.version + 1, "timestamp": now,
                   "task": task, "attempt": attempt}
-        if state.status != "running" or state.attempt != attempt:
-            return ResultIgnored(**common, outcome="succeeded" if exit_status is None else exit_status)
+        if state.status != TaskStatus.RUNNING or state.attempt != attempt:
+            outcome = TaskStatus.SUCCEEDED.value if exit_status is None else exit_status
+            return ResultIgnored(**common, outcome=outcome)
         if exit_status is None:
             return TaskSucceeded(**common, result=result)
         return TaskFailed(**common, exit_status=exit_status)
@@ -261,7 +252,7 @@ class Run:
     def expire(self, task: str, now: datetime, lease_until: datetime) -> AttemptLost | None:
         """Reap the running attempt of `task` if its lease (as extended by heartbeats) ran out before `now`."""
         state = self.tasks[task]
-        if state.status != "running" or lease_until >= now:
+        if state.status != TaskStatus.RUNNING or lease_until >= now:
             return None
         assert state.server is not None
         return AttemptLost(originator_id=self.id, originator_version=self.version + 1, timestamp=now,
@@ -307,20 +298,20 @@ class Run:
         self._index()
         for state in self.tasks.values():
             if not state.spec.after:
-                self._set(state, "ready")
+                self._set(state, TaskStatus.READY)
 
     def _cancel(self, user: str, now: datetime) -> None:
         self.cancelled = True
         for state in self.tasks.values():
-            if state.status == "running":
-                self._close_attempt(state.spec.name, state.attempt, "cancelled", now)
+            if state.status == TaskStatus.RUNNING:
+                self._close_attempt(state.spec.name, state.attempt, TaskStatus.CANCELLED.value, now)
             if state.status not in TERMINAL:
-                self._end(state, "cancelled", f"cancelled by {user}", now)
+                self._end(state, TaskStatus.CANCELLED, f"cancelled by {user}", now)
 
     def _apply_task_event(self, event: TaskEvent, now: datetime) -> None:
         if isinstance(event, TaskClaimed):
             state = self.tasks[event.task]
-            self._set(state, "running")
+            self._set(state, TaskStatus.RUNNING)
             state.attempt, state.server = event.attempt, event.server
             started = event.starts_at
             state.lease_until, state.started_at, state.ended_at = event.lease_until, started, None
@@ -328,8 +319,8 @@ class Run:
                                   "ended_at": None, "outcome": None})
             self.started_at = self.started_at or started
         elif isinstance(event, TaskSucceeded):
-            self._close_attempt(event.task, event.attempt, "succeeded", now)
-            self._end(self.tasks[event.task], "succeeded", None, now)
+            self._close_attempt(event.task, event.attempt, TaskStatus.SUCCEEDED.value, now)
+            self._end(self.tasks[event.task], TaskStatus.SUCCEEDED, None, now)
         elif isinstance(event, TaskFailed):
             self._close_attempt(event.task, event.attempt, event.exit_status, now)
             state = self.tasks[event.task]
@@ -337,7 +328,7 @@ class Run:
             if state.failures <= state.spec.retries:
                 self._retry(state, event.exit_status, now + timedelta(seconds=state.spec.retry_wait_s(state.failures)))
             else:
-                self._end(state, "failed", event.exit_status, now)
+                self._end(state, TaskStatus.FAILED, event.exit_status, now)
         elif isinstance(event, AttemptLost):
             state = self.tasks[event.task]
             state.lost += 1
@@ -346,33 +337,34 @@ class Run:
             if state.lost <= state.spec.lost_retries:
                 self._retry(state, exit_status, now)
             else:
-                self._end(state, "failed", exit_status, now)
+                self._end(state, TaskStatus.FAILED, exit_status, now)
         elif isinstance(event, ResultIgnored):
             for entry in self.tasks[event.task].history:
                 if entry["attempt"] == event.attempt:
                     entry["late_result"] = event.outcome
 
     def _close_attempt(self, task: str, attempt: int, outcome: str, now: datetime) -> None:
+        """End the attempt's history entry; `outcome` is stored as it is, so a plain string."""
         entry = self.tasks[task].history[-1]
         assert entry["attempt"] == attempt
         entry["ended_at"], entry["outcome"] = now, outcome
 
     def _retry(self, state: TaskRun, exit_status: str, not_before: datetime) -> None:
-        self._set(state, "ready")
+        self._set(state, TaskStatus.READY)
         state.exit_status, state.not_before = exit_status, not_before
         state.server = state.lease_until = None
 
-    def _end(self, state: TaskRun, status: str, exit_status: str | None, now: datetime) -> None:
+    def _end(self, state: TaskRun, status: TaskStatus, exit_status: str | None, now: datetime) -> None:
         self._set(state, status)
         state.exit_status, state.ended_at = exit_status, now
         state.lease_until = None
 
-    def _set(self, state: TaskRun, status: str) -> None:
+    def _set(self, state: TaskRun, status: TaskStatus) -> None:
         """Every change of a task's status goes through here, to keep the counts right."""
         self._open += (status not in TERMINAL) - (state.status not in TERMINAL)
-        self._failed -= _fails_run(state)
+        self._failed -= fails_run(state)
         state.status = status
-        self._failed += _fails_run(state)
+        self._failed += fails_run(state)
 
     def _settle(self, touched: list[str]) -> None:
         """Decide the waiting children of tasks that have ended, and theirs in turn when they are skipped; the
@@ -384,43 +376,19 @@ class Run:
             parent_status = self.tasks[parent].status
             for child, condition in self._children.pop(parent, ()):
                 state = self.tasks[child]
-                if state.status != "waiting":
+                if state.status != TaskStatus.WAITING:
                     continue
                 tally = self._tallies.setdefault(child, [0, 0])
-                tally[0 if _condition(parent_status, condition) else 1] += 1
-                verdict = _verdict(state.spec, tally[0], tally[1])
-                if verdict is None:
+                tally[0 if condition_met(parent_status, condition) else 1] += 1
+                decided = verdict(state.spec, tally[0], tally[1])
+                if decided is None:
                     continue
                 del self._tallies[child]
                 touched.append(child)
-                if verdict:
-                    self._set(state, "ready")
+                if decided:
+                    self._set(state, TaskStatus.READY)
                 else:
-                    self._set(state, "skipped")
+                    self._set(state, TaskStatus.SKIPPED)
                     state.exit_status = "skipped: conditions can no longer be met"
                     ended.append(child)
 
-
-def _verdict(spec: TaskSpec, met: int, unmet: int) -> bool | None:
-    """True when the task may run, False when it never can, None while undecided: from how many of its parents
-    have ended meeting (`met`) or failing (`unmet`) their condition."""
-    if spec.when == "all":
-        if unmet:
-            return False
-        return True if met == len(spec.after) else None
-    if met:
-        return True
-    return False if unmet == len(spec.after) else None
-
-
-def _fails_run(state: TaskRun) -> bool:
-    return state.status == "failed" and not state.spec.ignore_failure
-
-
-def _condition(parent_status: str, condition: str) -> bool | None:
-    """Whether a parent in `parent_status` meets `condition`; None while the parent has not ended."""
-    if parent_status not in TERMINAL:
-        return None
-    if condition == "ended":
-        return parent_status in ("succeeded", "failed")
-    return parent_status == condition

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from actorbatch.clock import Clock
 from actorbatch.domain.events import job_id
+from actorbatch.domain.jobfile import check_unique, validate_definition
 from actorbatch.domain.jobs import (
     JobAdded,
     JobDefinition,
@@ -21,8 +22,6 @@ from actorbatch.domain.jobs import (
     JobScheduled,
     JobState,
     JobUnscheduled,
-    check_unique,
-    validate_definition,
 )
 from actorbatch.domain.limits import check_run
 from actorbatch.domain.quarantine import Quarantined
