@@ -2,6 +2,7 @@
 store."""
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
-from tests.processes import ROOT, start_server, stop
+from actorbatch.domain.jobfile import parse_job
+from tests.processes import ROOT, start_server, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +106,33 @@ def test_read_commands_work_on_a_read_only_store_and_writes_are_refused_in_one_l
                              timeout=60, check=False)
     assert started.returncode == 1
     assert started.stderr.strip().splitlines() == [f"error: store {url}: attempt to write a readonly database"]
+
+
+def _projector_children(parent: int) -> list[int]:
+    """The pids of `projections follow` processes whose parent is `parent`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"projections" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_projector_child_that_dies_is_restarted_and_reaped(db_url: str) -> None:
+    server = start_server(db_url, "tended")
+    try:
+        wait_for(lambda: len(_projector_children(server.pid)) == 1, 30, "the projector child")
+        [first] = _projector_children(server.pid)
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: _projector_children(server.pid) not in ([], [first]), 30, "a new projector child")
+        assert not Path(f"/proc/{first}").exists()  # reaped, not left defunct
+        with actorbatch.connect(db_url, user="tester") as client:
+            client.add_job(parse_job({"name": "after", "tasks": [{"name": "t", "run": "actorbatch.examples:noop"}]}))
+            assert client.wait(client.run_job("after"), timeout=60)["status"] == "succeeded"
+    finally:
+        assert stop(server) == 0
