@@ -28,7 +28,8 @@ from actorbatch.domain.servers import zone
 from actorbatch.domain.tasks import TaskRun
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
-from actorbatch.projections.views import Views, iso
+from actorbatch.projections.rows import iso
+from actorbatch.projections.views import Views
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.urls import DEFAULT_URL
