@@ -9,7 +9,7 @@ import pytest
 
 import actorbatch
 from actorbatch.clock import ManualClock
-from actorbatch.projections.views import ALL_TABLES
+from actorbatch.projections.schema import ALL_TABLES
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PG_URL = os.environ.get("ACTORBATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

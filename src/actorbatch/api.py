@@ -26,20 +26,18 @@ from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import zone
+from actorbatch.domain.statuses import RunStatus
 from actorbatch.domain.tasks import TaskRun
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
-from actorbatch.projections.views import Views, iso
+from actorbatch.projections.rows import iso
+from actorbatch.projections.views import Views
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
-from actorbatch.store.urls import DEFAULT_URL
+from actorbatch.store.urls import default_url
 
 W = TypeVar("W")
-RUN_STATUSES = ("scheduled", "running", "succeeded", "failed", "cancelled")
-
-
-def default_url() -> str:
-    return os.environ.get("ACTORBATCH_DB") or DEFAULT_URL
+RUN_STATUSES = tuple(status.value for status in RunStatus)
 
 
 def default_user() -> str:

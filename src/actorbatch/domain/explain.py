@@ -1,7 +1,8 @@
 """Why a task ran, waited, was skipped or retried: the run's own state, put into words."""
 
 from actorbatch.domain.runs import Run
-from actorbatch.domain.tasks import TaskRun, TaskStatus, condition_met
+from actorbatch.domain.statuses import TaskStatus
+from actorbatch.domain.tasks import TaskRun, condition_met
 
 _VERB = {"succeeded": "succeeded", "failed": "failed", "ended": "ended (succeeded or failed)"}
 _SUMMARY = {TaskStatus.WAITING: "waits for", TaskStatus.SKIPPED: "was skipped because it needs"}

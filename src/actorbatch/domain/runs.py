@@ -7,23 +7,13 @@ nothing to do); `apply` folds a recorded event into the state. Nothing here read
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.jobs import JobDefinition
-from actorbatch.domain.tasks import TERMINAL, TaskRun, TaskStatus, condition_met, fails_run, verdict
-
-
-class RunStatus(StrEnum):
-    """Where a run stands, as `Run.status` tells it. Stored (in read models) and shown as the plain string value."""
-
-    SCHEDULED = "scheduled"  # due later
-    RUNNING = "running"  # due (or started), not complete
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+from actorbatch.domain.statuses import RunStatus, TaskStatus
+from actorbatch.domain.tasks import TERMINAL, TaskRun, condition_met, fails_run, verdict
 
 
 def scheduled_run_id(job: UUID, fire_time: datetime) -> UUID:

@@ -6,23 +6,10 @@ The Run aggregate (`runs`) changes these states as it folds its events; nothing 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from actorbatch.domain.jobs import TaskSpec
-
-
-class TaskStatus(StrEnum):
-    """Where a task stands in its run. Stored (in read models) and shown as the plain string value."""
-
-    WAITING = "waiting"  # for its parents to end
-    READY = "ready"  # to be claimed, once the run is due and any retry delay is over
-    RUNNING = "running"  # an attempt holds a lease
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # its conditions can no longer be met
-    CANCELLED = "cancelled"
-
+from actorbatch.domain.statuses import TaskStatus
 
 TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
 _FIELDS = ("status", "attempt", "failures", "lost", "server", "lease_until", "not_before", "started_at", "ended_at",

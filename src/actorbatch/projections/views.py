@@ -1,65 +1,25 @@
-"""The read models: status screen, process monitor, run detail and run log, kept in tables beside the log.
+"""The read models of one store, behind one object: the status screen, process monitor, run detail, run log, audit
+trail, servers and problems, kept in tables beside the log.
 
-Each catch-up reads the log from the last position it recorded, folds the new events with the domain's own
-aggregates (so a read model can never disagree with what the servers decided) and writes the touched rows and the
-new position in one transaction. Dropping the tables and catching up from position 0 rebuilds them exactly.
+`schema` creates and checks the tables, the `Projector` keeps them up to date by folding the log, and `Queries`
+reads them; `Views` puts the three together on one store and one database connection.
 """
 
-import contextlib
-import functools
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from actorbatch.domain.events import Event, job_id
-from actorbatch.domain.jobs import JobAdded, JobDefinition, JobEvent, JobState
-from actorbatch.domain.quarantine import Problem, Quarantine
-from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
-from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
-from actorbatch.projections.digest import GENESIS, chain
-from actorbatch.store.eventstore import EventStore, NotInitialised
+from actorbatch.domain.jobs import JobState
+from actorbatch.domain.quarantine import Problem
+from actorbatch.domain.runs import Run
+from actorbatch.domain.servers import Server
+from actorbatch.projections import schema
+from actorbatch.projections.projector import BATCH, Projector
+from actorbatch.projections.queries import Queries
+from actorbatch.projections.rows import RunRows
+from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
-from actorbatch.store.transcoder import MsgpackTranscoder
-
-BATCH = 20_000  # events per incremental catch-up, at most: each batch writes every run it touches whole, so a wide
-# run's row is encoded once per batch; small batches made a lagging projector re-encode it thousands of times
-REBUILD_BATCH = 50_000
-MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batches
-TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
-          "ab_problems")  # rebuilt
-ALL_TABLES = (*TABLES, "ab_digests")  # the digest checkpoints are kept by a rebuild
-# Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
-# creates it if it is missing: an older store needs no `init` for it.
-PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-            "version BIGINT NOT NULL, position BIGINT, reason TEXT NOT NULL, rested BIGINT, rest TEXT NOT NULL)")
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ab_runs (id TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT NOT NULL, "
-    "due_at TEXT NOT NULL, started_at TEXT, ended_at TEXT, data BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS ab_runs_job ON ab_runs (job, due_at)",
-    "CREATE INDEX IF NOT EXISTS ab_runs_status ON ab_runs (status, due_at)",
-    "CREATE INDEX IF NOT EXISTS ab_runs_due ON ab_runs (due_at)",
-    "CREATE TABLE IF NOT EXISTS ab_audit (position BIGINT PRIMARY KEY, at TEXT NOT NULL, username TEXT NOT NULL, "
-    "action TEXT NOT NULL, subject TEXT NOT NULL, job TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS ab_audit_at ON ab_audit (at)",
-    "CREATE TABLE IF NOT EXISTS ab_digests (position BIGINT PRIMARY KEY, digest TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
-    "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
-    PROBLEMS,
-)
-_START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
-_codec = MsgpackTranscoder()
-
-
-def iso(moment: datetime | None) -> str | None:
-    """Times in read models and JSON: ISO 8601 UTC with `Z`, microseconds kept so text order is time order."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Views:
@@ -67,431 +27,65 @@ class Views:
 
     def __init__(self, store: EventStore, db: SqlDb) -> None:
         self.store, self.db = store, db
-        self._definitions: dict[str, JobDefinition] = {}  # by "job@version": thousands of runs share one
-        # Open runs as this process last wrote them, valid while the position is where it left it: the next
-        # catch-up folds into them instead of reading and decoding their rows again.
-        self._open_runs: dict[UUID, Run] = {}
-        self._open_runs_at = -1
-        self._digest: tuple[int, str] = (0, GENESIS)  # the last checkpoint this process wrote
+        rows = RunRows(db)  # one cache of job definitions, for the projector's writes and the queries' reads
+        self.queries = Queries(db, rows)
+        self.projector = Projector(store, db, rows, self.queries)
+
+    # ---- the tables ----
 
     def create(self) -> None:
-        for statement in SCHEMA:
-            self.db.execute(statement)
-        self.db.execute(_START)
+        schema.create(self.db)
 
     def check(self) -> None:
-        """Every read model table exists (a store made by an older version needs `actorbatch init` first, but
-        for the problems table, made here)."""
-        for table in ALL_TABLES:
-            if self._exists(table):
-                continue
-            if table == "ab_problems":
-                self.db.execute(PROBLEMS)
-                continue
-            self.db.close()
-            raise NotInitialised(f"store {self.store.url} lacks table {table}: run `actorbatch init` "
-                                 "(then `actorbatch projections rebuild`)")
+        schema.check(self.db, self.store.url)
 
-    def _exists(self, table: str) -> bool:
-        try:
-            self.db.query(f"SELECT 1 FROM {table} LIMIT 0")  # noqa: S608 - fixed table names
-        except Exception:  # noqa: BLE001 - sqlite3 and psycopg raise different errors
-            return False
-        return True
-
-    def forget(self) -> None:
-        """After a catch-up failed half-way (the database went away): what this process believes the read models
-        hold may not have been written, so it is read from them again."""
-        self._definitions.clear()
-        self._open_runs_at = -1
-
-    def position(self, lock: bool = False) -> int:
-        """The log position the read models reflect; `lock` holds it until the transaction ends (PostgreSQL)."""
-        suffix = " FOR UPDATE" if lock and self.db.dialect == "postgresql" else ""
-        rows = self.db.query("SELECT position FROM ab_position WHERE name = 'views'" + suffix)  # noqa: S608
-        return int(rows[0][0]) if rows else 0
+    # ---- the projector ----
 
     def catch_up(self, on_batch: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> int:
-        """Fold every event recorded since the last catch-up; returns how many were applied.
-
-        Reading and folding happen outside any transaction, so writers of the log never wait on a read model; the
-        write then moves the position from where the fold started, and if another catch-up moved it first (another
-        process, say), this one folds again from there.
-        """
-        applied = 0
-        while True:
-            position = self.position()
-            if position != self._open_runs_at:
-                self._open_runs.clear()  # someone else moved the read models on: our copies may be stale
-            notes = self.store.read_raw(position, batch_size)
-            if not notes:
-                return applied
-            batch = [(note.id, self.store.decode(note)) for note in notes]
-            quarantine = Quarantine(self.problems())
-            changes = self._fold_batch(batch, quarantine)
-            changes = (*changes, self._run_rows(changes[1], quarantine))  # encoded before the write lock is taken:
-            # a wide run's row is megabytes
-            digest = chain(self._digest_at(position), notes)
-            with self.db.transaction():
-                if self.position(lock=True) != position:
-                    self._open_runs_at = -1
-                    continue
-                self._write_isolated(changes, quarantine)
-                self._write_problems(quarantine.found)
-                # Checkpoints outlive rebuilds: a rebuilt read model must not bless a changed log.
-                self.db.execute("INSERT INTO ab_digests (position, digest) VALUES (?, ?) "
-                                "ON CONFLICT (position) DO NOTHING", (notes[-1].id, digest))
-                self._digest = (notes[-1].id, digest)
-                self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
-            self._keep_open(changes[1], batch[-1][0])
-            applied += len(batch)
-            if on_batch:
-                on_batch(batch[-1][0], self.store.head())
+        return self.projector.catch_up(on_batch, batch_size)
 
     def rebuild(self, on_batch: Callable[[int, int], None] | None = None) -> int:
-        """Rebuild every read model from the log. They are built in temporary tables of the same names, which
-        hide the real ones from this connection only, and copied over them in one transaction at the end: until
-        then, and for good if the rebuild fails, every other reader sees the old read models."""
-        self._forget()
-        try:
-            for statement in SCHEMA:
-                if statement.startswith("CREATE TABLE") and _table_of(statement) in TABLES:
-                    self.db.execute(statement.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1))
-            self.db.execute(_START)
-            applied = self.catch_up(on_batch, REBUILD_BATCH)
-            self._swap_in()
-        finally:
-            temporary = self._schemas()[1]
-            for table in TABLES:
-                self.db.execute(f"DROP TABLE IF EXISTS {temporary}.{table}")
-            self._forget()
-        return applied
+        return self.projector.rebuild(on_batch)
 
-    def _swap_in(self) -> None:
-        """Replace the real read models with the rebuilt (temporary) ones, all in one transaction."""
-        real, temporary = self._schemas()
-        with self.db.transaction():
-            for table in TABLES:
-                columns = ", ".join(self.db.columns(f"{temporary}.{table}"))
-                self.db.execute(f"DELETE FROM {real}.{table}")  # noqa: S608 - fixed table names
-                self.db.execute(f"INSERT INTO {real}.{table} ({columns}) "  # noqa: S608
-                                f"SELECT {columns} FROM {temporary}.{table}")
+    def forget(self) -> None:
+        self.projector.forget()
 
-    def _schemas(self) -> tuple[str, str]:
-        """The schema of the real tables and that of this connection's temporary ones."""
-        if self.db.dialect == "sqlite":
-            return "main", "temp"
-        return str(self.db.query("SELECT current_schema()")[0][0]), "pg_temp"
-
-    def _forget(self) -> None:
-        """Drop what this process remembers of the rows, which a rebuild replaces."""
-        self._definitions.clear()
-        self._open_runs.clear()
-        self._open_runs_at = -1
-
-    def _digest_at(self, position: int) -> str:
-        """The running digest after `position`: from memory, a checkpoint, or (once) the log itself."""
-        if position == 0:
-            return GENESIS
-        if self._digest[0] == position:
-            return self._digest[1]
-        rows = self.db.query("SELECT digest FROM ab_digests WHERE position = ?", (position,))
-        if rows:
-            return str(rows[0][0])
-        digest, at = GENESIS, 0
-        while at < position:
-            notes = self.store.read_raw(at, min(REBUILD_BATCH, position - at))
-            digest, at = chain(digest, notes), notes[-1].id
-        return digest
+    def position(self, lock: bool = False) -> int:
+        return self.projector.position(lock)
 
     def verify(self) -> tuple[int, str, int | None, int]:
-        """Recompute the chain over the whole log: (events, head digest, first checkpoint that no longer matches,
-        the last one before it that still does). A changed or deleted event lies between those two."""
-        checkpoints: dict[int, str] = dict(self.db.query("SELECT position, digest FROM ab_digests"))
-        digest, at, events, matched = GENESIS, 0, 0, 0
-        while notes := self.store.read_raw(at, REBUILD_BATCH):
-            for note in notes:
-                digest = chain(digest, [note])
-                recorded = checkpoints.get(note.id)
-                if recorded is not None and recorded != digest:
-                    return events + 1, digest, note.id, matched
-                matched = note.id if recorded is not None else matched
-                events += 1
-            at = notes[-1].id
-        missing = [p for p in checkpoints if p > at]
-        return events, digest, min(missing) if missing else None, matched
+        return self.projector.verify()
 
-    def _keep_open(self, runs: dict[UUID, Run], position: int) -> None:
-        if len(self._open_runs) > MAX_OPEN_RUNS:
-            self._open_runs.clear()
-        for run_id, run in runs.items():
-            if run.complete or run.cancelled:
-                self._open_runs.pop(run_id, None)
-            else:
-                self._open_runs[run_id] = run
-        self._open_runs_at = position
-
-    def _fold_batch(self, batch: Iterable[tuple[int, Event]], quarantine: Quarantine) -> tuple[Any, ...]:
-        """The aggregates a batch touches, folded to their new state, and its log lines; the aggregates that
-        cannot be folded are quarantined, and keep the state last written."""
-        jobs: dict[UUID, JobState] = {}
-        runs: dict[UUID, Run] = {}
-        servers: dict[UUID, Server] = {}
-        logs: list[tuple[Any, ...]] = []
-        audit: list[tuple[Any, ...]] = []
-        for position, event in batch:
-            if not quarantine.admit(event, position):
-                continue
-            if isinstance(event, LogWritten):
-                logs.append((str(event.run_id), event.task, event.attempt, position, _codec.encode(event.lines)))
-                continue
-            if isinstance(event, RunCreated | FireSkipped) and event.fire_time is not None:
-                name = event.job if isinstance(event, FireSkipped) else event.definition["name"]
-                job = jobs.get(job_id(name)) or jobs.setdefault(job_id(name), self._load_job(job_id(name)))
-                job.fired(event.fire_time, event.reason if isinstance(event, FireSkipped) else None)
-            if isinstance(event, RunEvent):
-                self._fold(runs, event, RunCreated, Run, self._load_run, quarantine, position)
-            elif isinstance(event, JobEvent):
-                self._fold(jobs, event, JobAdded, JobState, self._load_job, quarantine, position)
-            elif isinstance(event, ServerEvent):
-                self._fold(servers, event, ServerStarted, Server, self._load_server, quarantine, position)
-            user = getattr(event, "user", None)
-            if user is not None:  # a person's action: the audit trail of who did what
-                audit.append(_audit_row(position, event, user, jobs, runs))
-        return jobs, runs, servers, logs, audit
-
-    def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
-               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], rows: dict[UUID, tuple[Any, ...]]) -> None:
-        """Write a batch's rows; `rows`: the runs' `ab_runs` rows, encoded beforehand."""
-        self.db.executemany("INSERT INTO ab_audit (position, at, username, action, subject, job) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", audit)
-        new_definitions = {}
-        for run in runs.values():
-            key = _definition_key(run)
-            if key not in self._definitions:
-                assert run.definition is not None
-                self._definitions[key] = new_definitions[key] = run.definition
-        self.db.executemany("INSERT INTO ab_definitions (key, data) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                            [(k, _codec.encode(d.to_dict())) for k, d in new_definitions.items()])
-        self.db.executemany(
-            "INSERT INTO ab_runs (id, job, status, due_at, started_at, ended_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, "
-            "ended_at = excluded.ended_at, data = excluded.data", [rows[run_id] for run_id in runs])
-        self.db.executemany(
-            "INSERT INTO ab_jobs (name, id, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET id = excluded.id, data = excluded.data",
-            [(j.definition.name, str(j.id), _codec.encode(j.to_dict())) for j in jobs.values()
-             if j.definition is not None])
-        self.db.executemany(
-            "INSERT INTO ab_servers (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
-            [(s.name, _codec.encode(vars(s))) for s in servers.values()])
-        self.db.executemany("INSERT INTO ab_logs (run_id, task, attempt, position, lines) VALUES (?, ?, ?, ?, ?)",
-                            logs)
-
-    @staticmethod
-    def _run_rows(runs: dict[UUID, Run], quarantine: Quarantine) -> dict[UUID, tuple[Any, ...]]:
-        """The runs' rows, encoded; a run whose row cannot be made (a time no read model can show, say) is
-        quarantined and dropped from `runs`."""
-        rows: dict[UUID, tuple[Any, ...]] = {}
-        for run_id, run in list(runs.items()):
-            encode = functools.partial(_encode_into, rows, run)
-            if not quarantine.guard("run", run_id, run.version, encode, "cannot be written to the read models"):
-                del runs[run_id]
-        return rows
-
-    def _write_isolated(self, changes: tuple[Any, ...], quarantine: Quarantine) -> None:
-        """Write a batch's rows; if that fails, write them aggregate by aggregate and quarantine those whose rows
-        cannot be made (a time no read model can show, say), so one bad aggregate does not stop the others."""
-        with contextlib.suppress(Exception):  # one aggregate's rows cannot be made: find it below
-            self._write_saved(changes)
-            return
-        self._write_saved(({}, {}, {}, *changes[3:]))  # log lines and audit rows (and the encoded runs, unused)
-        for index, kind in enumerate(("job", "run", "server")):
-            for key, aggregate in list(changes[index].items()):
-                alone: list[Any] = [{}, {}, {}, [], [], changes[5]]
-                alone[index] = {key: aggregate}
-                if not quarantine.guard(kind, key, aggregate.version, functools.partial(self._write_saved, alone),
-                                        "cannot be written to the read models"):
-                    del changes[index][key]
-
-    def _write_saved(self, changes: Sequence[Any]) -> None:
-        """`_write` under a savepoint: if it fails, nothing of it stays written, nor remembered as written."""
-        try:
-            with self.db.savepoint():
-                self._write(*changes)
-        except Exception:
-            self._definitions.clear()
-            raise
-
-    def _write_problems(self, problems: Iterable[Problem]) -> None:
-        self.db.executemany(
-            "INSERT INTO ab_problems (aggregate_id, kind, version, position, reason, rested, rest) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (aggregate_id) DO UPDATE SET kind = excluded.kind, "
-            "version = excluded.version, position = excluded.position, reason = excluded.reason, "
-            "rested = excluded.rested, rest = excluded.rest",
-            [(str(p.aggregate_id), p.kind, p.version, p.position, p.reason, p.rested, p.rest) for p in problems])
-
-    @staticmethod
-    def _fold(cache: dict[UUID, Any], event: Event, first: type, factory: Callable[[], Any],
-              load: Callable[[UUID], Any], quarantine: Quarantine, position: int) -> None:
-        aggregate = cache.get(event.originator_id)
-        if aggregate is None:
-            aggregate = factory() if isinstance(event, first) and event.originator_version == 1 else \
-                load(event.originator_id)
-            if aggregate is None:
-                return  # quarantined before the read models ever held it: nothing to put to rest
-            cache[event.originator_id] = aggregate
-        # A row read after another catch-up moved on is ahead of our position: its events are in it already, and
-        # our write will lose the CAS. A fold that raised may have left the aggregate half changed: not written.
-        if event.originator_version > aggregate.version and not quarantine.apply(aggregate, event, position):
-            del cache[event.originator_id]
-
-    def _load_run(self, run_id: UUID) -> Run | None:
-        cached = self._open_runs.pop(run_id, None)  # popped: a failed write must not leave it half-folded
-        if cached is not None:
-            return cached
-        rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
-        return self._run(rows[0][0]) if rows else None
-
-    def _run(self, blob: bytes) -> Run:
-        data = _codec.decode(blob)
-        key = f"{data['job']}@{data['job_version']}"
-        definition = self._definitions.get(key)
-        if definition is None:
-            rows = self.db.query("SELECT data FROM ab_definitions WHERE key = ?", (key,))
-            definition = self._definitions[key] = JobDefinition.from_dict(_codec.decode(rows[0][0]))
-        return Run.from_dict(data, definition)
-
-    def _load_job(self, job_uuid: UUID) -> JobState:
-        rows = self.db.query("SELECT data FROM ab_jobs WHERE id = ?", (str(job_uuid),))
-        return JobState.from_dict(_codec.decode(rows[0][0])) if rows else JobState()
-
-    def _load_server(self, sid: UUID) -> Server:
-        for (data,) in self.db.query("SELECT data FROM ab_servers"):
-            state = _codec.decode(data)
-            if state["id"] == sid:
-                server = Server()
-                vars(server).update(state)
-                return server
-        return Server()
-
-    # ---- queries ----
+    # ---- the queries ----
 
     def jobs(self) -> list[dict[str, Any]]:
-        rows = [_codec.decode(d) for (d,) in self.db.query("SELECT data FROM ab_jobs ORDER BY name")]
-        return [r for r in rows if not r["removed"]]
+        return self.queries.jobs()
 
     def job_states(self) -> list[JobState]:
-        """Every job that exists, as the domain folds it."""
-        states = [JobState.from_dict(_codec.decode(d)) for (d,) in self.db.query("SELECT data FROM ab_jobs")]
-        return [s for s in states if s.exists]
+        return self.queries.job_states()
 
     def job(self, name: str) -> dict[str, Any] | None:
-        rows = self.db.query("SELECT data FROM ab_jobs WHERE name = ?", (name,))
-        data = _codec.decode(rows[0][0]) if rows else None
-        return data if data and not data["removed"] else None
+        return self.queries.job(name)
 
     def runs(self, *, job: str | None = None, status: str | None = None, now: datetime | None = None,
              since: datetime | None = None, limit: int = 100) -> list[Run]:
-        """Runs newest due first. A run is stored `scheduled` if it was due later than its creation and has not
-        started; whether it is still scheduled or already running depends on `now`. `status="active"`: either."""
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        if job is not None:
-            where.append("job = ?")
-            params.append(job)
-        if status == "active":
-            where.append("status IN ('scheduled', 'running')")
-        elif status == "scheduled":
-            where.append("status = 'scheduled' AND due_at > ?")
-            params.append(iso(now))
-        elif status == "running":
-            where.append("(status = 'running' OR (status = 'scheduled' AND due_at <= ?))")
-            params.append(iso(now))
-        elif status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if since is not None:
-            where.append("due_at >= ?")
-            params.append(iso(since))
-        rows = self.db.query(f"SELECT data FROM ab_runs WHERE {' AND '.join(where)} "  # noqa: S608
-                             "ORDER BY due_at DESC, id LIMIT ?", (*params, limit))
-        return [self._run(d) for (d,) in rows]
+        return self.queries.runs(job=job, status=status, now=now, since=since, limit=limit)
 
     def run(self, run_id: UUID) -> Run | None:
-        rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
-        return self._run(rows[0][0]) if rows else None
+        return self.queries.run(run_id)
 
     def run_ids(self, prefix: str) -> list[str]:
-        """Up to two run ids that start with `prefix`, quarantined runs the read models never held included."""
-        return [r[0] for r in self.db.query(
-            "SELECT id FROM ab_runs WHERE id LIKE ? UNION SELECT aggregate_id FROM ab_problems "
-            "WHERE kind = 'run' AND aggregate_id LIKE ? LIMIT 2", (prefix + "%", prefix + "%"))]
+        return self.queries.run_ids(prefix)
 
     def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
-        """(position, task, attempt, line) in log order, after position `after`."""
-        rows = self.db.query("SELECT position, task, attempt, lines FROM ab_logs WHERE run_id = ? AND position > ? "
-                             "ORDER BY position", (str(run_id), after))
-        return [(p, t, a, line) for p, t, a, blob in rows if task in (None, t) for line in _codec.decode(blob)]
+        return self.queries.logs(run_id, task, after)
 
     def audit(self, *, since: datetime | None = None, until: datetime | None = None, job: str | None = None,
               user: str | None = None, limit: int = 1000) -> list[dict[str, str]]:
-        """Who did what, oldest first."""
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        for clause, value in (("at >= ?", iso(since)), ("at < ?", iso(until)), ("job = ?", job),
-                              ("username = ?", user)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        rows = self.db.query("SELECT at, username, action, subject FROM ab_audit "  # noqa: S608
-                             f"WHERE {' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit))
-        return [{"at": at, "user": u, "action": action, "subject": subject} for at, u, action, subject in rows]
+        return self.queries.audit(since=since, until=until, job=job, user=user, limit=limit)
 
     def problems(self) -> list[Problem]:
-        """Every aggregate a reader of the read models quarantined, open or put to rest, in log order."""
-        rows = self.db.query("SELECT kind, aggregate_id, version, position, reason, rested, rest FROM ab_problems "
-                             "ORDER BY COALESCE(position, 0), aggregate_id")
-        return [Problem(kind, UUID(aid), version, reason, position, rested, rest)
-                for kind, aid, version, position, reason, rested, rest in rows]
+        return self.queries.problems()
 
     def servers(self) -> list[Server]:
-        result = []
-        for (data,) in self.db.query("SELECT data FROM ab_servers ORDER BY name"):
-            server = Server()
-            vars(server).update(_codec.decode(data))
-            result.append(server)
-        return result
-
-
-def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState],
-               runs: dict[UUID, Run]) -> tuple[Any, ...]:
-    """(position, at, user, action, subject, job): the subject is the job name, or the run id for run actions."""
-    if isinstance(event, JobEvent):
-        job = jobs.get(event.originator_id)  # absent if quarantined
-        name = job.definition.name if job and job.definition else ""
-        return position, iso(event.timestamp), user, event.action, name, name
-    if isinstance(event, DrainRequested):
-        return position, iso(event.timestamp), user, event.action, event.server, ""
-    run = runs.get(event.originator_id)
-    name = run.job if run and run.definition else ""
-    return position, iso(event.timestamp), user, event.action, str(event.originator_id), name
-
-
-def _table_of(statement: str) -> str:
-    """The table a `CREATE TABLE IF NOT EXISTS name (...)` statement creates."""
-    return statement.split()[5]
-
-
-def _encode_into(rows: dict[UUID, tuple[Any, ...]], r: Run) -> None:
-    """Add the `ab_runs` row of a run, encoded."""
-    rows[r.id] = (str(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
-                  iso(r.ended_at), _codec.encode(r.to_dict()))
-
-
-def _definition_key(run: Run) -> str:
-    return f"{run.job}@{run.job_version}"
-
-
-def _never() -> datetime:
-    return datetime.min.replace(tzinfo=UTC)
+        return self.queries.servers()

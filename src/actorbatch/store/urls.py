@@ -10,6 +10,11 @@ from actorbatch.errors import ActorbatchError
 DEFAULT_URL = "sqlite:///actorbatch.db"
 
 
+def default_url() -> str:
+    """The store when none is named: `ACTORBATCH_DB`, else `sqlite:///actorbatch.db`."""
+    return os.environ.get("ACTORBATCH_DB") or DEFAULT_URL
+
+
 @dataclass(frozen=True)
 class StoreUrl:
     kind: str  # "sqlite" | "postgresql" | "memory"

@@ -1,0 +1,46 @@
+"""`actorbatch audit ...`: who did what, and whether the log is as it was written."""
+
+from typing import Annotated
+
+import typer
+
+from actorbatch.cli.common import Json, usage, with_client
+
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+
+
+@audit_app.command("log")
+def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
+              until: Annotated[str | None, typer.Option("--until")] = None,
+              job: Annotated[str | None, typer.Option("--job")] = None,
+              user: Annotated[str | None, typer.Option("--user")] = None,
+              limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000)] = 1000,
+              as_json: Json = False) -> None:
+    """Who did what: every job change, run started by hand and cancellation, oldest first."""
+    from actorbatch import api
+    from actorbatch.cli import render
+
+    with usage():
+        since_at = api.parse_time(since, field="--since") if since is not None else None
+        until_at = api.parse_time(until, field="--until") if until is not None else None
+    entries = with_client(lambda c: c.audit(since_at, until_at, job, user, limit), problems=True)
+    if as_json:
+        render.emit_json(entries)
+    else:
+        render.table(None, ["at", "user", "action", "subject"],
+                     [(render.short_time(e["at"]), e["user"], e["action"], e["subject"]) for e in entries],
+                     "no entries")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Json = False) -> None:
+    """Check the log's integrity against the digests recorded as it was read; exit 1 if it was changed."""
+    from actorbatch.cli import render
+
+    result = with_client(lambda c: c.verify())
+    if as_json:
+        render.emit_json(result)
+    else:
+        render.verdict(result)
+    if not result["ok"]:
+        raise typer.Exit(1)

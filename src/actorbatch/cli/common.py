@@ -1,0 +1,78 @@
+"""What every command shares: the global options, turning errors into exit codes, and a client to work with.
+
+Commands import the API and everything below it inside their functions, so `actorbatch --help` loads typer only.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+
+import typer
+
+from actorbatch.errors import ActorbatchError
+
+if TYPE_CHECKING:
+    from actorbatch.api import Client
+
+T = TypeVar("T")
+Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+class Settings:
+    db: str | None = None
+    user: str | None = None
+    debug: bool = False
+
+
+settings = Settings()
+
+
+@contextmanager
+def failures() -> Iterator[None]:
+    """Turn errors into one line on stderr and exit code 1 (a traceback only with --debug)."""
+    try:
+        yield
+    except (ActorbatchError, TimeoutError) as error:
+        _refuse(error, 1)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:  # noqa: BLE001 - anything unexpected still gets one line, not a traceback
+        _refuse(error, 1, f"{type(error).__name__}: ")
+
+
+@contextmanager
+def usage() -> Iterator[None]:
+    """A bad command-line option value is a usage error: one line naming the option, exit 2, nothing written."""
+    try:
+        yield
+    except ActorbatchError as error:
+        _refuse(error, 2)
+
+
+def _refuse(error: Exception, code: int, prefix: str = "") -> NoReturn:
+    if settings.debug:
+        raise error
+    typer.echo(f"error: {prefix}{error}", err=True)
+    raise typer.Exit(code) from None
+
+
+def with_client(action: Callable[["Client"], T], problems: bool = False) -> T:
+    """Run `action` on a client; `problems`: then name each quarantined aggregate on stderr, one line each (for
+    listings, which have just read the log: what they show of those aggregates stops at the bad event)."""
+    with failures():
+        from actorbatch import api
+
+        client = api.connect(settings.db, settings.user)
+        try:
+            result = action(client)
+            if problems:
+                for problem in client.views.problems():
+                    if problem.rested is None:
+                        typer.echo(f"warning: {problem.line}", err=True)
+            return result
+        finally:
+            if client.stale:
+                typer.echo(f"warning: {client.stale}", err=True)
+            client.close()

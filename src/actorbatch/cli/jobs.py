@@ -1,0 +1,161 @@
+"""`actorbatch job ...`: register, inspect, schedule and run jobs."""
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from actorbatch.cli.common import Json, failures, usage, with_client
+from actorbatch.domain.limits import check_params, show
+from actorbatch.errors import InvalidJob
+
+if TYPE_CHECKING:
+    from actorbatch.api import Client
+
+job_app = typer.Typer(help="Register, inspect and run jobs.", no_args_is_help=True)
+
+
+@job_app.command("add")
+def job_add(file: Annotated[str, typer.Argument(help="TOML job file.")],
+            replace: Annotated[bool, typer.Option("--replace", help="Change existing jobs.")] = False) -> None:
+    """Register the job(s) of a TOML file: all of them or, on any error, none."""
+    with failures():
+        from actorbatch import api
+
+        jobs = api.load_job_file(file)
+    actions = with_client(lambda c: c.add_jobs(jobs, replace))
+    for job, action in zip(jobs, actions, strict=True):
+        typer.echo(f"{action} job {job.name} ({len(job.tasks)} tasks)")
+
+
+@job_app.command("validate")
+def job_validate(file: Annotated[str, typer.Argument(help="TOML job file.")]) -> None:
+    """Check a job file as `job add` would, without a store; writes nothing."""
+    with failures():
+        from actorbatch import api
+
+        jobs = api.load_job_file(file)
+    for job in jobs:
+        typer.echo(f"valid job {job.name} ({len(job.tasks)} tasks)")
+
+
+@job_app.command("list")
+def job_list(as_json: Json = False) -> None:
+    """Every registered job."""
+    from actorbatch.cli import render
+
+    jobs = with_client(lambda c: c.jobs(), problems=True)
+    if as_json:
+        render.emit_json([{k: j[k] for k in ("name", "group", "scheduled", "next_fire", "tasks")} for j in jobs])
+    else:
+        render.jobs_table(jobs)
+
+
+@job_app.command("show")
+def job_show(name: str, as_json: Json = False) -> None:
+    """One job: its settings and tasks."""
+    from actorbatch.cli import render
+
+    job = with_client(lambda c: c.job(name), problems=True)
+    if as_json:
+        render.emit_json(job)
+        return
+    render.jobs_table([job])
+    render.table(None, ["task", "body", "after", "retries", "ignore failure"],
+                 [(t["name"], t["run"] or " ".join(t["command"]),
+                   f" {t['when']} ".join(f"{p}={c}" for p, c in t["after"]) or "-", t["retries"],
+                   "yes" if t["ignore_failure"] else "no") for t in job["definition"]["tasks"]], "no tasks")
+
+
+@job_app.command("next")
+def job_next(name: str, count: Annotated[int, typer.Option("--count", min=1, max=1000)] = 5,
+             start: Annotated[str | None, typer.Option("--from", help="ISO 8601; default now.")] = None,
+             as_json: Json = False) -> None:
+    """The next fire times of a scheduled job, in UTC and local time: check a schedule before trusting it."""
+    from actorbatch import api
+    from actorbatch.cli import render
+
+    def fires(client: "Client") -> list[dict[str, str]]:
+        tz = _job_zone(client, name)
+        with usage():
+            after = api.parse_time(start, tz, "--from") if start is not None else None
+        return client.next_fires(name, count, after)
+
+    result = with_client(fires)
+    if as_json:
+        render.emit_json(result)
+    else:
+        render.table(None, ["utc", "local"], [(f["utc"], f["local"]) for f in result], "no more fire times")
+
+
+@job_app.command("schedule")
+def job_schedule(name: str) -> None:
+    """Start the job's schedule: it fires from the next fire time on."""
+    with_client(lambda c: c.schedule(name))
+    typer.echo(f"scheduled job {name}")
+
+
+@job_app.command("unschedule")
+def job_unschedule(name: str) -> None:
+    """Stop future runs (fire times while unscheduled are never missed: they do not exist)."""
+    with_client(lambda c: c.unschedule(name))
+    typer.echo(f"unscheduled job {name}")
+
+
+@job_app.command("reschedule")
+def job_reschedule(name: str) -> None:
+    """Restart the job's schedule from now: `every` counts from here, earlier fire times are forgotten."""
+    with_client(lambda c: c.schedule(name, restart=True))
+    typer.echo(f"rescheduled job {name}")
+
+
+@job_app.command("remove")
+def job_remove(name: str) -> None:
+    """Remove a job (its runs and their history stay)."""
+    with_client(lambda c: c.remove_job(name))
+    typer.echo(f"removed job {name}")
+
+
+@job_app.command("run")
+def job_run(name: str,
+            at: Annotated[str | None, typer.Option("--at", help="Run once at this ISO 8601 time.")] = None,
+            param: Annotated[list[str] | None, typer.Option("--param", help="K=V (V read as JSON if it parses).")]
+            = None,
+            as_json: Json = False) -> None:
+    """Run a job now, or once later; prints the run id."""
+    with usage():
+        params = check_params(dict(_param(p) for p in param or []), "--param")
+    from actorbatch import api
+    from actorbatch.cli import render
+
+    def submit(client: "Client") -> tuple[Any, str]:
+        tz = _job_zone(client, name)
+        with usage():
+            when = api.parse_time(at, tz, "--at") if at is not None else None
+        run_id = client.run_job(name, params, when)
+        return run_id, "scheduled" if when is not None and when > client.clock.now() else "running"
+
+    run_id, status = with_client(submit)
+    if as_json:
+        render.emit_json({"run_id": str(run_id), "status": status})
+    else:
+        typer.echo(str(run_id))
+
+
+def _job_zone(client: "Client", name: str) -> str:
+    """The zone of the job's schedule (UTC without one), from the log: a write needs no read model."""
+    definition = client.commands.job(name).definition
+    schedule = definition.schedule if definition is not None else None
+    return str(schedule.get("timezone", "UTC")) if schedule else "UTC"
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InvalidJob(f"--param: expected K=V, got {show(text)}")
+    try:
+        return key, json.loads(value)
+    except RecursionError:
+        raise InvalidJob(f"--param: {key}: nested too deeply") from None
+    except ValueError:
+        return key, value

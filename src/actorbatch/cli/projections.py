@@ -1,0 +1,77 @@
+"""`actorbatch projections ...`: rebuild the read models from the log, or keep them up to date."""
+
+import signal
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from actorbatch.cli.common import failures, settings, usage, with_client
+from actorbatch.domain.limits import check_number
+from actorbatch.errors import StoreFailed, StoreUnavailable
+
+if TYPE_CHECKING:
+    from actorbatch.api import Client
+
+projections_app = typer.Typer(help="The read models behind every listing.", no_args_is_help=True)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Drop every read model and rebuild it from the log."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    def rebuild(client: "Client") -> int:
+        with Progress(transient=True, console=Console(stderr=True)) as progress:
+            bar = progress.add_task("rebuilding", total=max(client.store.head(), 1))
+            started = time.perf_counter()
+            count = client.rebuild_projections(lambda done, total: progress.update(bar, completed=done,
+                                                                                   total=total))
+        elapsed = time.perf_counter() - started
+        typer.echo(f"rebuilt from {count} events in {elapsed:.2f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+        return count
+
+    with_client(rebuild, problems=True)
+
+
+@projections_app.command("follow")
+def projections_follow(interval: Annotated[float, typer.Option("--interval", help="Seconds between catch-ups.")]
+                       = 0.25) -> None:
+    """Keep the read models up to date until SIGTERM or SIGINT (each `server start` runs one of these)."""
+    with usage():
+        check_number(interval, "--interval", 0.001, 3600, unit="s")
+    stop = {"requested": False}
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    import logging
+
+    from actorbatch import api
+
+    logging.getLogger("actorbatch.store").setLevel(logging.ERROR)  # the server that started us reports outages
+
+    def follow(client: "Client") -> None:
+        while not stop["requested"]:
+            try:
+                caught_up = not client.views.catch_up()
+            except (StoreUnavailable, StoreFailed):  # ride it out: the server that started us judges the store
+                client.views.forget()
+                caught_up = True
+            if caught_up:
+                time.sleep(interval)
+
+    with failures():
+        while not stop["requested"]:
+            try:
+                client = api.connect(settings.db, settings.user)
+            except StoreUnavailable:  # not there yet (a database restarting): wait for it rather than die
+                time.sleep(1.0)
+                continue
+            try:
+                follow(client)
+            finally:
+                client.close()

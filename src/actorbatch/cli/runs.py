@@ -1,0 +1,110 @@
+"""`actorbatch run ...` and `actorbatch explain`: the process monitor, a run's tasks and logs, waiting and
+cancelling."""
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from actorbatch.cli.common import Json, usage, with_client
+from actorbatch.domain.limits import MAX_DURATION_S, check_number
+from actorbatch.domain.statuses import RunStatus
+
+if TYPE_CHECKING:
+    from actorbatch.api import Client
+
+run_app = typer.Typer(help="The process monitor: runs, their tasks and logs.", no_args_is_help=True)
+
+
+@run_app.command("list")
+def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
+             status: Annotated[RunStatus | None, typer.Option("--status")] = None,
+             since: Annotated[str | None, typer.Option("--since", help="ISO 8601 (UTC without an offset).")] = None,
+             limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000)] = 50,
+             as_json: Json = False) -> None:
+    """The process monitor: one row per run, newest due first."""
+    from actorbatch import api
+    from actorbatch.cli import render
+
+    with usage():
+        after = api.parse_time(since, field="--since") if since is not None else None
+    runs = with_client(lambda c: c.runs(job, status and status.value, after, limit), problems=True)
+    if as_json:
+        render.emit_json(runs)
+    else:
+        render.runs_table(runs)
+
+
+@run_app.command("show")
+def run_show(run_id: str, as_json: Json = False) -> None:
+    """A run's tasks: status, attempts, server, start, end, exit status."""
+    from actorbatch.cli import render
+
+    run = with_client(lambda c: c.run(run_id), problems=True)
+    if as_json:
+        render.emit_json({k: v for k, v in run.items() if k not in ("user", "params", "duration_s")})
+    else:
+        render.tasks_table(run)
+
+
+@run_app.command("logs")
+def run_logs(run_id: str, task: Annotated[str | None, typer.Option("--task")] = None,
+             follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")]
+             = False) -> None:
+    """The run log: what each attempt printed or logged."""
+
+    def show(client: "Client") -> None:
+        position = 0
+
+        def print_new() -> int:
+            last = position
+            for last, name, attempt, line in client.logs(run_id, task, position):  # noqa: B007
+                typer.echo(f"[{name}#{attempt}] {line}")
+            return last
+
+        while True:
+            ended = client.run(run_id)["status"] in ("succeeded", "failed", "cancelled")
+            position = print_new()  # read after the status check: lines shipped before the end are not missed
+            if not follow or ended:
+                return
+            time.sleep(0.25)
+
+    with_client(show)
+
+
+@run_app.command("cancel")
+def run_cancel(run_id: str) -> None:
+    """Cancel a run: waiting tasks never start, running ones are asked to stop."""
+    typer.echo(f"cancelled {with_client(lambda c: c.cancel(run_id))}")
+
+
+@run_app.command("wait")
+def run_wait(run_id: str, timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds.")] = None,
+             as_json: Json = False) -> None:
+    """Block until the run is complete; exit 0 if it succeeded, 1 otherwise."""
+    from actorbatch.cli import render
+
+    with usage():
+        if timeout is not None:
+            check_number(timeout, "--timeout", 0, MAX_DURATION_S, unit="s")
+    run = with_client(lambda c: c.wait(run_id, timeout))
+    if as_json:
+        render.emit_json(run)
+    else:
+        typer.echo(f"run {run['id']} {run['status']}")
+    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+
+
+def explain_run(run_id: str, task: Annotated[str | None, typer.Option("--task")] = None,
+                as_json: Json = False) -> None:
+    """Why each task of a run ran, waited, was skipped or retried."""
+    from actorbatch.cli import render
+
+    reasons = with_client(lambda c: c.explain(run_id, task), problems=True)
+    if as_json:
+        render.emit_json(reasons)
+        return
+    for name, lines in reasons.items():
+        render.console.print(f"[bold]{name}[/bold]")
+        for line in lines:
+            render.console.print(f"  {line}", markup=False)

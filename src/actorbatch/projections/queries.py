@@ -1,0 +1,105 @@
+"""The queries of the read models: jobs, runs, a run, run logs, the audit trail, servers and problems."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from actorbatch.domain.jobs import JobState
+from actorbatch.domain.quarantine import Problem
+from actorbatch.domain.runs import Run
+from actorbatch.domain.servers import Server
+from actorbatch.projections.rows import RunRows, codec, iso
+from actorbatch.store.sql import SqlDb
+
+
+class Queries:
+    """What the listings, screens and a starting server read from the read models."""
+
+    def __init__(self, db: SqlDb, rows: RunRows) -> None:
+        self.db, self.rows = db, rows
+
+    def jobs(self) -> list[dict[str, Any]]:
+        rows = [codec.decode(d) for (d,) in self.db.query("SELECT data FROM ab_jobs ORDER BY name")]
+        return [r for r in rows if not r["removed"]]
+
+    def job_states(self) -> list[JobState]:
+        """Every job that exists, as the domain folds it."""
+        states = [JobState.from_dict(codec.decode(d)) for (d,) in self.db.query("SELECT data FROM ab_jobs")]
+        return [s for s in states if s.exists]
+
+    def job(self, name: str) -> dict[str, Any] | None:
+        rows = self.db.query("SELECT data FROM ab_jobs WHERE name = ?", (name,))
+        data = codec.decode(rows[0][0]) if rows else None
+        return data if data and not data["removed"] else None
+
+    def runs(self, *, job: str | None = None, status: str | None = None, now: datetime | None = None,
+             since: datetime | None = None, limit: int = 100) -> list[Run]:
+        """Runs newest due first. A run is stored `scheduled` if it was due later than its creation and has not
+        started; whether it is still scheduled or already running depends on `now`. `status="active"`: either."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if job is not None:
+            where.append("job = ?")
+            params.append(job)
+        if status == "active":
+            where.append("status IN ('scheduled', 'running')")
+        elif status == "scheduled":
+            where.append("status = 'scheduled' AND due_at > ?")
+            params.append(iso(now))
+        elif status == "running":
+            where.append("(status = 'running' OR (status = 'scheduled' AND due_at <= ?))")
+            params.append(iso(now))
+        elif status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if since is not None:
+            where.append("due_at >= ?")
+            params.append(iso(since))
+        rows = self.db.query(f"SELECT data FROM ab_runs WHERE {' AND '.join(where)} "  # noqa: S608
+                             "ORDER BY due_at DESC, id LIMIT ?", (*params, limit))
+        return [self.rows.run(d) for (d,) in rows]
+
+    def run(self, run_id: UUID) -> Run | None:
+        rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
+        return self.rows.run(rows[0][0]) if rows else None
+
+    def run_ids(self, prefix: str) -> list[str]:
+        """Up to two run ids that start with `prefix`, quarantined runs the read models never held included."""
+        return [r[0] for r in self.db.query(
+            "SELECT id FROM ab_runs WHERE id LIKE ? UNION SELECT aggregate_id FROM ab_problems "
+            "WHERE kind = 'run' AND aggregate_id LIKE ? LIMIT 2", (prefix + "%", prefix + "%"))]
+
+    def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
+        """(position, task, attempt, line) in log order, after position `after`."""
+        rows = self.db.query("SELECT position, task, attempt, lines FROM ab_logs WHERE run_id = ? AND position > ? "
+                             "ORDER BY position", (str(run_id), after))
+        return [(p, t, a, line) for p, t, a, blob in rows if task in (None, t) for line in codec.decode(blob)]
+
+    def audit(self, *, since: datetime | None = None, until: datetime | None = None, job: str | None = None,
+              user: str | None = None, limit: int = 1000) -> list[dict[str, str]]:
+        """Who did what, oldest first."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for clause, value in (("at >= ?", iso(since)), ("at < ?", iso(until)), ("job = ?", job),
+                              ("username = ?", user)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        rows = self.db.query("SELECT at, username, action, subject FROM ab_audit "  # noqa: S608
+                             f"WHERE {' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit))
+        return [{"at": at, "user": u, "action": action, "subject": subject} for at, u, action, subject in rows]
+
+    def problems(self) -> list[Problem]:
+        """Every aggregate a reader of the read models quarantined, open or put to rest, in log order."""
+        rows = self.db.query("SELECT kind, aggregate_id, version, position, reason, rested, rest FROM ab_problems "
+                             "ORDER BY COALESCE(position, 0), aggregate_id")
+        return [Problem(kind, UUID(aid), version, reason, position, rested, rest)
+                for kind, aid, version, position, reason, rested, rest in rows]
+
+    def servers(self) -> list[Server]:
+        result = []
+        for (data,) in self.db.query("SELECT data FROM ab_servers ORDER BY name"):
+            server = Server()
+            vars(server).update(codec.decode(data))
+            result.append(server)
+        return result

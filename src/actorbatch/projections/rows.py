@@ -1,0 +1,39 @@
+"""How the read models' rows hold values: times as ISO text, aggregates as msgpack, runs beside their job's
+definition (stored once per job version, however many runs share it)."""
+
+from datetime import UTC, datetime
+
+from actorbatch.domain.jobs import JobDefinition
+from actorbatch.domain.runs import Run
+from actorbatch.store.sql import SqlDb
+from actorbatch.store.transcoder import MsgpackTranscoder
+
+codec = MsgpackTranscoder()
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Times in read models and JSON: ISO 8601 UTC with `Z`, microseconds kept so text order is time order."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def definition_key(run: Run) -> str:
+    return f"{run.job}@{run.job_version}"
+
+
+class RunRows:
+    """Reads runs from their rows, keeping the definitions it has read: thousands of runs share one."""
+
+    def __init__(self, db: SqlDb) -> None:
+        self.db = db
+        self.definitions: dict[str, JobDefinition] = {}  # by "job@version"
+
+    def run(self, blob: bytes) -> Run:
+        data = codec.decode(blob)
+        key = f"{data['job']}@{data['job_version']}"
+        definition = self.definitions.get(key)
+        if definition is None:
+            rows = self.db.query("SELECT data FROM ab_definitions WHERE key = ?", (key,))
+            definition = self.definitions[key] = JobDefinition.from_dict(codec.decode(rows[0][0]))
+        return Run.from_dict(data, definition)

@@ -1,0 +1,96 @@
+"""The read models' tables: their DDL, creating them (`actorbatch init`) and checking a store has them."""
+
+from actorbatch.store.eventstore import NotInitialised
+from actorbatch.store.sql import SqlDb
+
+TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
+          "ab_problems")  # rebuilt
+ALL_TABLES = (*TABLES, "ab_digests")  # the digest checkpoints are kept by a rebuild
+# Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
+# creates it if it is missing: an older store needs no `init` for it.
+PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+            "version BIGINT NOT NULL, position BIGINT, reason TEXT NOT NULL, rested BIGINT, rest TEXT NOT NULL)")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_runs (id TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT NOT NULL, "
+    "due_at TEXT NOT NULL, started_at TEXT, ended_at TEXT, data BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ab_runs_job ON ab_runs (job, due_at)",
+    "CREATE INDEX IF NOT EXISTS ab_runs_status ON ab_runs (status, due_at)",
+    "CREATE INDEX IF NOT EXISTS ab_runs_due ON ab_runs (due_at)",
+    "CREATE TABLE IF NOT EXISTS ab_audit (position BIGINT PRIMARY KEY, at TEXT NOT NULL, username TEXT NOT NULL, "
+    "action TEXT NOT NULL, subject TEXT NOT NULL, job TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ab_audit_at ON ab_audit (at)",
+    "CREATE TABLE IF NOT EXISTS ab_digests (position BIGINT PRIMARY KEY, digest TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
+    "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
+    PROBLEMS,
+)
+START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
+
+
+def create(db: SqlDb) -> None:
+    for statement in SCHEMA:
+        db.execute(statement)
+    db.execute(START)
+
+
+def check(db: SqlDb, url: object) -> None:
+    """Every read model table exists (a store made by an older version needs `actorbatch init` first, but for the
+    problems table, made here)."""
+    for table in ALL_TABLES:
+        if _exists(db, table):
+            continue
+        if table == "ab_problems":
+            db.execute(PROBLEMS)
+            continue
+        db.close()
+        raise NotInitialised(f"store {url} lacks table {table}: run `actorbatch init` "
+                             "(then `actorbatch projections rebuild`)")
+
+
+def create_temporary(db: SqlDb) -> None:
+    """The rebuilt tables as temporary tables of the same names, which hide the real ones from this connection."""
+    for statement in SCHEMA:
+        if statement.startswith("CREATE TABLE") and _table_of(statement) in TABLES:
+            db.execute(statement.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1))
+    db.execute(START)
+
+
+def schemas(db: SqlDb) -> tuple[str, str]:
+    """The schema of the real tables and that of this connection's temporary ones."""
+    if db.dialect == "sqlite":
+        return "main", "temp"
+    return str(db.query("SELECT current_schema()")[0][0]), "pg_temp"
+
+
+def drop_temporary(db: SqlDb) -> None:
+    temporary = schemas(db)[1]
+    for table in TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {temporary}.{table}")
+
+
+def swap_in(db: SqlDb) -> None:
+    """Replace the real read models with the rebuilt (temporary) ones, all in one transaction."""
+    real, temporary = schemas(db)
+    with db.transaction():
+        for table in TABLES:
+            columns = ", ".join(db.columns(f"{temporary}.{table}"))
+            db.execute(f"DELETE FROM {real}.{table}")  # noqa: S608 - fixed table names
+            db.execute(f"INSERT INTO {real}.{table} ({columns}) "  # noqa: S608
+                       f"SELECT {columns} FROM {temporary}.{table}")
+
+
+def _exists(db: SqlDb, table: str) -> bool:
+    try:
+        db.query(f"SELECT 1 FROM {table} LIMIT 0")  # noqa: S608 - fixed table names
+    except Exception:  # noqa: BLE001 - sqlite3 and psycopg raise different errors
+        return False
+    return True
+
+
+def _table_of(statement: str) -> str:
+    """The table a `CREATE TABLE IF NOT EXISTS name (...)` statement creates."""
+    return statement.split()[5]
