@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import describe, fold_stream, unreadable
 from actorbatch.errors import ActorbatchError, Conflict, StoreFailed, StoreUnavailable
+from actorbatch.store import notify
 from actorbatch.store.outage import Breaker, first_line, is_fatal
 from actorbatch.store.topics import EVENTS, StableTopicMapper
 from actorbatch.store.transcoder import MsgpackTranscoder
@@ -88,11 +89,19 @@ class EventStore:
             failure = StoreUnavailable if isinstance(error, OperationalError | InterfaceError) else ActorbatchError
             raise failure(f"cannot open store {self.url}: {reason}") from None
         _fail_fast(self._app.recorder)
+        if create and self.url.kind == "postgresql":
+            try:
+                notify.install(self.url)
+            except Exception as error:  # noqa: BLE001 - the driver's errors, named in one line
+                self._app.close()
+                raise ActorbatchError(f"cannot add commit notifications to store {self.url}: {first_line(error)}"
+                                      ) from None
         self.breaker = Breaker(str(self.url))
         self.failure: StoreFailed | None = None  # why a server using this store had to stop, once it had to
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._own: set[tuple[UUID, int]] | None = None  # appended here, not yet met by `follow`
+        self.follows = 0  # reads of the log by `follow`: what a server's follower costs the database
 
     def listen(self, listener: Listener) -> None:
         with self._lock:
@@ -172,6 +181,7 @@ class EventStore:
         Returns the new position, the other processes' events, and how many notifications were read."""
         if self._own is None:
             self._own = set()
+        self.follows += 1
         with self._guard():
             notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         events = []
