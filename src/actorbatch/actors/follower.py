@@ -82,6 +82,7 @@ class Follower(pykka.ThreadingActor):
         self._soon: datetime | None = None  # a notified commit waits for a read at this time
         self._due: datetime | None = None  # the time of the planned read
         self._token = 0  # names the planned read; a Due with another token is a replaced plan
+        self._wanted = False  # a read was asked for and is still owed
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -93,19 +94,22 @@ class Follower(pykka.ThreadingActor):
     def _receive(self, message: Any) -> None:
         now = self.clock.now()
         if isinstance(message, Due):
-            if message.token != self._token:
-                return
-            self._due = None
+            if message.token == self._token:  # else a plan replaced by a sooner one, which came or will come
+                self._due, self._wanted = None, True
         elif isinstance(message, Listening):
             self.pace.listening = message.on  # either way, read now: commits may have gone unheard meanwhile
+            self._wanted = True
         elif isinstance(message, Heard):
             self.doorbell.answered()  # before the read: a commit notified during it rings again
-            if self._tried_at is not None and now < self._tried_at + timedelta(seconds=self.pace.poll_s):
-                self._soon = self._tried_at + timedelta(seconds=self.pace.poll_s)
-                return
-        elif not isinstance(message, Poll):
-            return
-        if self.actor_inbox.empty():
+            gap_until = None if self._tried_at is None else self._tried_at + timedelta(seconds=self.pace.poll_s)
+            if gap_until is not None and now < gap_until:
+                self._soon = gap_until
+            else:
+                self._wanted = True
+        elif isinstance(message, Poll):
+            self._wanted = True
+        if self._wanted and self.actor_inbox.empty():  # one read for a burst of messages, after the last one
+            self._wanted = False
             self._read(now)
 
     def _read(self, read_at: datetime) -> None:

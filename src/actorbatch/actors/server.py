@@ -122,10 +122,10 @@ class BatchServer:
         self.manager.tell(Connect(self.executor))
         self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer, self.problems)
         postgres = self.store.url.kind == "postgresql"
-        pace = Pace(c.poll_s, c.safety_poll_s, None if postgres else c.idle_poll_s)
+        self.pace = Pace(c.poll_s, c.safety_poll_s, None if postgres else c.idle_poll_s)
         doorbell = Doorbell()
         self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock, self.timer,
-                                       pace, doorbell)
+                                       self.pace, doorbell)
         self.listener: LogListener | None = None
         if postgres:  # commit notifications wake the follower; SQLite has none, so there it polls
             self.listener = LogListener(self.store.url, doorbell.ring, self._listening).start()

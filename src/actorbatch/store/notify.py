@@ -8,6 +8,8 @@ A store created before the trigger existed still works: its servers poll, and sa
 
 import contextlib
 import logging
+import os
+import select
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +22,7 @@ log = logging.getLogger("actorbatch.store")
 CHANNEL = "actorbatch_log"
 TRIGGER = "actorbatch_notify"
 TABLE = "actorbatch_events"
-WAIT_S = 0.2  # the listening thread looks up from its socket this often, to notice that it should stop
+WAIT_S = 60.0  # the listening thread sleeps on its socket (and its stop pipe) up to this long at a time
 RECHECK_S = 60.0  # a store without the trigger is asked again this often (`actorbatch init` may add it meanwhile)
 
 INSTALL = (
@@ -66,6 +68,7 @@ class LogListener:
         self.notifications = 0
         self._warned = False
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # written to by `stop`, so the sleeping thread sees it at once
         self._thread = threading.Thread(target=self._loop, name="actorbatch-listen", daemon=True)
 
     def start(self) -> "LogListener":
@@ -74,7 +77,10 @@ class LogListener:
 
     def stop(self) -> None:
         self._stop.set()
+        os.write(self._wake_w, b"x")
         self._thread.join()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
     def _loop(self) -> None:
         conn = None
@@ -84,7 +90,10 @@ class LogListener:
                     conn = self._open()
                     continue
                 try:
-                    for _ in conn.notifies(timeout=WAIT_S, stop_after=1):
+                    readable, _, _ = select.select([conn.fileno(), self._wake_r], [], [], WAIT_S)
+                    if self._wake_r in readable:
+                        break
+                    for _ in conn.notifies(timeout=0):  # what arrived; an idle wait costs no CPU at all
                         self.notifications += 1
                         self.heard()
                 except Exception as error:  # noqa: BLE001 - whatever broke it, polling covers until it is back
@@ -101,7 +110,7 @@ class LogListener:
         """The listening connection, or None (after waiting a while) if it cannot be had now."""
         wait_s = self.breaker.wait_s()
         if wait_s > 0:
-            self._stop.wait(wait_s)
+            self._sleep(wait_s)
             return None
         try:
             self.breaker.admit()
@@ -116,7 +125,7 @@ class LogListener:
                     self._warned = True
                     log.warning("store %s has no commit notifications (created by an older version; "
                                 "`actorbatch init` adds them): polling the log", self.url)
-                self._stop.wait(RECHECK_S)
+                self._sleep(RECHECK_S)
                 return None
             conn.execute(f"LISTEN {CHANNEL}")
         except Exception as error:  # noqa: BLE001 - as above: a connection that fails is retried with backoff
@@ -128,6 +137,9 @@ class LogListener:
         self.breaker.succeeded()
         self._set(True)
         return conn
+
+    def _sleep(self, seconds: float) -> None:
+        select.select([self._wake_r], [], [], seconds)
 
     def _set(self, on: bool) -> None:
         if on != self.listening:
