@@ -18,6 +18,7 @@ from actorbatch.actors.messages import CaughtUp, Due, Heard, Listening, Observed
 from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.timer import Timer
 from actorbatch.clock import Clock
+from actorbatch.domain.events import Event
 from actorbatch.errors import ActorbatchError
 from actorbatch.store.eventstore import EventStore
 
@@ -40,7 +41,7 @@ class Pace:
     safety_s: float
     relaxed_s: float | None = None
     listening: bool = False
-    found_at: datetime | None = None  # the last read that found anything
+    found_at: datetime | None = None  # the last read that found events of other processes
 
     def read(self, at: datetime, found: bool) -> None:
         if found or self.found_at is None:
@@ -83,6 +84,7 @@ class Follower(pykka.ThreadingActor):
         self._due: datetime | None = None  # the time of the planned read
         self._token = 0  # names the planned read; a Due with another token is a replaced plan
         self._wanted = False  # a read was asked for and is still owed
+        self._at_head = False  # the last read reached the end of the log
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -114,9 +116,13 @@ class Follower(pykka.ThreadingActor):
 
     def _read(self, read_at: datetime) -> None:
         self._tried_at, self._soon = read_at, None
-        self.position, events, read = self.store.follow(self.position, BATCH)
-        self.pace.read(read_at, read > 0)
-        at_head = read < BATCH
+        events: list[Event]
+        if self._at_head and self.store.unchanged():  # SQLite: nothing committed since the last look
+            events, read = [], 0
+        else:
+            self.position, events, read = self.store.follow(self.position, BATCH)
+        self.pace.read(read_at, bool(events))  # what this process wrote itself it has heard already
+        at_head = self._at_head = read < BATCH
         fresh = at_head and (self._told_at is None or (read_at - self._told_at).total_seconds() >= FRESH_S)
         if events or fresh:
             self._told_at = read_at if at_head else self._told_at
