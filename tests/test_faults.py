@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from tests.processes import ROOT, start_server, stop
 
 pytestmark = pytest.mark.slow

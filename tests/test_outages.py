@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 
 import actorbatch
-from actorbatch.domain.jobs import parse_job
+from actorbatch.domain.jobfile import parse_job
 from actorbatch.errors import StoreUnavailable
 from tests.processes import start_server, stop, wait_for
 
