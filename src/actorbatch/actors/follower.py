@@ -6,6 +6,7 @@ decided by `Pace`: on PostgreSQL, when a commit is notified (plus a slow safety 
 arrive (SQLite, or PostgreSQL's listen connection is down), every `poll_s`.
 """
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ class Doorbell:
     def ring(self) -> None:
         if not self._rung.is_set() and self.follower is not None:
             self._rung.set()
-            self.follower.tell(Heard())
+            with contextlib.suppress(pykka.ActorDeadError):  # the server is stopping
+                self.follower.tell(Heard())
 
     def answered(self) -> None:
         self._rung.clear()

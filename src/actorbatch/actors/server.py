@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import pykka
+
 from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.follower import Doorbell, Follower, Pace, Projector
 from actorbatch.actors.lease_manager import LeaseManager
@@ -149,7 +151,8 @@ class BatchServer:
         return self
 
     def _listening(self, on: bool) -> None:
-        self.follower.tell(Listening(on))
+        with contextlib.suppress(pykka.ActorDeadError):  # the server is stopping
+            self.follower.tell(Listening(on))
 
     def _heard(self, events: Sequence[Event]) -> None:
         self.manager.tell(Observed(events))
