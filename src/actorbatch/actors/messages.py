@@ -67,6 +67,26 @@ class Poll:
 
 
 @dataclass(frozen=True)
+class Heard:
+    """To the follower: another commit to the log was notified (PostgreSQL's LISTEN)."""
+
+
+@dataclass(frozen=True)
+class Listening:
+    """To the follower: commit notifications started (True) or stopped (False) arriving."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class Due:
+    """To the follower, from the timer: time for the read it planned (`token` names the plan; a later plan
+    replaces it)."""
+
+    token: int
+
+
+@dataclass(frozen=True)
 class Drain:
     """Stop claiming; finish what runs."""
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import pykka
+
 from actorbatch.actors.executor import ExecutorPool
-from actorbatch.actors.follower import Follower, Projector
+from actorbatch.actors.follower import Doorbell, Follower, Pace, Projector
 from actorbatch.actors.lease_manager import LeaseManager
-from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Observed, Poll, Tick
+from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Listening, Observed, Poll, Tick
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.scheduler import Scheduler
 from actorbatch.actors.timer import Timer
@@ -36,6 +38,7 @@ from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
 from actorbatch.projections.views import Views
 from actorbatch.runners.shell import die_with_parent
 from actorbatch.store.eventstore import EventStore
+from actorbatch.store.notify import LogListener
 from actorbatch.store.outage import CAP_S, FIRST_S
 from actorbatch.store.sql import SqlDb
 
@@ -55,7 +58,10 @@ class ServerConfig:
     windows: tuple[Window, ...] = ()
     timezone: str = "UTC"
     lease_timeout_s: float = 30.0
-    poll_s: float = 0.01  # how often to read the log for work submitted by other processes
+    poll_s: float = 0.01  # how often to read the log for work submitted by other processes, while no commit
+    # notifications arrive (SQLite; PostgreSQL while its listen connection is down)
+    safety_poll_s: float = 1.0  # PostgreSQL, while notifications arrive: read the log this often anyway
+    idle_poll_s: float = 0.1  # SQLite: how often to read after a second with nothing new (= poll_s: never relax)
     projector: str = "thread"  # keep the read models: "thread" (in this process), "process" (a child, which
     # takes the work off this process's interpreter lock and onto another core) or "off"
     tick_s: float = 0.25  # how often to look for expired leases
@@ -80,6 +86,8 @@ class ServerConfig:
             raise InvalidJob(f"--timezone: {error}") from None
         check_number(self.lease_timeout_s, "--lease-timeout", *LEASE_TIMEOUT_S, unit="s")
         check_number(self.poll_s, "poll_s", 0.001, 60, unit="s")
+        check_number(self.safety_poll_s, "safety_poll_s", 0.001, 3600, unit="s")
+        check_number(self.idle_poll_s, "idle_poll_s", 0.001, 60, unit="s")
         check_number(self.tick_s, "tick_s", 0.001, 60, unit="s")
         if self.projector not in ("thread", "process", "off"):
             raise InvalidJob(f"--projector: expected thread, process or off, got {show(self.projector)}")
@@ -115,7 +123,14 @@ class BatchServer:
         self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
         self.manager.tell(Connect(self.executor))
         self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer, self.problems)
-        self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock)
+        postgres = self.store.url.kind == "postgresql"
+        self.pace = Pace(c.poll_s, c.safety_poll_s, None if postgres else c.idle_poll_s)
+        doorbell = Doorbell()
+        self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock, self.timer,
+                                       self.pace, doorbell)
+        self.listener: LogListener | None = None
+        if postgres:  # commit notifications wake the follower; SQLite has none, so there it polls
+            self.listener = LogListener(self.store.url, doorbell.ring, self._listening).start()
         self._refs = [self.follower, self.scheduler, self.manager, self.executor]
         self._projector_process: ProjectorProcess | None = None
         if c.projector == "thread":
@@ -125,7 +140,7 @@ class BatchServer:
         elif c.projector == "process":
             self._projector_process = ProjectorProcess(self.url)
         self.store.listen(self._heard)
-        self.timer.every(c.poll_s, self.follower, Poll())
+        self.follower.tell(Poll())
         self.timer.every(c.tick_s, self.manager, Tick())
         self.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
         self.timer.every(0.5, self.executor, Tick())
@@ -134,6 +149,10 @@ class BatchServer:
         self.scheduler.tell(Tick())
         self._started = True
         return self
+
+    def _listening(self, on: bool) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # the server is stopping
+            self.follower.tell(Listening(on))
 
     def _heard(self, events: Sequence[Event]) -> None:
         self.manager.tell(Observed(events))
@@ -209,6 +228,8 @@ class BatchServer:
             self.drain()
             unrecorded = self._unrecorded(STORE_WAIT_S)
         self.store.unlisten(self._heard)
+        if self.listener is not None:
+            self.listener.stop()
         self.timer.stop()
         for ref in self._refs:
             ref.stop()

@@ -20,8 +20,8 @@ CAP_S = 5.0
 class Breaker:
     """Whether the store answers, and when to ask it again if it does not."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
+    def __init__(self, what: str, meanwhile: str = "retrying") -> None:
+        self.what, self.meanwhile = what, meanwhile  # what the caller does while it is down, for the log line
         self.down_since_s: float | None = None
         self._delay_s = FIRST_S
         self._probe_at_s = 0.0
@@ -39,6 +39,11 @@ class Breaker:
             self._probe_at_s = now + self._delay_s  # this call is the probe: the others keep failing fast
             self._delay_s = min(self._delay_s * 2, CAP_S)
 
+    def wait_s(self) -> float:
+        """How long until the next probe may go through (0 while the store answers)."""
+        with self._lock:
+            return 0.0 if self.down_since_s is None else max(0.0, self._probe_at_s - monotonic_s())
+
     def failed(self, reason: str) -> StoreUnavailable:
         """A call found the store unreachable; returns the error to raise."""
         with self._lock:
@@ -46,7 +51,7 @@ class Breaker:
             if self.down_since_s is None:
                 self.down_since_s = monotonic_s()
                 self._delay_s, self._probe_at_s = FIRST_S, self.down_since_s + FIRST_S
-                log.warning("store %s unreachable: %s; retrying", self.what, reason)
+                log.warning("store %s unreachable: %s; %s", self.what, reason, self.meanwhile)
         return StoreUnavailable(f"store {self.what} unreachable: {reason}")
 
     def succeeded(self) -> None:
