@@ -24,6 +24,7 @@ from actorbatch.domain.tasks import TaskRun
 
 Key = tuple[UUID, str]  # (run id, task name)
 Entry = tuple[int, datetime, str, UUID, str]  # a ready task: (-priority, due, run id as text, run id, task)
+Later = tuple[datetime, str, UUID, str]  # a ready task claimable only later: (when, run id as text, run id, task)
 # With load bias 1, how long a fully busy server holds a new task back while a peer of its group is idle: several
 # times what a peer needs to hear of the task (a 10 ms poll) and record its claim. The hold scales with the bias
 # and with the difference in load, and never exceeds bias x YIELD_S: then the task is claimed all the same.
@@ -75,10 +76,11 @@ class LeaseBehaviour:
         self.leased: dict[Key, str] = {}  # every running attempt on the cluster -> its holder
         self.holding: Counter[str] = Counter()  # running attempts per holder, as `leased` has them
         self._held: dict[Key, datetime] = {}  # ready tasks held back for a less busy peer -> since when
+        self._yielded: dict[str, list[Later]] = {}  # per group, those tasks by the end of their hold
         self._drains: dict[str, datetime] = {}  # other servers asked to drain -> the latest request
         self._ready: list[Entry] = []  # ready tasks, highest priority first, then earliest due
         self._queued: set[Entry] = set()  # what `_ready` holds, so that a task is queued once per due time
-        self._later: list[tuple[datetime, str, UUID, str]] = []  # (due, run, id, task): claimable only later
+        self._later: list[Later] = []  # claimable only later (a run due later, a retry delay)
         self.draining = False
         self.started_at: datetime | None = None  # drain requests older than this were for an earlier process
         self.quarantine = Quarantine()  # runs and servers whose events cannot be read or folded: out of the book
@@ -201,6 +203,12 @@ class LeaseBehaviour:
         if self.draining:
             return claims
         floors: dict[str, float] = {}  # per group, the least load among live peers (worked out once per step)
+        for group, held in list(self._yielded.items()):  # as busy as any peer again: take back what was held
+            if free > 0 and load <= self._floor(group, now, floors):
+                for _ in range(min(free, len(held))):
+                    self._requeue(heapq.heappop(held))
+                if not held:
+                    del self._yielded[group]
         while self._ready and len(claims) < free:
             entry = heapq.heappop(self._ready)
             self._queued.discard(entry)
@@ -215,9 +223,10 @@ class LeaseBehaviour:
                 heapq.heappush(self._later, (due, str(run_id), run_id, task))
                 continue
             if self.load_bias:
-                until = self._yield_until((run_id, task), run.definition.group, load, now, floors)
+                group = run.definition.group
+                until = self._yield_until((run_id, task), group, load, now, floors)
                 if until is not None and now + timedelta(seconds=early_s) < until:
-                    heapq.heappush(self._later, (until, str(run_id), run_id, task))
+                    heapq.heappush(self._yielded.setdefault(group, []), (until, str(run_id), run_id, task))
                     continue
             claim = run.claim(task, self.name, now, self.lease_timeout_s, early_s)
             run.apply(claim)
@@ -229,14 +238,18 @@ class LeaseBehaviour:
     def _yield_until(self, key: Key, group: str, load: float, now: datetime,
                      floors: dict[str, float]) -> datetime | None:
         """Until when this server leaves ready task `key` to a less busy peer of `group`; None: claim it now."""
-        floor = floors.get(group)
-        if floor is None:
-            floor = floors[group] = self.least_load(group, now)
+        floor = self._floor(group, now, floors)
         if load <= floor:
             return None
         excess = min(1.0, load - floor)
         since = self._held.setdefault(key, now)
         return since + timedelta(seconds=self.load_bias * excess * YIELD_S)
+
+    def _floor(self, group: str, now: datetime, floors: dict[str, float]) -> float:
+        floor = floors.get(group)
+        if floor is None:
+            floor = floors[group] = self.least_load(group, now)
+        return floor
 
     def least_load(self, group: str, now: datetime) -> float:
         """The lowest load (running attempts per thread) among the live peers that serve `group` and are not
@@ -266,14 +279,22 @@ class LeaseBehaviour:
     def wake_due(self, now: datetime) -> None:
         """Move tasks whose run's due time or retry delay has passed back to the ready index."""
         while self._later and self._later[0][0] <= now:
-            _, _, run_id, task = heapq.heappop(self._later)
-            run = self.runs.get(run_id)
-            if run is not None and run.tasks[task].status == "ready":
-                self._queue(run, task)
+            self._requeue(heapq.heappop(self._later))
+        for group, held in list(self._yielded.items()):  # holds that ran out
+            while held and held[0][0] <= now:
+                self._requeue(heapq.heappop(held))
+            if not held:
+                del self._yielded[group]
+
+    def _requeue(self, later: Later) -> None:
+        _, _, run_id, task = later
+        run = self.runs.get(run_id)
+        if run is not None and run.tasks[task].status == "ready":
+            self._queue(run, task)
 
     def next_wake(self) -> datetime | None:
         """When something becomes claimable by time alone, so the shell can sleep until then."""
-        return self._later[0][0] if self._later else None
+        return min([h[0][0] for h in (self._later, *self._yielded.values()) if h], default=None)
 
     def expirations(self, now: datetime) -> list[AttemptLost]:
         """Running attempts whose lease ran out, applied to the book at once.
