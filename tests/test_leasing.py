@@ -280,3 +280,18 @@ def test_the_running_count_per_server_follows_claims_outcomes_and_losses() -> No
     assert lm.holding == {"s1": 1}
     lm.forget(UUID(int=1))
     assert lm.holding == {} and lm.leased == {}
+
+
+def test_once_the_peer_is_busier_held_tasks_it_has_not_won_are_claimed_at_once() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30, load_bias=100)
+    lm.observe([peer("s2", 2)])
+    create = created(1, width=4)
+    lm.observe([create])
+    assert lm.claims(T0, free=2, load=0.5) == []  # s2 idle: hold all four (for up to 50 s at bias 100)
+    run = Run()
+    run.apply(create)
+    won = [run.claim("t0", "s2", at(0.01), 30)]
+    run.apply(won[0])
+    won.append(run.claim("t1", "s2", at(0.01), 30))
+    lm.observe(won)  # s2 now runs 2 of 2: s1 (0.5) is the least busy, and the first held entries are stale
+    assert [c.task for c in lm.claims(at(0.02), free=2, load=0.5)] == ["t2", "t3"]

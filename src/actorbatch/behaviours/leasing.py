@@ -205,8 +205,9 @@ class LeaseBehaviour:
         floors: dict[str, float] = {}  # per group, the least load among live peers (worked out once per step)
         for group, held in list(self._yielded.items()):  # as busy as any peer again: take back what was held
             if free > 0 and load <= self._floor(group, now, floors):
-                for _ in range(min(free, len(held))):
-                    self._requeue(heapq.heappop(held))
+                taken = 0
+                while held and taken < free:  # entries of tasks another server won meanwhile do not count
+                    taken += self._requeue(heapq.heappop(held))
                 if not held:
                     del self._yielded[group]
         while self._ready and len(claims) < free:
@@ -286,11 +287,14 @@ class LeaseBehaviour:
             if not held:
                 del self._yielded[group]
 
-    def _requeue(self, later: Later) -> None:
+    def _requeue(self, later: Later) -> bool:
+        """Offer a task that waited to `claims` again; False if it is no longer ready."""
         _, _, run_id, task = later
         run = self.runs.get(run_id)
-        if run is not None and run.tasks[task].status == "ready":
-            self._queue(run, task)
+        if run is None or run.tasks[task].status != "ready":
+            return False
+        self._queue(run, task)
+        return True
 
     def next_wake(self) -> datetime | None:
         """When something becomes claimable by time alone, so the shell can sleep until then."""
