@@ -11,7 +11,7 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """One batch server, as `actorbatch server start` would be told: name, groups, threads, windows."""
+    """One batch server, as `actorbatch server start` would be told: name, groups, threads, windows, load bias."""
 
     name: str
     groups: tuple[str, ...] = ("default",)
@@ -19,6 +19,7 @@ class ServerSpec:
     windows: tuple[str, ...] = ()  # as --window takes them: "mon-fri 08:00-18:00=2"
     timezone: str = "UTC"
     skew_s: float = 0.0  # this server's clock reads true time plus this
+    load_bias: float = 1.0  # as --load-bias takes it
 
 
 @dataclass(frozen=True)

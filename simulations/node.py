@@ -170,7 +170,7 @@ class SimServer:
             self.at_us(self.env.loop.now_us + us(1.0), self._boot)
             return
         timing = self.env.timing
-        behaviour = LeaseBehaviour(self.name, self.spec.groups, timing.lease_timeout_s)
+        behaviour = LeaseBehaviour(self.name, self.spec.groups, timing.lease_timeout_s, self.spec.load_bias)
         schedules = ScheduleBehaviour(self.now())
         views, self._cursor = self._read_models()
         open_problems = [p for p in views.quarantine.problems.values() if p.rested is None]

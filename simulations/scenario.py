@@ -86,7 +86,7 @@ def _servers(tables: list[Mapping[str, Any]], rng: random.Random) -> tuple[Serve
                 name=f"{prefix}{len([s for s in servers if s.name.startswith(prefix)]) + 1}",
                 groups=tuple(table.get("groups", ("default",))), threads=int(table.get("threads", 4)),
                 windows=tuple(table.get("windows", ())), timezone=str(table.get("timezone", "UTC")),
-                skew_s=rng.uniform(-skew_s, skew_s)))
+                skew_s=rng.uniform(-skew_s, skew_s), load_bias=float(table.get("load_bias", 1.0))))
     return tuple(servers)
 
 

@@ -1,16 +1,17 @@
 """The lease manager's behaviour, driven directly: no threads, no store, time as a value."""
 
 import ast
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
-from actorbatch.behaviours.leasing import LeaseBehaviour
+from actorbatch.behaviours.leasing import YIELD_S, LeaseBehaviour
+from actorbatch.domain.events import Event
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import AttemptLost, Run, RunCreated, TaskSucceeded
-from actorbatch.domain.servers import Server
+from actorbatch.domain.servers import DrainRequested, Server, ServerStarted
 from tests.conftest import T0
 
 SRC = Path(__file__).parent.parent / "src" / "actorbatch"
@@ -168,3 +169,129 @@ def test_the_core_does_no_io_reads_no_clock_and_starts_no_threads(module: str) -
                            "eventsourcing", "psycopg", "pathlib", "io", "asyncio"}
     calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert not calls & {"datetime.now", "datetime.utcnow", "date.today", "uuid4", "open", "print"}
+
+
+# ---- load bias: a busier server leaves new tasks to a less busy peer for a while ----
+
+def peer(name: str, threads: int, *, groups: tuple[str, ...] = ("default",), at_s: float = 0) -> ServerStarted:
+    return Server().start(name, groups, threads, 30, "host", 1, T0 + timedelta(seconds=at_s))
+
+
+def busy_with(lm: LeaseBehaviour, holder: str, n: int, run: int) -> None:
+    """`holder` runs `n` attempts of a fresh run (as the lease index hears of them)."""
+    create = created(run, width=n)
+    lm.observe([create])
+    book = Run()
+    book.apply(create)
+    claims = []
+    for i in range(n):
+        claims.append(book.claim(f"t{i}", holder, T0, 30))
+        book.apply(claims[-1])
+    lm.observe(claims)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_a_busier_server_holds_a_new_task_back_for_bias_x_load_difference_then_claims_it() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30, load_bias=1.0)
+    lm.observe([peer("s1", 4), peer("s2", 4)])
+    lm.observe([created(1)])
+    # s1 runs 2 of 4 (load 0.5), s2 is idle (0): hold for 1 x 0.5 x YIELD_S
+    assert lm.claims(T0, free=2, load=0.5) == []
+    assert lm.next_wake() == at(0.5 * YIELD_S)
+    lm.wake_due(at(0.5 * YIELD_S - 0.001))
+    assert lm.claims(at(0.5 * YIELD_S - 0.001), free=2, load=0.5) == []
+    lm.wake_due(at(0.5 * YIELD_S))
+    # the window is over: claimed whatever the loads (a slow or dead peer delays work, never starves it)
+    assert [c.task for c in lm.claims(at(0.5 * YIELD_S), free=2, load=0.5)] == ["t0"]
+
+
+def test_a_held_task_won_by_the_idle_peer_is_never_claimed() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([peer("s1", 4), peer("s2", 4)])
+    create = created(1)
+    lm.observe([create])
+    assert lm.claims(T0, free=4, load=0.25) == []
+    run = Run()
+    run.apply(create)
+    lm.observe([run.claim("t0", "s2", at(0.01), 30)])
+    lm.wake_due(at(1))
+    assert lm.claims(at(1), free=4, load=0.25) == []
+    assert lm.holding == {"s2": 1} and lm._held == {}
+
+
+def test_the_hold_scales_with_the_bias_and_the_difference_capped_at_one() -> None:
+    for bias, load, wait_s in ((2.0, 0.5, 1.0 * YIELD_S), (2.0, 3.0, 2.0 * YIELD_S), (0.5, 1.0, 0.5 * YIELD_S)):
+        lm = LeaseBehaviour("s1", ["default"], 30, load_bias=bias)
+        lm.observe([peer("s2", 4), created(1)])
+        assert lm.claims(T0, free=1, load=load) == []
+        assert lm.next_wake() == at(wait_s)
+
+
+def test_the_hold_compares_with_the_least_busy_peer_from_the_lease_index() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([peer("s2", 2), peer("s3", 4)])
+    busy_with(lm, "s2", 2, run=10)  # s2: 2 of 2 = 1.0
+    busy_with(lm, "s3", 1, run=11)  # s3: 1 of 4 = 0.25, the least busy
+    lm.observe([created(1)])
+    assert lm.claims(T0, free=1, load=0.75) == []
+    assert lm.next_wake() == at(0.5 * YIELD_S)
+    assert [c.task for c in lm.claims(T0, free=1, load=0.25)] == ["t0"]  # as busy as the least busy: at once
+
+
+def test_a_whole_batch_is_claimed_when_this_server_is_the_least_busy() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    lm.observe([peer("s2", 4), created(1, width=6)])
+    assert len(lm.claims(T0, free=6, load=0.0)) == 6  # the load is not raised claim by claim: one commit
+
+
+@pytest.mark.parametrize("case", ["bias 0", "no peer", "other group", "stopped", "silent", "draining", "busier"])
+def test_no_hold_without_a_less_busy_live_peer_of_the_group_or_without_bias(case: str) -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30, load_bias=0.0 if case == "bias 0" else 1.0)
+    s2 = Server()
+    events: dict[str, list[Event]] = {
+        "bias 0": [peer("s2", 4)], "no peer": [], "other group": [peer("s2", 4, groups=("reports",))],
+        "stopped": [peer("s2", 4)], "silent": [peer("s2", 4, at_s=-31)], "draining": [peer("s2", 4)],
+        "busier": [peer("s2", 1)]}
+    lm.observe(events[case])
+    if case in ("stopped", "draining"):
+        s2.apply(peer("s2", 4))
+        lm.observe([s2.stop("stopped", T0) if case == "stopped"
+                    else DrainRequested(originator_id=UUID(int=99), originator_version=1, timestamp=T0,
+                                        server="s2", user="u")])
+    if case == "busier":
+        busy_with(lm, "s2", 1, run=10)  # 1 of 1
+    lm.observe([created(1)])
+    assert [c.task for c in lm.claims(T0, free=1, load=0.5)] == ["t0"]
+
+
+def test_the_running_count_per_server_follows_claims_outcomes_and_losses() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30)
+    busy_with(lm, "s2", 3, run=10)
+    assert lm.holding == {"s2": 3}
+    lm.observe([created(1, width=2)])
+    (attempt, _) = lm.claimed(lm.claims(T0, free=2))
+    assert lm.holding == {"s2": 3, "s1": 2}
+    lm.finish(attempt, T0, exit_status=None)
+    assert lm.holding == {"s2": 3, "s1": 1}
+    assert len(lm.expirations(at(31))) == 3  # s2 never beat: its leases ran out
+    assert lm.holding == {"s1": 1}
+    lm.forget(UUID(int=1))
+    assert lm.holding == {} and lm.leased == {}
+
+
+def test_once_the_peer_is_busier_held_tasks_it_has_not_won_are_claimed_at_once() -> None:
+    lm = LeaseBehaviour("s1", ["default"], 30, load_bias=100)
+    lm.observe([peer("s2", 2)])
+    create = created(1, width=4)
+    lm.observe([create])
+    assert lm.claims(T0, free=2, load=0.5) == []  # s2 idle: hold all four (for up to 50 s at bias 100)
+    run = Run()
+    run.apply(create)
+    won = [run.claim("t0", "s2", at(0.01), 30)]
+    run.apply(won[0])
+    won.append(run.claim("t1", "s2", at(0.01), 30))
+    lm.observe(won)  # s2 now runs 2 of 2: s1 (0.5) is the least busy, and the first held entries are stale
+    assert [c.task for c in lm.claims(at(0.02), free=2, load=0.5)] == ["t2", "t3"]

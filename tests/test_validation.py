@@ -368,7 +368,9 @@ def test_a_bad_server_option_is_refused_before_anything_is_written(url: str, arg
 
 
 @pytest.mark.parametrize("options", [{"lease_timeout_s": float("nan")}, {"lease_timeout_s": 1e-6},
-                                     {"threads": True}, {"groups": ["default"]}, {"poll_s": 0}, {"tick_s": -1}])
+                                     {"threads": True}, {"groups": ["default"]}, {"poll_s": 0}, {"tick_s": -1},
+                                     {"load_bias": float("nan")}, {"load_bias": float("inf")}, {"load_bias": -1},
+                                     {"load_bias": 101}, {"load_bias": "1"}])
 def test_server_config_from_python_is_checked_too(options: dict[str, Any]) -> None:
     with pytest.raises(InvalidJob):
         actorbatch.ServerConfig(name="s", **options)

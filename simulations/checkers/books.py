@@ -7,6 +7,7 @@ models must equal a fold of the whole log, and so must the product's SQL read mo
 caught up from the simulated log into an in-memory SQLite database.
 """
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,9 @@ def check_book(name: str, book: LeaseBehaviour, log: SimLog, views: Projection, 
         if state is None or state.status != "running" or state.server != holder:
             raise CheckFailed(CHECKER, f"{name}'s lease index says {holder} holds {task} of run {run_id}, its "
                               f"book says {state.status if state else 'no such run'}", at)
+    if book.holding != Counter(book.leased.values()):
+        raise CheckFailed(CHECKER, f"{name}'s count of running attempts per server {dict(book.holding)} differs "
+                          f"from its lease index {dict(Counter(book.leased.values()))}", at)
     for (run_id, task), attempt in book.mine.items():
         booked = book.runs.get(run_id)
         state = booked.tasks[task] if booked is not None else None

@@ -30,7 +30,15 @@ from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock, SystemClock, monotonic_s
 from actorbatch.domain.events import Event
-from actorbatch.domain.limits import LEASE_TIMEOUT_S, MAX_THREADS, check_count, check_name, check_number, show
+from actorbatch.domain.limits import (
+    LEASE_TIMEOUT_S,
+    LOAD_BIAS,
+    MAX_THREADS,
+    check_count,
+    check_name,
+    check_number,
+    show,
+)
 from actorbatch.domain.servers import Server, Window, capacity, zone
 from actorbatch.errors import Conflict, InvalidJob, StoreFailed, StoreUnavailable
 from actorbatch.node.boot import register, seed
@@ -65,6 +73,8 @@ class ServerConfig:
     projector: str = "thread"  # keep the read models: "thread" (in this process), "process" (a child, which
     # takes the work off this process's interpreter lock and onto another core) or "off"
     tick_s: float = 0.25  # how often to look for expired leases
+    load_bias: float = 1.0  # --load-bias: 0 = every free thread competes equally; larger = a server busier than
+    # a live peer of a task's group holds the task back longer for it (LeaseBehaviour.claims)
 
     def __post_init__(self) -> None:
         """Checked before anything is written: a server.started event with a bad value would stop every reader."""
@@ -85,6 +95,7 @@ class ServerConfig:
         except InvalidJob as error:
             raise InvalidJob(f"--timezone: {error}") from None
         check_number(self.lease_timeout_s, "--lease-timeout", *LEASE_TIMEOUT_S, unit="s")
+        check_number(self.load_bias, "--load-bias", *LOAD_BIAS)
         check_number(self.poll_s, "poll_s", 0.001, 60, unit="s")
         check_number(self.safety_poll_s, "safety_poll_s", 0.001, 3600, unit="s")
         check_number(self.idle_poll_s, "idle_poll_s", 0.001, 60, unit="s")
@@ -108,7 +119,7 @@ class BatchServer:
         self.views.check()
         self.problems = ProblemLog(c.name)
         self.server = self._register()
-        behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s)
+        behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s, c.load_bias)
         schedules = ScheduleBehaviour(self.clock.now())
         position = self._seed(behaviour, schedules)
         tz = zone(c.timezone)

@@ -1,13 +1,15 @@
 """What a batch server's lease manager decides, as a plain object: no threads, no I/O, time passed in.
 
 It keeps the live runs it has seen on the log, claims ready tasks up to the server's free capacity (highest
-priority first, then earliest due), reaps attempts whose lease ran out, and fences results. Decisions are applied
-to its own book at once, so several claims on one run get consecutive versions; if the store then refuses them
-(another writer was first), the shell reloads those runs and hands them back through `replace`.
+priority first, then earliest due), reaps attempts whose lease ran out, and fences results. With a load bias, a
+server busier than a live peer of the task's group holds a new task back for a while, so that the peer wins it.
+Decisions are applied to its own book at once, so several claims on one run get consecutive versions; if the store
+then refuses them (another writer was first), the shell reloads those runs and hands them back through `replace`.
 The pykka actor around it does the appending and executing; the simulator drives the very same object.
 """
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +24,11 @@ from actorbatch.domain.tasks import TaskRun
 
 Key = tuple[UUID, str]  # (run id, task name)
 Entry = tuple[int, datetime, str, UUID, str]  # a ready task: (-priority, due, run id as text, run id, task)
+Later = tuple[datetime, str, UUID, str]  # a ready task claimable only later: (when, run id as text, run id, task)
+# With load bias 1, how long a fully busy server holds a new task back while a peer of its group is idle: several
+# times what a peer needs to hear of the task (a 10 ms poll) and record its claim. The hold scales with the bias
+# and with the difference in load, and never exceeds bias x YIELD_S: then the task is claimed all the same.
+YIELD_S = 0.1
 
 
 def lease_end(state: TaskRun, holder: Server | None) -> datetime:
@@ -58,15 +65,22 @@ class Attempt:
 class LeaseBehaviour:
     """The lease manager's decisions for server `name`, serving `groups`."""
 
-    def __init__(self, name: str, groups: Sequence[str], lease_timeout_s: float) -> None:
+    def __init__(self, name: str, groups: Sequence[str], lease_timeout_s: float, load_bias: float = 1.0) -> None:
+        """`load_bias`: 0 = every free thread competes equally; larger values make this server, when it is busier
+        than a live peer (running attempts per thread), hold new tasks back longer for that peer (see claims)."""
         self.name, self.groups, self.lease_timeout_s = name, frozenset(groups), lease_timeout_s
+        self.load_bias = load_bias
         self.runs: dict[UUID, Run] = {}
         self.servers: dict[UUID, Server] = {}
         self.mine: dict[Key, Attempt] = {}  # attempts this server executes
         self.leased: dict[Key, str] = {}  # every running attempt on the cluster -> its holder
+        self.holding: Counter[str] = Counter()  # running attempts per holder, as `leased` has them
+        self._held: dict[Key, datetime] = {}  # ready tasks held back for a less busy peer -> since when
+        self._yielded: dict[str, list[Later]] = {}  # per group, those tasks by the end of their hold
+        self._drains: dict[str, datetime] = {}  # other servers asked to drain -> the latest request
         self._ready: list[Entry] = []  # ready tasks, highest priority first, then earliest due
         self._queued: set[Entry] = set()  # what `_ready` holds, so that a task is queued once per due time
-        self._later: list[tuple[datetime, str, UUID, str]] = []  # (due, run, id, task): claimable only later
+        self._later: list[Later] = []  # claimable only later (a run due later, a retry delay)
         self.draining = False
         self.started_at: datetime | None = None  # drain requests older than this were for an earlier process
         self.quarantine = Quarantine()  # runs and servers whose events cannot be read or folded: out of the book
@@ -80,6 +94,8 @@ class LeaseBehaviour:
             if isinstance(event, DrainRequested):
                 if event.server == self.name and (self.started_at is None or event.timestamp >= self.started_at):
                     self.draining = True  # asked of this incarnation, not of one before it
+                elif event.server != self.name:
+                    self._drains[event.server] = max(event.timestamp, self._drains.get(event.server, event.timestamp))
             elif isinstance(event, ServerEvent):
                 self._observe_server(event)
             elif isinstance(event, RunEvent):
@@ -102,7 +118,9 @@ class LeaseBehaviour:
         attempts of it to abort (their outcomes could not be recorded)."""
         self.runs.pop(run_id, None)
         for key in [k for k in self.leased if k[0] == run_id]:
-            del self.leased[key]
+            self._unlease(key)
+        for key in [k for k in self._held if k[0] == run_id]:
+            del self._held[key]
         return [self.mine.pop(key) for key in [k for k in self.mine if k[0] == run_id]]
 
     def replace(self, fresh: Run) -> list[Attempt]:
@@ -128,9 +146,11 @@ class LeaseBehaviour:
             key = (run.id, name)
             if state.status == "running":
                 assert state.server is not None
-                self.leased[key] = state.server
+                self._lease(key, state.server)
             else:
-                self.leased.pop(key, None)
+                self._unlease(key)
+            if state.status != "ready":
+                self._held.pop(key, None)
             mine = self.mine.get(key)
             if mine is not None and (state.status != "running" or state.attempt != mine.attempt):
                 aborts.append(self.mine.pop(key))
@@ -139,6 +159,24 @@ class LeaseBehaviour:
         if run.complete:
             del self.runs[run.id]
         return aborts
+
+    def _lease(self, key: Key, holder: str) -> None:
+        old = self.leased.get(key)
+        if old != holder:
+            if old is not None:
+                self._release(old)
+            self.leased[key] = holder
+            self.holding[holder] += 1
+
+    def _unlease(self, key: Key) -> None:
+        holder = self.leased.pop(key, None)
+        if holder is not None:
+            self._release(holder)
+
+    def _release(self, holder: str) -> None:
+        self.holding[holder] -= 1
+        if not self.holding[holder]:
+            del self.holding[holder]
 
     def _queue(self, run: Run, task: str) -> None:
         """Offer a ready task to `claims`, once per due time (a retry delay gives it a new one)."""
@@ -151,11 +189,27 @@ class LeaseBehaviour:
 
     # ---- decisions ----
 
-    def claims(self, now: datetime, free: int, early_s: float = 0.0) -> list[TaskClaimed]:
-        """Claim up to `free` ready tasks of our groups (due within `early_s`), applying each to the book at once."""
+    def claims(self, now: datetime, free: int, early_s: float = 0.0, load: float = 0.0) -> list[TaskClaimed]:
+        """Claim up to `free` ready tasks of our groups (due within `early_s`), applying each to the book at once.
+
+        `load`: this server's attempts per thread as the step begins. While it exceeds that of the least busy live
+        peer serving the task's group (not draining; running attempts from the lease index over the threads its
+        server.started announced), the task is held back for load_bias x (the difference, at most 1) x YIELD_S
+        from when this server first held it, and claimed after that whatever the loads: a slow or dead peer
+        delays work, never starves it. Within one step the load is not raised claim by claim, so a server that
+        may claim takes a whole batch (one commit for many claims).
+        """
         claims: list[TaskClaimed] = []
         if self.draining:
             return claims
+        floors: dict[str, float] = {}  # per group, the least load among live peers (worked out once per step)
+        for group, held in list(self._yielded.items()):  # as busy as any peer again: take back what was held
+            if free > 0 and load <= self._floor(group, now, floors):
+                taken = 0
+                while held and taken < free:  # entries of tasks another server won meanwhile do not count
+                    taken += self._requeue(heapq.heappop(held))
+                if not held:
+                    del self._yielded[group]
         while self._ready and len(claims) < free:
             entry = heapq.heappop(self._ready)
             self._queued.discard(entry)
@@ -169,11 +223,46 @@ class LeaseBehaviour:
             if not run.can_claim(task, now + timedelta(seconds=early_s)):
                 heapq.heappush(self._later, (due, str(run_id), run_id, task))
                 continue
+            if self.load_bias:
+                group = run.definition.group
+                until = self._yield_until((run_id, task), group, load, now, floors)
+                if until is not None and now + timedelta(seconds=early_s) < until:
+                    heapq.heappush(self._yielded.setdefault(group, []), (until, str(run_id), run_id, task))
+                    continue
             claim = run.claim(task, self.name, now, self.lease_timeout_s, early_s)
             run.apply(claim)
-            self.leased[(run_id, task)] = self.name
+            self._lease((run_id, task), self.name)
+            self._held.pop((run_id, task), None)
             claims.append(claim)
         return claims
+
+    def _yield_until(self, key: Key, group: str, load: float, now: datetime,
+                     floors: dict[str, float]) -> datetime | None:
+        """Until when this server leaves ready task `key` to a less busy peer of `group`; None: claim it now."""
+        floor = self._floor(group, now, floors)
+        if load <= floor:
+            return None
+        excess = min(1.0, load - floor)
+        since = self._held.setdefault(key, now)
+        return since + timedelta(seconds=self.load_bias * excess * YIELD_S)
+
+    def _floor(self, group: str, now: datetime, floors: dict[str, float]) -> float:
+        floor = floors.get(group)
+        if floor is None:
+            floor = floors[group] = self.least_load(group, now)
+        return floor
+
+    def least_load(self, group: str, now: datetime) -> float:
+        """The lowest load (running attempts per thread) among the live peers that serve `group` and are not
+        draining; infinite if there is none."""
+        loads = [self.holding[s.name] / s.threads for s in self.servers.values()
+                 if s.name != self.name and s.threads > 0 and group in s.groups and s.alive(now)
+                 and not self._drained(s)]
+        return min(loads, default=float("inf"))
+
+    def _drained(self, server: Server) -> bool:
+        asked = self._drains.get(server.name)
+        return asked is not None and server.started_at is not None and asked >= server.started_at
 
     def claimed(self, events: Sequence[TaskClaimed]) -> list[Attempt]:
         """Our claims were recorded: hand back what to execute."""
@@ -191,14 +280,25 @@ class LeaseBehaviour:
     def wake_due(self, now: datetime) -> None:
         """Move tasks whose run's due time or retry delay has passed back to the ready index."""
         while self._later and self._later[0][0] <= now:
-            _, _, run_id, task = heapq.heappop(self._later)
-            run = self.runs.get(run_id)
-            if run is not None and run.tasks[task].status == "ready":
-                self._queue(run, task)
+            self._requeue(heapq.heappop(self._later))
+        for group, held in list(self._yielded.items()):  # holds that ran out
+            while held and held[0][0] <= now:
+                self._requeue(heapq.heappop(held))
+            if not held:
+                del self._yielded[group]
+
+    def _requeue(self, later: Later) -> bool:
+        """Offer a task that waited to `claims` again; False if it is no longer ready."""
+        _, _, run_id, task = later
+        run = self.runs.get(run_id)
+        if run is None or run.tasks[task].status != "ready":
+            return False
+        self._queue(run, task)
+        return True
 
     def next_wake(self) -> datetime | None:
         """When something becomes claimable by time alone, so the shell can sleep until then."""
-        return self._later[0][0] if self._later else None
+        return min([h[0][0] for h in (self._later, *self._yielded.values()) if h], default=None)
 
     def expirations(self, now: datetime) -> list[AttemptLost]:
         """Running attempts whose lease ran out, applied to the book at once.
@@ -214,7 +314,7 @@ class LeaseBehaviour:
                 continue  # our own live attempts are kept alive by our heartbeats
             state = run.tasks[task]
             if state.status != "running" or state.lease_until is None or state.started_at is None:
-                self.leased.pop((run_id, task), None)  # ended while this loop reaped a sibling
+                self._unlease((run_id, task))  # ended while this loop reaped a sibling
                 continue
             event = run.expire(task, now, lease_end(state, by_name.get(holder)))
             if event is not None:

@@ -23,6 +23,7 @@ MAX_EVERY_S = 3650 * DAY_S  # schedule.every
 MIN_EVERY_S = 1.0
 LEASE_TIMEOUT_S = (0.5, DAY_S)  # a server heartbeats 3 times per lease timeout: at most 6 writes a second
 MAX_THREADS = 1000
+LOAD_BIAS = (0.0, 100.0)  # server start --load-bias: a busy server holds a new task back at most 100 x 0.1 s
 MAX_TASKS = 100_000  # per job
 MAX_RETRIES = 1000  # retries and lost_retries
 MAX_NAME_CHARS = 128  # jobs, tasks, groups, servers

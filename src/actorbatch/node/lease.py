@@ -164,7 +164,8 @@ class LeaseCore:
         if not self._just_recovered(now):
             events.extend(self._expirations(now))
         behaviour.wake_due(now + timedelta(seconds=EARLY_S))
-        events.extend(behaviour.claims(now, self._free(now), EARLY_S))
+        threads = self.capacity(now)
+        events.extend(behaviour.claims(now, self._free(threads), EARLY_S, self._busy_per_thread(threads)))
         self._start([e for e in self._append(events) if isinstance(e, TaskClaimed)])
         for batch in self._unsettled:  # their outcomes wait until the log says whether they were recorded
             for run_id in {e.originator_id for e in batch}:
@@ -242,8 +243,11 @@ class LeaseCore:
             earliest = until if earliest is None else min(earliest, until)
         return earliest
 
-    def _free(self, now: datetime) -> int:
-        threads = self.capacity(now)
+    def _busy_per_thread(self, threads: int) -> float:
+        """Attempts per thread: what the load bias compares with the other servers'."""
+        return len(self.busy) / threads if threads > 0 else float("inf")
+
+    def _free(self, threads: int) -> int:
         return threads * (1 + PREFETCH if self._typical_s < QUICK_S else 1) - len(self.busy)
 
     def _append(self, events: Sequence[Event]) -> list[Event]:
