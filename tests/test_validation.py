@@ -360,6 +360,8 @@ def test_every_schedule_ends_by_the_last_representable_fire_time() -> None:
     (["--groups", ","], "--groups: name at least one batch group"),
     (["--groups", "a/b"], "--groups: expected a name"),
     (["--projector", "fork"], "--projector"),
+    (["--load-bias", "nan"], "--load-bias: expected a number from 0 to 100, got nan"),
+    (["--load-bias", "-1"], "--load-bias"),
 ])
 def test_a_bad_server_option_is_refused_before_anything_is_written(url: str, args: list[str], naming: str) -> None:
     refused_on_the_command_line(url, "server", "start", *args, naming=naming)

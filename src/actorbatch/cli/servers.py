@@ -23,6 +23,9 @@ def server_start(
     window: Annotated[list[str] | None, typer.Option("--window", help="e.g. 'mon-fri 08:00-18:00=2'.")] = None,
     timezone: Annotated[str, typer.Option("--timezone", help="Zone of the windows.")] = "UTC",
     lease_timeout: Annotated[float, typer.Option("--lease-timeout", help="Seconds.")] = 30.0,
+    load_bias: Annotated[float, typer.Option(
+        "--load-bias", help="0: every free thread competes equally; larger: a server busier than a live peer "
+                            "of the group yields more new leases to it (0 to 100).")] = 1.0,
     projector: Annotated[str, typer.Option("--projector", help="Keep the read models in a child 'process' "
                                                                "(another core), a 'thread', or 'off'.")] = "process",
 ) -> None:
@@ -42,7 +45,7 @@ def server_start(
         config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
                               groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
                               windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
-                              lease_timeout_s=lease_timeout, projector=projector)
+                              lease_timeout_s=lease_timeout, load_bias=load_bias, projector=projector)
     stop = {"requested": False}
 
     def request_stop(signum: int, frame: Any) -> None:
