@@ -2,8 +2,8 @@
 
     python -m bench.run [--only W1,W2,...] [--db sqlite|postgresql://postgres@127.0.0.1:5432/bench] [--repeats 3]
 
-The workloads and figures are those of the peer baselines (/work/shared/peers: README "How it measures" and
-_common.py). This process is the client: it submits through the Python API, one run per call from one thread. The
+The workloads and figures are those of the peer baselines (../shared/peers beside the project: README "How it
+measures" and _common.py). This process is the client: it submits through the Python API, one run per call from one thread. The
 worker is `actorbatch server start`, a real process in its own process group, so kill -9 takes it down whole. Every
 task body appends a line to a per-run event file (bench/tasks.py) and every figure is computed from that file, at the
 moment bodies ran. Each "job" of the peers is one run of a one-task job here; a W3 chain is one run of a two-task
