@@ -46,9 +46,3 @@ class Outbox(Wakeup, Protocol):
 
     def fail(self, reason: str) -> None:
         """The process cannot go on (another process took its name, say): stop it, exit 1."""
-
-
-class Ids(Protocol):
-    """Where fresh ids come from (deterministic ones are computed, not drawn)."""
-
-    def new_id(self) -> UUID: ...
