@@ -60,3 +60,23 @@ def huge(ctx: TaskContext) -> bytes:
 
 def unencodable(ctx: TaskContext) -> object:
     return object()
+
+
+def talkative(ctx: TaskContext) -> dict[str, object]:
+    """Says things every way a body can: print, sys.stderr, a logger; each line names the task, interleaved with
+    whatever runs beside it; raises if `raise` is set."""
+    import logging
+
+    me = ctx.task
+    for i in range(int(ctx.params.get("lines", 3))):
+        print(f"{me} printed {i}")
+        print(f"{me} stderr {i}", file=sys.stderr)
+        logging.getLogger("tests.talkative").info("%s logged %d", me, i)
+        time.sleep(0.005)
+    if ctx.params.get("raise"):
+        _fail_deep(me)
+    return {"task": me, "lines": int(ctx.params.get("lines", 3))}
+
+
+def _fail_deep(me: str) -> None:
+    raise ValueError(f"{me} gave up")

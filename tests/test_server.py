@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import actorbatch
+from actorbatch.clock import ManualClock
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.servers import capacity, parse_window, zone
 from actorbatch.errors import InvalidJob
@@ -110,12 +111,14 @@ def test_the_run_log_is_bounded_per_attempt(client: actorbatch.Client, server: a
 
 
 def test_run_log_take_ships_each_line_once() -> None:
-    log = RunLog()
+    clock = ManualClock(datetime(2026, 11, 2, tzinfo=UTC))
+    log = RunLog(clock.now)
     log.write("a")
-    assert log.take() == ("a",)
+    assert log.take() == (("a",), (clock.now(),))
+    clock.advance(1.5)
     log.write("b")
-    assert log.take(final=True) == ("b",)
-    assert log.take(final=True) == ()
+    assert log.take(final=True) == (("b",), (clock.now(),))
+    assert log.take(final=True) == ((), ())
 
 
 @pytest.mark.parametrize(("spec", "when", "threads"), [

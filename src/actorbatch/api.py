@@ -30,6 +30,7 @@ from actorbatch.domain.statuses import RunStatus
 from actorbatch.domain.tasks import TaskRun
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
+from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
 from actorbatch.projections.views import Views
 from actorbatch.store.eventstore import EventStore
@@ -239,7 +240,8 @@ class Client:
             raise NotFound(f"run {run.id} has no task {task!r}")
         return explain(run, task)
 
-    def logs(self, ref: str | UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
+    def logs(self, ref: str | UUID, task: str | None = None, after: int = 0) -> list[LogLine]:
+        """The run log, after log position `after`: (position, task, attempt, at, line) per line, in order."""
         run = self._run(ref)
         if task is not None and task not in run.tasks:
             raise NotFound(f"run {run.id} has no task {task!r}")

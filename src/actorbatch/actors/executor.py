@@ -4,6 +4,7 @@ import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pykka
@@ -30,17 +31,17 @@ class LogStream:
     stream writes under its id, so a conflict then means an earlier try was recorded after all.
     """
 
-    def __init__(self, attempt: Attempt) -> None:
-        self.attempt, self.lines, self.version = attempt, RunLog(), 0
-        self._unsent: tuple[str, ...] = ()
+    def __init__(self, attempt: Attempt, clock: Clock) -> None:
+        self.attempt, self.lines, self.version = attempt, RunLog(clock.now), 0
+        self._unsent: tuple[tuple[str, ...], tuple[datetime, ...]] = ((), ())
         self._lock = threading.Lock()
 
     def ship(self, store: EventStore, clock: Clock, final: bool = False) -> None:
         with self._lock:
-            if self._unsent:
+            if self._unsent[0]:
                 self._send(store, clock)
             self._unsent = self.lines.take(final)
-            if self._unsent:
+            if self._unsent[0]:
                 self._send(store, clock)
 
     def _send(self, store: EventStore, clock: Clock) -> None:
@@ -48,9 +49,10 @@ class LogStream:
         with contextlib.suppress(Conflict):
             store.append(LogWritten(originator_id=log_id(a.run_id, a.task, a.attempt),
                                     originator_version=self.version + 1, timestamp=clock.now(),
-                                    run_id=a.run_id, task=a.task, attempt=a.attempt, lines=self._unsent))
+                                    run_id=a.run_id, task=a.task, attempt=a.attempt, lines=self._unsent[0],
+                                    times=self._unsent[1]))
         self.version += 1
-        self._unsent = ()
+        self._unsent = ((), ())
 
 
 class ExecutorPool(pykka.ThreadingActor):
@@ -67,7 +69,7 @@ class ExecutorPool(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Execute):
             a = message.attempt
-            stream = LogStream(a)
+            stream = LogStream(a, self._clock)
             ctx = TaskContext(params=a.params, run_id=a.run_id, job=a.job, task=a.task, attempt=a.attempt,
                               user=a.user, log=TaskLogger(stream.lines))
             self._running[a.key] = (ctx, stream)

@@ -3,11 +3,16 @@
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from actorbatch.projections.rows import iso
+
+if TYPE_CHECKING:
+    from actorbatch.projections.queries import LogLine
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "cancelled": "yellow",
@@ -20,8 +25,34 @@ def emit_json(document: Any) -> None:
 
 
 def short_time(value: str | None) -> str:
-    """`2026-11-22T20:46:19.914439Z` -> `11-22 20:46:19`: the screen shows seconds, JSON keeps it all."""
-    return value[5:19].replace("T", " ") if value else "-"
+    """`2026-11-22T20:46:19.914439Z` -> `20:46:19` today (UTC), `2026-11-22 20:46:19` any other day: the screen
+    shows seconds, JSON keeps it all."""
+    if not value:
+        return "-"
+    return value[11:19] if value[:10] == _today() else value[:19].replace("T", " ")
+
+
+def _today() -> str:
+    from actorbatch.clock import SystemClock
+
+    return SystemClock().now().strftime("%Y-%m-%d")
+
+
+def log_line(line: "LogLine") -> dict[str, Any]:
+    """A run log line as JSON."""
+    return {"task": line.task, "attempt": line.attempt, "at": iso(line.at), "line": line.line}
+
+
+def log_lines(lines: "Sequence[LogLine]", as_json: bool) -> None:
+    """Run log lines as they come: `time task#attempt line`, or one JSON object per line."""
+    for line in lines:
+        if as_json:
+            sys.stdout.write(json.dumps(log_line(line), default=str) + "\n")
+        else:
+            at = iso(line.at)
+            when = (at[11:23] if at[:10] == _today() else at[:23].replace("T", " ")) if at else "-"
+            sys.stdout.write(f"{when} {line.task}#{line.attempt} {line.line}\n")
+    sys.stdout.flush()
 
 
 def duration(seconds: float | None) -> str:

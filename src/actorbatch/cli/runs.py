@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from actorbatch.cli.common import Json, usage, with_client
+from actorbatch.cli.common import Json, RunId, usage, with_client
 from actorbatch.domain.limits import MAX_DURATION_S, check_number
 from actorbatch.domain.statuses import RunStatus
 
@@ -48,26 +48,30 @@ def run_show(run_id: str, as_json: Json = False) -> None:
 
 
 @run_app.command("logs")
-def run_logs(run_id: str, task: Annotated[str | None, typer.Option("--task")] = None,
+def run_logs(run_id: RunId, task: Annotated[str | None, typer.Option("--task", metavar="NAME",
+                                                                     help="Only this task's lines.")] = None,
              follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")]
-             = False) -> None:
-    """The run log: what each attempt printed or logged."""
+             = False,
+             as_json: Annotated[bool, typer.Option("--json", help="JSON: one document; with --follow, one JSON "
+                                                                  "object per line.")] = False) -> None:
+    """The run log: what each attempt printed or logged, with times (UTC)."""
+    from actorbatch.cli import render
 
     def show(client: "Client") -> None:
-        position = 0
-
-        def print_new() -> int:
-            last = position
-            for last, name, attempt, line in client.logs(run_id, task, position):  # noqa: B007
-                typer.echo(f"[{name}#{attempt}] {line}")
-            return last
-
+        position, shown = 0, []
         while True:
             ended = client.run(run_id)["status"] in ("succeeded", "failed", "cancelled")
-            position = print_new()  # read after the status check: lines shipped before the end are not missed
+            lines = client.logs(run_id, task, position)  # read after the status check: no line shipped before
+            position = lines[-1].position if lines else position  # the end is missed
+            if as_json and not follow:
+                shown.extend(lines)
+            else:
+                render.log_lines(lines, as_json)
             if not follow or ended:
-                return
+                break
             time.sleep(0.25)
+        if as_json and not follow:
+            render.emit_json([render.log_line(line) for line in shown])
 
     with_client(show)
 

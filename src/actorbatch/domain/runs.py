@@ -107,13 +107,20 @@ class FireSkipped(Event):
 
 @dataclass(frozen=True)
 class LogWritten(Event):
-    """Lines an attempt printed or logged; its own stream (id `log_id(run, task, attempt)`), so never contended."""
+    """Lines an attempt printed or logged, and when; its own stream (id `log_id(run, task, attempt)`), so never
+    contended. Version 1 had no `times`: its lines read as written when the event was."""
 
     ACTION = "run.logged"
+    class_version = 2
     run_id: UUID
     task: str
     attempt: int
     lines: tuple[str, ...]
+    times: tuple[datetime, ...]
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["times"] = ()
 
 
 TaskEvent = TaskClaimed | TaskSucceeded | TaskFailed | AttemptLost | ResultIgnored

@@ -165,7 +165,9 @@ class Projector:
             if not quarantine.admit(event, position):
                 continue
             if isinstance(event, LogWritten):
-                logs.append((str(event.run_id), event.task, event.attempt, position, codec.encode(event.lines)))
+                times = event.times or (event.timestamp,) * len(event.lines)  # version 1 events: when shipped
+                logs.append((str(event.run_id), event.task, event.attempt, position,
+                             codec.encode({"lines": event.lines, "times": times})))
                 continue
             if isinstance(event, RunCreated | FireSkipped) and event.fire_time is not None:
                 name = event.job if isinstance(event, FireSkipped) else event.definition["name"]

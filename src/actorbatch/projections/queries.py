@@ -1,7 +1,8 @@
 """The queries of the read models: jobs, runs, a run, run logs, the audit trail, servers and problems."""
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from actorbatch.domain.jobs import JobState
@@ -10,6 +11,23 @@ from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.projections.rows import RunRows, codec, iso
 from actorbatch.store.sql import SqlDb
+
+
+class LogLine(NamedTuple):
+    """One line of a run log: where it is in the log, which attempt wrote it, when (None: not recorded)."""
+
+    position: int
+    task: str
+    attempt: int
+    at: datetime | None
+    line: str
+
+
+def _timed(stored: Any) -> Iterable[tuple[datetime | None, str]]:
+    """A row's lines with their times; rows written before lines had times hold the lines alone."""
+    if isinstance(stored, dict):
+        return zip(stored["times"], stored["lines"], strict=True)
+    return ((None, line) for line in stored)
 
 
 class Queries:
@@ -69,11 +87,12 @@ class Queries:
             "SELECT id FROM ab_runs WHERE id LIKE ? UNION SELECT aggregate_id FROM ab_problems "
             "WHERE kind = 'run' AND aggregate_id LIKE ? LIMIT 2", (prefix + "%", prefix + "%"))]
 
-    def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
-        """(position, task, attempt, line) in log order, after position `after`."""
+    def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[LogLine]:
+        """The run's log lines in log order, after position `after`."""
         rows = self.db.query("SELECT position, task, attempt, lines FROM ab_logs WHERE run_id = ? AND position > ? "
                              "ORDER BY position", (str(run_id), after))
-        return [(p, t, a, line) for p, t, a, blob in rows if task in (None, t) for line in codec.decode(blob)]
+        return [LogLine(p, t, a, at, line) for p, t, a, blob in rows if task in (None, t)
+                for at, line in _timed(codec.decode(blob))]
 
     def audit(self, *, since: datetime | None = None, until: datetime | None = None, job: str | None = None,
               user: str | None = None, limit: int = 1000) -> list[dict[str, str]]:

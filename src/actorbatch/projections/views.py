@@ -16,7 +16,7 @@ from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.projections import schema
 from actorbatch.projections.projector import BATCH, Projector
-from actorbatch.projections.queries import Queries
+from actorbatch.projections.queries import LogLine, Queries
 from actorbatch.projections.rows import RunRows
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
@@ -77,7 +77,7 @@ class Views:
     def run_ids(self, prefix: str) -> list[str]:
         return self.queries.run_ids(prefix)
 
-    def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[tuple[int, str, int, str]]:
+    def logs(self, run_id: UUID, task: str | None = None, after: int = 0) -> list[LogLine]:
         return self.queries.logs(run_id, task, after)
 
     def audit(self, *, since: datetime | None = None, until: datetime | None = None, job: str | None = None,

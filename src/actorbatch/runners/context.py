@@ -1,8 +1,9 @@
 """What a task body sees: its parameters, who and which attempt it is, a logger, progress and cancellation."""
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,30 +12,36 @@ MAX_LINE_CHARS = 4_000
 
 
 class RunLog:
-    """The bounded lines of one attempt; the executor ships them to the log in batches."""
+    """The bounded, timestamped lines of one attempt; the executor ships them to the log in batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
         self._lines: list[str] = []
+        self._times: list[datetime] = []
         self._shipped = 0
         self._dropped = 0
         self._lock = threading.Lock()
 
     def write(self, line: str) -> None:
+        at = self._now()
         with self._lock:
             if len(self._lines) >= MAX_LINES:
                 self._dropped += 1
                 return
             self._lines.append(line[:MAX_LINE_CHARS])
+            self._times.append(at)
 
-    def take(self, final: bool = False) -> tuple[str, ...]:
-        """Lines not shipped yet; the final take also reports how many were dropped over the bound."""
+    def take(self, final: bool = False) -> tuple[tuple[str, ...], tuple[datetime, ...]]:
+        """Lines not shipped yet, and when each was written; the final take also reports how many were dropped
+        over the bound."""
         with self._lock:
-            new = self._lines[self._shipped:]
+            lines, times = self._lines[self._shipped:], self._times[self._shipped:]
             self._shipped = len(self._lines)
             if final and self._dropped:
-                new.append(f"[{self._dropped} more lines dropped: the run log keeps {MAX_LINES} per attempt]")
+                lines.append(f"[{self._dropped} more lines dropped: the run log keeps {MAX_LINES} per attempt]")
+                times.append(self._now())
                 self._dropped = 0
-            return tuple(new)
+            return tuple(lines), tuple(times)
 
 
 class TaskLogger:

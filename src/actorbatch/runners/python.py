@@ -1,12 +1,14 @@
 """Python task bodies: `package.module:function`, called with a TaskContext in an executor thread."""
 
 import importlib
+import traceback
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import msgpack
 
+from actorbatch.runners.capture import capturing
 from actorbatch.runners.context import TaskContext
 
 MAX_RESULT_BYTES = 1 << 20  # a result rides in an event: every reader of the run decodes it, so it stays small
@@ -30,16 +32,28 @@ def resolve(target: str) -> Callable[[TaskContext], Any]:
 
 
 def run_python(target: str, ctx: TaskContext) -> Any:
-    """Call the body; returns its (msgpack-able) result or raises TaskError with a one-line exit status."""
+    """Call the body; returns its (msgpack-able) result or raises TaskError with a one-line exit status. What the
+    body prints or logs, and the traceback it raises, go to the run log."""
     function = resolve(target)
-    try:
-        result = function(ctx)
-    except BaseException as error:  # noqa: BLE001 - sys.exit or KeyboardInterrupt in a body end its attempt only
-        raise TaskError(exit_status(error)) from None
+    with capturing(ctx.log):
+        try:
+            result = function(ctx)
+        except BaseException as error:  # noqa: BLE001 - sys.exit or KeyboardInterrupt in a body end its attempt only
+            if not isinstance(error, SystemExit):
+                for chunk in traceback.format_exception(type(error), error, _body_frames(error)):
+                    for line in chunk.rstrip("\n").splitlines():
+                        ctx.log.write(line)
+            raise TaskError(exit_status(error)) from None
     if ctx.cancelled():
         raise TaskError("cancelled")
     check_result(result)
     return result
+
+
+def _body_frames(error: BaseException) -> Any:
+    """The traceback from the body's frame on: this module's call is no part of what the author needs to read."""
+    frames = error.__traceback__
+    return frames.tb_next if frames is not None and frames.tb_next is not None else frames
 
 
 def exit_status(error: BaseException) -> str:
