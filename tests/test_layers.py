@@ -16,6 +16,7 @@ LAYERS = [
     {"projections", "runners", "examples"},  # read models over the log; how task bodies run
     {"actors"},  # the pykka shells of a batch server
     {"api"},  # the Python API
+    {"web"},  # the web console, on the Python API
     {"cli", "__main__"},  # the command line
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

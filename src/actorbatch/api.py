@@ -4,6 +4,7 @@ Commands load what they decide on, decide with the domain, and append; a concurr
 with Conflict rather than corrupt anything. Reads bring the read models up to date first, then query them.
 """
 
+import copy
 import getpass
 import os
 import re
@@ -109,8 +110,20 @@ class Client:
         self.views = Views(self.store, SqlDb(self.store.url))
         self.views.check()
         self.stale: str | None = None  # why the last read may lag the log
+        self.reads_catch_up = True  # off where one loop keeps the read models up to date (the web console)
+
+    def as_user(self, user: str) -> "Client":
+        """The same store and read models, acting as another user: the web console's logged-in users."""
+        other = copy.copy(self)
+        other.user = check_user(user, "user")
+        other.commands = Commands(self.store, other.user, self.clock, random_id)
+        return other
 
     def _catch_up(self) -> None:
+        if self.reads_catch_up:
+            self.catch_up()
+
+    def catch_up(self) -> None:
         """Bring the read models up to date before a read. A store that cannot be written (read-only, disk
         full) still answers reads: from what the read models hold, with a note that they may be behind."""
         try:
@@ -217,14 +230,14 @@ class Client:
         return run
 
     def runs(self, job: str | None = None, status: str | None = None, since: datetime | None = None,
-             limit: int = 100) -> list[dict[str, Any]]:
-        """The process monitor: one row per run, newest due first."""
+             limit: int = 100, after: str | None = None) -> list[dict[str, Any]]:
+        """The process monitor: one row per run, newest due first; `after` (a run id) pages on past that run."""
         if status is not None and status not in RUN_STATUSES:
             raise ActorbatchError(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
         self._catch_up()
         now = self.clock.now()
         return [_run_summary(r, now) for r in self.views.runs(job=job, status=status, now=now, since=since,
-                                                              limit=limit)]
+                                                              limit=limit, after=after)]
 
     def run(self, ref: str | UUID) -> dict[str, Any]:
         """Run detail: the same data as `run show --json`."""
@@ -323,6 +336,16 @@ class Client:
             return command()
         except Conflict:
             raise Conflict("another user changed the same thing at the same moment; try again") from None
+
+
+def job_list_json(jobs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`job list --json` and `GET /api/jobs`: the listing's contract fields of each job."""
+    return [{k: job[k] for k in ("name", "group", "scheduled", "next_fire", "tasks")} for job in jobs]
+
+
+def run_show_json(run: Mapping[str, Any]) -> dict[str, Any]:
+    """`run show --json` and `GET /api/runs/{id}`: a run's detail as the contract shapes it."""
+    return {k: v for k, v in run.items() if k not in ("user", "params", "duration_s")}
 
 
 def _job_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:

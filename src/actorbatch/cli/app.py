@@ -16,6 +16,7 @@ from actorbatch.cli.jobs import job_app
 from actorbatch.cli.projections import projections_app
 from actorbatch.cli.runs import explain_run, run_app
 from actorbatch.cli.servers import server_app
+from actorbatch.cli.web import web
 from actorbatch.domain.limits import check_user
 
 app = typer.Typer(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
@@ -52,6 +53,7 @@ def init() -> None:
 
 
 app.command("explain")(explain_run)
+app.command("web")(web)
 
 
 @app.command()

@@ -46,7 +46,9 @@ def job_list(as_json: Json = False) -> None:
 
     jobs = with_client(lambda c: c.jobs(), problems=True)
     if as_json:
-        render.emit_json([{k: j[k] for k in ("name", "group", "scheduled", "next_fire", "tasks")} for j in jobs])
+        from actorbatch import api
+
+        render.emit_json(api.job_list_json(jobs))
     else:
         render.jobs_table(jobs)
 

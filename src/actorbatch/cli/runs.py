@@ -38,11 +38,12 @@ def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
 @run_app.command("show")
 def run_show(run_id: str, as_json: Json = False) -> None:
     """A run's tasks: status, attempts, server, start, end, exit status."""
+    from actorbatch import api
     from actorbatch.cli import render
 
     run = with_client(lambda c: c.run(run_id), problems=True)
     if as_json:
-        render.emit_json({k: v for k, v in run.items() if k not in ("user", "params", "duration_s")})
+        render.emit_json(api.run_show_json(run))
     else:
         render.tasks_table(run)
 

@@ -51,9 +51,10 @@ class Queries:
         return data if data and not data["removed"] else None
 
     def runs(self, *, job: str | None = None, status: str | None = None, now: datetime | None = None,
-             since: datetime | None = None, limit: int = 100) -> list[Run]:
+             since: datetime | None = None, limit: int = 100, after: str | None = None) -> list[Run]:
         """Runs newest due first. A run is stored `scheduled` if it was due later than its creation and has not
-        started; whether it is still scheduled or already running depends on `now`. `status="active"`: either."""
+        started; whether it is still scheduled or already running depends on `now`. `status="active"`: either.
+        `after` (a run id) pages by key: the runs that follow that one in this order, however deep the page."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         if job is not None:
@@ -73,6 +74,10 @@ class Queries:
         if since is not None:
             where.append("due_at >= ?")
             params.append(iso(since))
+        if after is not None:
+            where.append("(due_at < (SELECT due_at FROM ab_runs WHERE id = ?) OR "
+                         "(due_at = (SELECT due_at FROM ab_runs WHERE id = ?) AND id > ?))")
+            params.extend((after, after, after))
         rows = self.db.query(f"SELECT data FROM ab_runs WHERE {' AND '.join(where)} "  # noqa: S608
                              "ORDER BY due_at DESC, id LIMIT ?", (*params, limit))
         return [self.rows.run(d) for (d,) in rows]

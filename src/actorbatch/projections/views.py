@@ -68,8 +68,8 @@ class Views:
         return self.queries.job(name)
 
     def runs(self, *, job: str | None = None, status: str | None = None, now: datetime | None = None,
-             since: datetime | None = None, limit: int = 100) -> list[Run]:
-        return self.queries.runs(job=job, status=status, now=now, since=since, limit=limit)
+             since: datetime | None = None, limit: int = 100, after: str | None = None) -> list[Run]:
+        return self.queries.runs(job=job, status=status, now=now, since=since, limit=limit, after=after)
 
     def run(self, run_id: UUID) -> Run | None:
         return self.queries.run(run_id)

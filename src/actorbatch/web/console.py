@@ -1,0 +1,56 @@
+"""The console's one client of the store, shared by every request, and the loop that keeps its read models caught
+up and tells live pages when the log moved.
+
+Requests only query the read models (no catch-up, no replay per request): one loop folds new events into them, and
+a page that listens to `/api/events` hears the new log position and fetches its live part again.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+import anyio.to_thread
+
+from actorbatch.api import Client
+from actorbatch.errors import ActorbatchError
+
+FOLLOW_S = 0.25  # how often the loop looks at the log: a live page trails it by about this much
+log = logging.getLogger(__name__)
+
+
+class Console:
+    """What every request of one console shares: the client (acting as nobody in particular: reads need no user;
+    writes go through `as_user`), the options and the log position the read models have reached."""
+
+    def __init__(self, client: Client, *, public_read: bool = False) -> None:
+        self.client = client
+        client.reads_catch_up = False
+        self.public_read = public_read
+        self.position = 0
+        self._moved = asyncio.Condition()
+
+    def refresh(self) -> int:
+        """Fold what the log gained into the read models (another process may have done it); their position."""
+        self.client.catch_up()
+        return self.client.views.position()
+
+    async def follow(self) -> None:
+        """Keep the read models caught up until cancelled, waking the live pages on every move."""
+        while True:
+            try:
+                position = await anyio.to_thread.run_sync(self.refresh)
+            except ActorbatchError as error:  # the store is away: keep serving what the read models hold
+                log.warning("web console: %s", error)
+                position = self.position
+            if position != self.position:
+                self.position = position
+                async with self._moved:
+                    self._moved.notify_all()
+            await asyncio.sleep(FOLLOW_S)
+
+    async def moved_past(self, seen: int, timeout_s: float) -> int:
+        """The log position once it differs from `seen`, or `seen` after `timeout_s` of quiet."""
+        async with self._moved:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._moved.wait_for(lambda: self.position != seen), timeout_s)
+        return self.position
