@@ -40,7 +40,7 @@ def _today() -> str:
 
 def log_line(line: "LogLine") -> dict[str, Any]:
     """A run log line as JSON."""
-    return {"task": line.task, "attempt": line.attempt, "at": iso(line.at), "line": line.line}
+    return line.to_json()
 
 
 def log_lines(lines: "Sequence[LogLine]", as_json: bool) -> None:

@@ -22,6 +22,10 @@ class LogLine(NamedTuple):
     at: datetime | None
     line: str
 
+    def to_json(self) -> dict[str, Any]:
+        """As `run logs --json` (and the web console's log API) give it."""
+        return {"task": self.task, "attempt": self.attempt, "at": iso(self.at), "line": self.line}
+
 
 def _timed(stored: Any) -> Iterable[tuple[datetime | None, str]]:
     """A row's lines with their times; rows written before lines had times hold the lines alone."""

@@ -111,17 +111,17 @@ def run(request: Request) -> Json:
 def run_logs(request: Request) -> Json:
     """
     ---
-    summary: A run's log lines after a position (`run logs`)
+    summary: A run's log lines after a position (`run logs --json`, each line with its log position)
     parameters:
       - {name: run_id, in: path, required: true, schema: {type: string}}
       - {name: task, in: query, schema: {type: string}}
       - {name: after, in: query, description: "the last position already read", schema: {type: integer}}
-    responses: {200: {description: "[{position, task, attempt, line}]"}}
+    responses: {200: {description: "[{task, attempt, at, line, position}]"}}
     """
     after = _query(request, "after") or "0"
     lines = _client(request).logs(request.path_params["run_id"], _query(request, "task"),
                                   check_count(int(after) if after.isdigit() else after, "after", 0, 2**62))
-    return Json([{"position": p, "task": t, "attempt": a, "line": line} for p, t, a, line in lines])
+    return Json([{**line.to_json(), "position": line.position} for line in lines])
 
 
 def servers(request: Request) -> Json:
