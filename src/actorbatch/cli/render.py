@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from actorbatch.domain.durations import show_duration
 from actorbatch.projections.rows import iso
 
 if TYPE_CHECKING:
@@ -55,15 +56,6 @@ def log_lines(lines: "Sequence[LogLine]", as_json: bool) -> None:
     sys.stdout.flush()
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
-
-
 def status(value: str) -> str:
     style = STATUS_STYLE.get(value)
     return f"[{style}]{value}[/{style}]" if style else value
@@ -105,7 +97,7 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> N
 def runs_table(runs: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
     table(title, ["run", "job", "status", "due", "start", "end", "duration"],
           [(r["id"], r["job"], status(r["status"]), short_time(r["due_at"]), short_time(r["started_at"]),
-            short_time(r["ended_at"]), duration(r["duration_s"])) for r in runs], "no runs")
+            short_time(r["ended_at"]), show_duration(r["duration_s"])) for r in runs], "no runs")
 
 
 def tasks_table(run: Mapping[str, Any]) -> None:

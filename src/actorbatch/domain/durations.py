@@ -28,3 +28,13 @@ def parse_duration_s(value: object, field: str, *, zero: bool = False, maximum_s
     if seconds > maximum_s:
         raise InvalidJob(f"{field}: at most {maximum_s / DAY_S:g}d, got {show(value)}")
     return seconds
+
+
+def show_duration(seconds: float | None) -> str:
+    """How screens show a duration: "3.50s", "2m30s", "2h00m"; None as "-"."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"

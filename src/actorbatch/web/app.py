@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette_csrf.middleware import CSRFMiddleware
 
 from actorbatch.errors import ActorbatchError
-from actorbatch.web import json_api
+from actorbatch.web import json_api, live, pages
 from actorbatch.web.console import Console
 from actorbatch.web.responses import Json, refused
 
@@ -46,7 +46,8 @@ def create_app(console: Console, secret: str | None = None, *, secure_cookies: b
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    routes = [*json_api.ROUTES, Route("/api/openapi.json", openapi, include_in_schema=False),
+    routes = [*json_api.ROUTES, *live.ROUTES, *pages.ROUTES,
+              Route("/api/openapi.json", openapi, include_in_schema=False),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SessionMiddleware, secret_key=key, session_cookie=SESSION_COOKIE, max_age=SESSION_S,

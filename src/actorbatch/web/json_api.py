@@ -24,18 +24,18 @@ def _client(request: Request) -> api.Client:
     return client
 
 
-def _query(request: Request, name: str) -> str | None:
+def query_text(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     return value or None
 
 
-def _time(request: Request, name: str) -> Any:
-    text = _query(request, name)
+def query_time(request: Request, name: str) -> Any:
+    text = query_text(request, name)
     return api.parse_time(text, field=name) if text is not None else None
 
 
-def _limit(request: Request, default: int) -> int:
-    text = _query(request, "limit")
+def query_limit(request: Request, default: int) -> int:
+    text = query_text(request, "limit")
     if text is None:
         return default
     return check_count(int(text) if text.isdigit() else text, "limit", 1, MAX_LIMIT)
@@ -83,14 +83,14 @@ def runs(request: Request) -> Json:
     responses: {200: {description: "[{id, job, status, due_at, started_at, ended_at, duration_s}]"}}
     """
     client = _client(request)
-    after = _query(request, "after")
+    after = query_text(request, "after")
     if after is not None:
-        after = _run_id(after)
-    return Json(client.runs(_query(request, "job"), _query(request, "status"), _time(request, "since"),
-                            _limit(request, 50), after))
+        after = full_run_id(after)
+    return Json(client.runs(query_text(request, "job"), query_text(request, "status"),
+                            query_time(request, "since"), query_limit(request, 50), after))
 
 
-def _run_id(text: str) -> str:
+def full_run_id(text: str) -> str:
     try:
         return str(UUID(text))
     except ValueError:
@@ -118,8 +118,8 @@ def run_logs(request: Request) -> Json:
       - {name: after, in: query, description: "the last position already read", schema: {type: integer}}
     responses: {200: {description: "[{task, attempt, at, line, position}]"}}
     """
-    after = _query(request, "after") or "0"
-    lines = _client(request).logs(request.path_params["run_id"], _query(request, "task"),
+    after = query_text(request, "after") or "0"
+    lines = _client(request).logs(request.path_params["run_id"], query_text(request, "task"),
                                   check_count(int(after) if after.isdigit() else after, "after", 0, 2**62))
     return Json([{**line.to_json(), "position": line.position} for line in lines])
 
@@ -145,8 +145,9 @@ def audit(request: Request) -> Json:
       - {name: limit, in: query, schema: {type: integer, default: 1000}}
     responses: {200: {description: "[{at, user, action, subject}]"}}
     """
-    return Json(_client(request).audit(_time(request, "since"), _time(request, "until"), _query(request, "job"),
-                                       _query(request, "user"), _limit(request, 1000)))
+    return Json(_client(request).audit(query_time(request, "since"), query_time(request, "until"),
+                                       query_text(request, "job"), query_text(request, "user"),
+                                       query_limit(request, 1000)))
 
 
 def messages(request: Request) -> Json:

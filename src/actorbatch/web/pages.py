@@ -1,0 +1,123 @@
+"""The console's pages: server-rendered HTML over the same client calls as the API and the CLI.
+
+Each page has a live part (`NAME_live.html`): asked with `?fragment=1` it comes alone, and the page's script
+fetches it again whenever the log moves (see `live.py`), so pages update without a reload.
+"""
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from jinja2 import select_autoescape
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from actorbatch.domain.durations import show_duration
+from actorbatch.domain.statuses import RunStatus
+from actorbatch.web import words
+from actorbatch.web.auth import acting, reader, who
+from actorbatch.web.graph import layout
+from actorbatch.web.json_api import MAX_LIMIT, full_run_id, query_limit, query_text, query_time
+
+PAGE_RUNS = 50  # rows per process monitor page
+LOG_LINES = 5000  # a run page shows at most this many log lines at first; the rest follow live
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.autoescape = select_autoescape(default=True)
+templates.env.filters.update(when=words.short_time, duration=show_duration, schedule=words.schedule)
+
+
+def render(request: Request, name: str, **context: Any) -> Response:
+    """The page `name`, or only its live part when the page's script asks for it."""
+    template = f"{name}_live.html" if request.query_params.get("fragment") else f"{name}.html"
+    return templates.TemplateResponse(request, template, {"user": who(request), "page": name, **context})
+
+
+def _client(request: Request) -> Any:
+    reader(request)
+    return request.app.state.console.client
+
+
+def status(request: Request) -> Response:
+    return render(request, "status", screen=_client(request).status())
+
+
+def runs(request: Request) -> Response:
+    client = _client(request)
+    job, status_, after = query_text(request, "job"), query_text(request, "status"), query_text(request, "after")
+    limit = query_limit(request, PAGE_RUNS)
+    rows = client.runs(job, status_, query_time(request, "since"), limit, full_run_id(after) if after else None)
+    filters = {"job": job or "", "status": status_ or "", "since": query_text(request, "since") or "",
+               "limit": limit}
+    return render(request, "runs", runs=rows, filters=filters, statuses=[s.value for s in RunStatus],
+                  next_after=rows[-1]["id"] if len(rows) == limit and limit < MAX_LIMIT else None,
+                  jobs=[j["name"] for j in client.jobs()])
+
+
+def run(request: Request) -> Response:
+    client = _client(request)
+    detail = client.run(request.path_params["run_id"])
+    state = client.views.run(UUID(detail["id"]))
+    specs = [task.spec for task in state.tasks.values()]
+    graph = layout(specs, {t["name"]: t["status"] for t in detail["tasks"]})
+    lines = client.logs(detail["id"])
+    return render(request, "run", run=detail, graph=graph, specs={s.name: s for s in specs},
+                  reasons=client.explain(detail["id"]), logs=lines[-LOG_LINES:],
+                  log_position=lines[-1].position if lines else 0)
+
+
+def jobs(request: Request) -> Response:
+    client = _client(request)
+    rows = [_job(client, j["name"]) for j in client.jobs()]
+    return render(request, "jobs", jobs=rows)
+
+
+def job(request: Request) -> Response:
+    client = _client(request)
+    detail = _job(client, request.path_params["name"], fires=5)
+    specs = [_spec(t) for t in detail["definition"]["tasks"]]
+    return render(request, "job", job=detail, graph=layout(specs, {}),
+                  runs=client.runs(detail["name"], None, None, 20))
+
+
+def _job(client: Any, name: str, fires: int = 3) -> dict[str, Any]:
+    detail: dict[str, Any] = client.job(name)
+    schedule = detail["definition"]["schedule"]
+    detail["fires"] = client.next_fires(name, fires) if detail["scheduled"] and schedule else []
+    return detail
+
+
+def _spec(task: dict[str, Any]) -> Any:
+    from actorbatch.domain.jobs import TaskSpec
+
+    return TaskSpec(name=task["name"], after=tuple((p, c) for p, c in task["after"]), when=task["when"])
+
+
+def servers(request: Request) -> Response:
+    return render(request, "servers", servers=_client(request).servers())
+
+
+def audit(request: Request) -> Response:
+    client = _client(request)
+    filters = {k: query_text(request, k) or "" for k in ("since", "until", "job", "user")}
+    entries = client.audit(query_time(request, "since"), query_time(request, "until"), filters["job"] or None,
+                           filters["user"] or None, query_limit(request, 500))
+    return render(request, "audit", entries=entries, filters=filters)
+
+
+def messages(request: Request) -> Response:
+    client = acting(request)
+    inbox = getattr(client, "messages", None)
+    return render(request, "messages", messages=inbox() if inbox is not None else [])
+
+
+def login(request: Request) -> Response:
+    return render(request, "login", next=request.query_params.get("next", "/"))
+
+
+ROUTES = [
+    Route("/", status), Route("/runs", runs), Route("/runs/{run_id}", run), Route("/jobs", jobs),
+    Route("/jobs/{name}", job), Route("/servers", servers), Route("/audit", audit), Route("/messages", messages),
+    Route("/login", login),
+]
