@@ -105,6 +105,7 @@ def test_the_openapi_document_describes_every_endpoint(db_url: str) -> None:
         document = web.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.")
     assert {"/api/status", "/api/jobs", "/api/jobs/{name}", "/api/runs", "/api/runs/{run_id}",
-            "/api/runs/{run_id}/logs", "/api/servers", "/api/audit", "/api/messages"} <= set(document["paths"])
+            "/api/runs/{run_id}/logs", "/api/servers", "/api/audit", "/api/messages", "/api/events"
+            } <= set(document["paths"])
     runs = document["paths"]["/api/runs"]["get"]
     assert {p["name"] for p in runs["parameters"]} == {"job", "status", "since", "limit", "after"}

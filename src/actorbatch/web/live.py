@@ -15,7 +15,7 @@ QUIET_S = 15.0  # with nothing new, say the position again this often: proxies c
 async def events(request: Request) -> EventSourceResponse:
     """
     ---
-    summary: The log position, as server-sent events (`event: position`), each time it moves
+    summary: "The log position, as server-sent events (`event: position`), each time it moves"
     responses: {200: {description: "text/event-stream"}}
     """
     reader(request)
