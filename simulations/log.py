@@ -52,6 +52,11 @@ class SimLog:
         stream = self._streams.get(aggregate_id, [])
         return sorted((e for e in stream if e.originator_version > after_version), key=lambda e: e.originator_version)
 
+    def last(self, aggregate_id: UUID) -> Event | None:
+        """The aggregate's latest event (as EventStore.last)."""
+        stream = self._streams.get(aggregate_id, [])
+        return max(stream, key=lambda e: e.originator_version, default=None)
+
     def recorded(self, event: Event) -> bool:
         """Whether this very event is in the log (as EventStore.recorded)."""
         found = [e for e in self._streams.get(event.originator_id, ())
@@ -119,6 +124,10 @@ class ServerStore:
     def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
         self._reachable()
         return self.log.events(aggregate_id, after_version)
+
+    def last(self, aggregate_id: UUID) -> Event | None:
+        self._reachable()
+        return self.log.last(aggregate_id)
 
     def recorded(self, event: Event) -> bool:
         self._reachable()

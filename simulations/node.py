@@ -197,7 +197,7 @@ class SimServer:
 
     def _register(self) -> Server:
         return register(self.store, self.name, self.spec.groups, self.spec.threads, self.env.timing.lease_timeout_s,
-                        "sim", self.incarnation, self.now(), self.problems.extend)
+                        "sim", self.incarnation, self.now())
 
     def crash(self, lost: bool = False) -> None:
         """kill -9: the process and its bodies are gone at once; nothing is written."""

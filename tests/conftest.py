@@ -53,7 +53,7 @@ def pg_url() -> str:
     import psycopg
 
     with psycopg.connect(PG_URL, autocommit=True) as conn:
-        for table in ("actorbatch_events", *ALL_TABLES):
+        for table in ("actorbatch_events", *ALL_TABLES, "ab_archive"):
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
     actorbatch.init(PG_URL)
     return PG_URL

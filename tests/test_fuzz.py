@@ -261,6 +261,7 @@ def test_job_run_options(store: actorbatch.Client, runnable: str, at: str | None
 SERVER_OPTIONS = {  # what `server start` receives: text
     "--lease-timeout": hostile(st.floats(0.5, 86400)).map(str),
     "--load-bias": hostile(st.floats(0, 100)).map(str),
+    "--metrics-port": hostile(st.integers(0, 65535)).map(str),
     "--threads": hostile(st.integers(1, 1000)).map(str),
     "--timezone": hostile(st.sampled_from(["UTC", "Europe/Berlin"])).map(str),
     "--window": hostile(st.just("mon-fri 08:00-18:00=2")).map(str),
@@ -296,13 +297,15 @@ def server_config(options: dict[str, str]) -> actorbatch.ServerConfig:
         lease_timeout_s = float(options.get("--lease-timeout", "30"))
         load_bias = float(options.get("--load-bias", "1"))
         threads = int(options.get("--threads", "4"))
+        metrics_port = int(options["--metrics-port"]) if "--metrics-port" in options else None
     except ValueError:
         raise InvalidJob("not a number") from None
     groups = options.get("--groups", "default")
     return actorbatch.ServerConfig(
         name=options.get("--name") or "fuzzed", groups=tuple(g.strip() for g in groups.split(",") if g.strip()),
         threads=threads, windows=(parse_window(options["--window"]),) if "--window" in options else (),
-        timezone=options.get("--timezone", "UTC"), lease_timeout_s=lease_timeout_s, load_bias=load_bias)
+        timezone=options.get("--timezone", "UTC"), lease_timeout_s=lease_timeout_s, load_bias=load_bias,
+        metrics_port=metrics_port)
 
 
 def test_after_the_fuzzing_the_log_rebuilds_and_a_fresh_server_runs_work(store: actorbatch.Client,

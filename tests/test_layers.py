@@ -15,7 +15,7 @@ LAYERS = [
     {"node"},  # the node core: a server's steps, through declared ports
     {"projections", "runners", "examples"},  # read models over the log; how task bodies run
     {"actors"},  # the pykka shells of a batch server
-    {"api"},  # the Python API
+    {"api", "maintenance"},  # the Python API; retention and upkeep, and the maintenance job's bodies
     {"web"},  # the web console, on the Python API
     {"cli", "__main__"},  # the command line
 ]

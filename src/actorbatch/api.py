@@ -22,11 +22,11 @@ from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
 from actorbatch.domain.limits import check_time, check_user, show
-from actorbatch.domain.quarantine import Problem
+from actorbatch.domain.quarantine import Problem, fold_stream
 from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
 from actorbatch.domain.runs import Run
-from actorbatch.domain.servers import zone
+from actorbatch.domain.servers import current, zone
 from actorbatch.domain.statuses import RunStatus
 from actorbatch.domain.tasks import TaskRun
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
@@ -213,7 +213,7 @@ class Client:
         if not re.fullmatch(r"[0-9a-fA-F-]{1,36}", ref):
             raise NotFound(f"no run with id {ref!r}: run ids are hexadecimal")
         self._catch_up()
-        ids = self.views.run_ids(ref.lower())
+        ids = self.views.run_ids(ref.lower()) or self.views.projector.archive.ids(ref.lower())
         if not ids:
             raise NotFound(f"no run with id {ref!r}")
         if len(ids) > 1:
@@ -223,11 +223,16 @@ class Client:
     def _run(self, ref: str | UUID) -> Run:
         run_id = self.resolve_run(ref)
         self._catch_up()
-        run = self.views.run(run_id)
+        run = self.views.run(run_id) or self._archived(run_id)
         if run is None:
             problem = next((p for p in self.views.problems() if p.aggregate_id == run_id), None)
             raise ActorbatchError(problem.line) if problem else NotFound(f"no run with id {ref}")
         return run
+
+    def _archived(self, run_id: UUID) -> Run | None:
+        """A run `history prune` moved to the archive, folded from its archived events (read-only)."""
+        events = [self.store.decode(e) for e in self.views.projector.archive.of(run_id)]
+        return fold_stream(Run, events) if events else None
 
     def runs(self, job: str | None = None, status: str | None = None, since: datetime | None = None,
              limit: int = 100, after: str | None = None) -> list[dict[str, Any]]:
@@ -244,7 +249,7 @@ class Client:
         run = self._run(ref)
         now = self.clock.now()
         return {**_run_summary(run, now), "user": run.user, "params": dict(run.params),
-                "tasks": [_task_detail(t) for t in run.tasks.values()]}
+                "tasks": [_task_detail(t) for t in run.tasks.values()], "archived": self.views.run(run.id) is None}
 
     def explain(self, ref: str | UUID, task: str | None = None) -> dict[str, list[str]]:
         """Why each task ran, waited, was skipped or retried."""
@@ -285,7 +290,7 @@ class Client:
         self._catch_up()
         now = self.clock.now()
         return [{"name": s.name, "groups": list(s.groups), "threads": s.threads, "running": s.running,
-                 "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in self.views.servers()]
+                 "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in current(self.views.servers(), now)]
 
     def drain(self, server: str) -> None:
         """Ask a running server to finish what it runs, take nothing new, and stop (exit 0)."""

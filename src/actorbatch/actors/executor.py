@@ -71,7 +71,7 @@ class ExecutorPool(pykka.ThreadingActor):
             a = message.attempt
             stream = LogStream(a, self._clock)
             ctx = TaskContext(params=a.params, run_id=a.run_id, job=a.job, task=a.task, attempt=a.attempt,
-                              user=a.user, log=TaskLogger(stream.lines))
+                              user=a.user, log=TaskLogger(stream.lines), store=self.store.url)
             self._running[a.key] = (ctx, stream)
             self._pool.submit(self._execute, a, ctx, stream)
             if a.run is not None and a.timeout_s is not None:

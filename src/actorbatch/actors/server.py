@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pykka
 
@@ -37,6 +37,7 @@ from actorbatch.domain.limits import (
     check_count,
     check_name,
     check_number,
+    check_text,
     show,
 )
 from actorbatch.domain.servers import Server, Window, capacity, zone
@@ -49,6 +50,9 @@ from actorbatch.store.eventstore import EventStore
 from actorbatch.store.notify import LogListener
 from actorbatch.store.outage import CAP_S, FIRST_S
 from actorbatch.store.sql import SqlDb
+
+if TYPE_CHECKING:
+    from actorbatch.actors.metrics import MetricsEndpoint
 
 log = logging.getLogger(__name__)
 # On stop, after the running attempts ended: how long an unreachable store may keep their outcomes waiting.
@@ -73,6 +77,8 @@ class ServerConfig:
     projector: str = "thread"  # keep the read models: "thread" (in this process), "process" (a child, which
     # takes the work off this process's interpreter lock and onto another core) or "off"
     tick_s: float = 0.25  # how often to look for expired leases
+    metrics_port: int | None = None  # --metrics-port: serve Prometheus metrics on this port (0: any free one)
+    metrics_host: str = "127.0.0.1"  # --metrics-host
     load_bias: float = 1.0  # --load-bias: 0 = every free thread competes equally; larger = a server busier than
     # a live peer of a task's group holds the task back longer for it (LeaseBehaviour.claims)
 
@@ -96,6 +102,9 @@ class ServerConfig:
             raise InvalidJob(f"--timezone: {error}") from None
         check_number(self.lease_timeout_s, "--lease-timeout", *LEASE_TIMEOUT_S, unit="s")
         check_number(self.load_bias, "--load-bias", *LOAD_BIAS)
+        if self.metrics_port is not None:
+            check_count(self.metrics_port, "--metrics-port", 0, 65535)
+        check_text(self.metrics_host, "--metrics-host", 255)
         check_number(self.poll_s, "poll_s", 0.001, 60, unit="s")
         check_number(self.safety_poll_s, "safety_poll_s", 0.001, 3600, unit="s")
         check_number(self.idle_poll_s, "idle_poll_s", 0.001, 60, unit="s")
@@ -137,8 +146,14 @@ class BatchServer:
         postgres = self.store.url.kind == "postgresql"
         self.pace = Pace(c.poll_s, c.safety_poll_s, None if postgres else c.idle_poll_s)
         doorbell = Doorbell()
-        self.follower = Follower.start(self.store, position, [self.manager, self.scheduler], self.clock, self.timer,
-                                       self.pace, doorbell)
+        self.metrics: MetricsEndpoint | None = None
+        hearers = [self.manager, self.scheduler]
+        if c.metrics_port is not None:
+            from actorbatch.actors import metrics  # prometheus-client, loaded only when asked for
+
+            self.metrics = metrics.MetricsEndpoint(c.name, self.store, self.clock, c.metrics_host, c.metrics_port)
+            hearers.append(self.metrics.actor)
+        self.follower = Follower.start(self.store, position, hearers, self.clock, self.timer, self.pace, doorbell)
         self.listener: LogListener | None = None
         if postgres:  # commit notifications wake the follower; SQLite has none, so there it polls
             self.listener = LogListener(self.store.url, doorbell.ring, self._listening).start()
@@ -168,11 +183,13 @@ class BatchServer:
     def _heard(self, events: Sequence[Event]) -> None:
         self.manager.tell(Observed(events))
         self.scheduler.tell(Observed(events))
+        if self.metrics is not None:
+            self.metrics.recorded(events)
 
     def _register(self) -> Server:
         c = self.config
         return register(self.store, c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(),
-                        os.getpid(), self.clock.now(), self.problems.report)
+                        os.getpid(), self.clock.now())
 
     def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
         """Seed from the read models; returns the log position they reflect, where the follower starts."""
@@ -244,6 +261,8 @@ class BatchServer:
         self.timer.stop()
         for ref in self._refs:
             ref.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._projector_process is not None:
             self._projector_process.stop()
         recorded = self._record_stop(reason)

@@ -12,6 +12,7 @@ import typer
 
 from actorbatch.cli.audit import audit_app
 from actorbatch.cli.common import Json, failures, settings, usage, with_client
+from actorbatch.cli.history import history_app
 from actorbatch.cli.jobs import job_app
 from actorbatch.cli.projections import projections_app
 from actorbatch.cli.runs import explain_run, run_app
@@ -26,6 +27,7 @@ app.add_typer(run_app, name="run")
 app.add_typer(server_app, name="server")
 app.add_typer(projections_app, name="projections")
 app.add_typer(audit_app, name="audit")
+app.add_typer(history_app, name="history")
 
 
 @app.callback()
@@ -43,13 +45,20 @@ def main(
 
 
 @app.command()
-def init() -> None:
+def init(maintenance: Annotated[bool, typer.Option("--maintenance/--no-maintenance",
+                                                   help="Add the daily job actorbatch-maintenance if missing.")]
+         = True) -> None:
     """Create or upgrade the store (the only command that creates tables)."""
     with failures():
         from actorbatch import api
 
         url = api.init(settings.db)
     typer.echo(f"store ready: {url}")
+    if maintenance:
+        from actorbatch.maintenance import JOB, install
+
+        if with_client(install):
+            typer.echo(f"scheduled job {JOB} (daily at 03:00 UTC; edit it like any job)")
 
 
 app.command("explain")(explain_run)

@@ -46,6 +46,8 @@ def run_show(run_id: str, as_json: Json = False) -> None:
         render.emit_json(api.run_show_json(run))
     else:
         render.tasks_table(run)
+        if run["archived"]:
+            typer.echo("archived: moved from the live log by `actorbatch history prune` (read back from the archive)")
 
 
 @run_app.command("logs")

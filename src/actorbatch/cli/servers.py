@@ -28,6 +28,10 @@ def server_start(
                             "of the group yields more new leases to it (0 to 100).")] = 1.0,
     projector: Annotated[str, typer.Option("--projector", help="Keep the read models in a child 'process' "
                                                                "(another core), a 'thread', or 'off'.")] = "process",
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics at http://HOST:P/metrics (0: any free port).")] = None,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address the metrics listen on.")]
+    = "127.0.0.1",
 ) -> None:
     """Run a batch server in the foreground; SIGTERM or SIGINT drains it and exits 0."""
     import logging
@@ -45,7 +49,8 @@ def server_start(
         config = ServerConfig(name=name or f"{socket.gethostname()}-{os.getpid()}",
                               groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
                               windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
-                              lease_timeout_s=lease_timeout, load_bias=load_bias, projector=projector)
+                              lease_timeout_s=lease_timeout, load_bias=load_bias, projector=projector,
+                              metrics_port=metrics_port, metrics_host=metrics_host)
     stop = {"requested": False}
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -57,6 +62,8 @@ def server_start(
     with failures():
         server = BatchServer(settings.db or default_url(), config).start()
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
+    if server.metrics is not None:
+        typer.echo(f"metrics at http://{metrics_host}:{server.metrics.port}/metrics", err=True)
     while not stop["requested"] and server.healthy() and not server.drain_requested():
         server.tend()
         time.sleep(0.1)

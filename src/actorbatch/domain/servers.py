@@ -1,7 +1,7 @@
 """Batch servers as the log knows them: configuration, heartbeats (which extend their leases), capacity windows."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from uuid import UUID
@@ -103,6 +103,15 @@ class DrainRequested(Event):
     ACTION = "server.drain_requested"
     server: str
     user: str
+
+
+FORGOTTEN_AFTER = timedelta(days=1)  # a server silent this long leaves `server list` (its events stay in the log)
+
+
+def current(servers: Iterable["Server"], now: datetime) -> list["Server"]:
+    """The servers worth listing: alive, or seen within FORGOTTEN_AFTER. Every restart under a default name
+    (host-pid) is a new server, so without this the list would grow with every restart for ever."""
+    return [s for s in servers if s.alive(now) or (s.last_seen is not None and now - s.last_seen < FORGOTTEN_AFTER)]
 
 
 class Server:

@@ -12,20 +12,20 @@ from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import server_id
 from actorbatch.domain.jobs import JobState
-from actorbatch.domain.quarantine import Problem, Quarantine, Quarantined
+from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.errors import ActorbatchError, Conflict
-from actorbatch.node.ports import EventLog, Report
+from actorbatch.node.ports import EventLog
 
 REGISTER_ATTEMPTS = 10
 
 
 def register(log: EventLog, name: str, groups: Sequence[str], threads: int, lease_timeout_s: float, host: str,
-             pid: int, now: datetime, problems: Report) -> Server:
+             pid: int, now: datetime) -> Server:
     """Record that this process now serves under `name`; a racing start of the same name makes it try again."""
     for _ in range(REGISTER_ATTEMPTS):
-        server = _record(log, name, problems)
+        server = _record(log, name)
         event = server.start(name, groups, threads, lease_timeout_s, host, pid, now)
         try:
             log.append(event)
@@ -36,15 +36,15 @@ def register(log: EventLog, name: str, groups: Sequence[str], threads: int, leas
     raise ActorbatchError(f"server {name}: could not register, its record keeps changing")
 
 
-def _record(log: EventLog, name: str, problems: Report) -> Server:
-    """The server's record as the log has it; a quarantined one is put to rest by this very start."""
-    try:
-        return log.load(Server, server_id(name)) or Server()
-    except Quarantined as quarantined:
-        problems([quarantined.problem])
-        fresh = Server()
-        fresh.version = quarantined.last_version
-        return fresh
+def _record(log: EventLog, name: str) -> Server:
+    """The server's record to start over: `server.started` sets every field anew, so only the version of its
+    latest event matters. One read, however long servers have heartbeated under this name (an unreadable event
+    there is put to rest by this very start)."""
+    server = Server()
+    last = log.last(server_id(name))
+    if last is not None:
+        server.id, server.version = last.originator_id, last.originator_version
+    return server
 
 
 def copy_runs(runs: Iterable[Run]) -> list[Run]:

@@ -23,6 +23,9 @@ class EventLog(Protocol):
 
     def events(self, aggregate_id: UUID, after_version: int = 0) -> Sequence[Event]: ...
 
+    def last(self, aggregate_id: UUID) -> Event | None:
+        """The aggregate's latest event (None if it has none): one read, however long its stream."""
+
     def recorded(self, event: Event) -> bool:
         """Whether this very event is in the log: the answer to an append whose reply an outage swallowed."""
 

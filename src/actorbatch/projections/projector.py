@@ -22,6 +22,7 @@ from actorbatch.projections import schema
 from actorbatch.projections.digest import GENESIS, chain
 from actorbatch.projections.queries import Queries
 from actorbatch.projections.rows import RunRows, codec, definition_key, iso
+from actorbatch.store.archive import Archive, merged
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 
@@ -36,6 +37,7 @@ class Projector:
 
     def __init__(self, store: EventStore, db: SqlDb, rows: RunRows, queries: Queries) -> None:
         self.store, self.db, self.rows, self.queries = store, db, rows, queries
+        self.archive = Archive(db)
         # Open runs as this process last wrote them, valid while the position is where it left it: the next
         # catch-up folds into them instead of reading and decoding their rows again.
         self._open_runs: dict[UUID, Run] = {}
@@ -74,7 +76,8 @@ class Projector:
             changes = self._fold_batch(batch, quarantine)
             changes = (*changes, self._run_rows(changes[1], quarantine))  # encoded before the write lock is taken:
             # a wide run's row is megabytes
-            digest = chain(self._digest_at(position), notes)
+            # The chain runs over the whole history: events archived in this stretch (a rebuild's) count too.
+            digest = chain(self._digest_at(position), merged(notes, self.archive.between(position, notes[-1].id)))
             with self.db.transaction():
                 if self.position(lock=True) != position:
                     self._open_runs_at = -1
@@ -122,16 +125,21 @@ class Projector:
             return str(rows[0][0])
         digest, at = GENESIS, 0
         while at < position:
-            notes = self.store.read_raw(at, min(REBUILD_BATCH, position - at))
+            notes = [n for n in self.history(at, REBUILD_BATCH) if n.id <= position]
             digest, at = chain(digest, notes), notes[-1].id
         return digest
 
+    def history(self, after: int, limit: int) -> list[Any]:
+        """Up to `limit` stored events after position `after`, live and archived, in position order."""
+        return merged(self.store.read_raw(after, limit), self.archive.after(after, limit), limit)
+
     def verify(self) -> tuple[int, str, int | None, int]:
-        """Recompute the chain over the whole log: (events, head digest, first checkpoint that no longer matches,
-        the last one before it that still does). A changed or deleted event lies between those two."""
+        """Recompute the chain over the whole history, live log and archive: (events, head digest, first checkpoint
+        that no longer matches, the last one before it that still does). A changed or deleted event lies between
+        those two."""
         checkpoints: dict[int, str] = dict(self.db.query("SELECT position, digest FROM ab_digests"))
         digest, at, events, matched = GENESIS, 0, 0, 0
-        while notes := self.store.read_raw(at, REBUILD_BATCH):
+        while notes := self.history(at, REBUILD_BATCH):
             for note in notes:
                 digest = chain(digest, [note])
                 recorded = checkpoints.get(note.id)

@@ -1,11 +1,12 @@
 """The read models' tables: their DDL, creating them (`actorbatch init`) and checking a store has them."""
 
+from actorbatch.store import archive
 from actorbatch.store.eventstore import NotInitialised
 from actorbatch.store.sql import SqlDb
 
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
           "ab_problems")  # rebuilt
-ALL_TABLES = (*TABLES, "ab_digests")  # the digest checkpoints are kept by a rebuild
+ALL_TABLES = (*TABLES, "ab_digests")  # the digest checkpoints are kept by a rebuild, and so is the archive
 # Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
 # creates it if it is missing: an older store needs no `init` for it.
 PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
@@ -21,6 +22,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_audit (position BIGINT PRIMARY KEY, at TEXT NOT NULL, username TEXT NOT NULL, "
     "action TEXT NOT NULL, subject TEXT NOT NULL, job TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ab_audit_at ON ab_audit (at)",
+    "CREATE INDEX IF NOT EXISTS ab_audit_subject ON ab_audit (subject)",  # a prune drops an archived run's rows
     "CREATE TABLE IF NOT EXISTS ab_digests (position BIGINT PRIMARY KEY, digest TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
@@ -32,7 +34,7 @@ START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLIC
 
 
 def create(db: SqlDb) -> None:
-    for statement in SCHEMA:
+    for statement in (*SCHEMA, *archive.SCHEMA):
         db.execute(statement)
     db.execute(START)
 
@@ -49,6 +51,9 @@ def check(db: SqlDb, url: object) -> None:
         db.close()
         raise NotInitialised(f"store {url} lacks table {table}: run `actorbatch init` "
                              "(then `actorbatch projections rebuild`)")
+    if not _exists(db, archive.TABLE):  # newer than the first store format too: made on first use
+        for statement in archive.SCHEMA:
+            db.execute(statement)
 
 
 def create_temporary(db: SqlDb) -> None:

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from actorbatch.store.urls import StoreUrl
+
 MAX_LINES = 10_000
 MAX_LINE_CHARS = 4_000
 
@@ -81,6 +83,7 @@ class TaskContext:
     attempt: int
     user: str
     log: TaskLogger
+    store: StoreUrl | None = None  # the store of the server running the task (the maintenance job works on it)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     progress_done: int = 0
     progress_total: int = 0

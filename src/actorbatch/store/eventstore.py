@@ -152,6 +152,12 @@ class EventStore:
             stored = self._app.recorder.select_events(aggregate_id, gt=after_version or None)
         return [self._decode(s) for s in stored]
 
+    def last(self, aggregate_id: UUID) -> Event | None:
+        """The aggregate's latest event, or None: one indexed read, however many heartbeats came before it."""
+        with self._guard():
+            stored = self._app.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return self._decode(stored[0]) if stored else None
+
     def recorded(self, event: Event) -> bool:
         """Whether this very event is in the log: the answer to an append whose reply was lost in an outage."""
         with self._guard():

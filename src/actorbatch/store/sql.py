@@ -82,9 +82,10 @@ class SqlDb:
             cursor = self.conn.execute(self._sql(statement), params)
             return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
 
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns how many rows it changed."""
         with self._guard():
-            self.conn.execute(self._sql(statement), params)
+            return int(self.conn.execute(self._sql(statement), params).rowcount)
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

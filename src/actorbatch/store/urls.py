@@ -36,6 +36,13 @@ class StoreUrl:
         """What to hand `sqlite3.connect(..., uri=True)`: the path, or a read-only URI for a read-only file."""
         return f"file:{quote(self.path)}?mode=ro&immutable=1" if self.read_only() else self.path
 
+    def with_password(self) -> str:
+        """The URL to connect with again (`str()` leaves the password out, for showing)."""
+        if self.kind != "postgresql" or not self.password:
+            return str(self)
+        return f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{self.host}:{self.port}/" \
+               f"{self.dbname}"
+
     def __str__(self) -> str:
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
