@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from actorbatch.cli.audit import audit_app
+from actorbatch.cli.backup import backup, restore
 from actorbatch.cli.common import Json, failures, settings, usage, with_client
 from actorbatch.cli.history import history_app
 from actorbatch.cli.jobs import job_app
@@ -62,6 +63,8 @@ def init(maintenance: Annotated[bool, typer.Option("--maintenance/--no-maintenan
 
 
 app.command("explain")(explain_run)
+app.command("backup")(backup)
+app.command("restore")(restore)
 app.command("web")(web)
 
 
