@@ -183,3 +183,19 @@ def test_servers_silent_for_a_day_leave_the_list_but_not_the_log(db_url: str) ->
         assert client.servers() == []
         assert [e.originator_version for e in client.store.events(server.id)] == [1, 2]  # type: ignore[arg-type]
     store.close()
+
+
+@pytest.mark.slow
+def test_the_maintenance_job_runs_on_a_server_and_logs_each_step(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    assert runner.invoke(app, ["--db", url, "init"]).exit_code == 0
+    with actorbatch.connect(url, user="tester") as client:
+        run = client.run_job("actorbatch-maintenance")
+        config = actorbatch.ServerConfig(name="s1", threads=2, lease_timeout_s=3, projector="thread")
+        with actorbatch.BatchServer(url, config):
+            assert client.wait(run, timeout=120)["status"] == "succeeded"
+        lines = [line[-1] for line in client.logs(run)]
+    assert any("retention: succeeded=30d, failed=180d, cancelled=30d" in line for line in lines)
+    assert any("archived runs" in line for line in lines)
+    assert [line for line in lines if ": ok" in line] == [
+        "INFO: PRAGMA wal_checkpoint(TRUNCATE): ok", "INFO: VACUUM: ok", "INFO: ANALYZE: ok"]
