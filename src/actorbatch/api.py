@@ -21,7 +21,7 @@ from actorbatch.clock import Clock, SystemClock, random_id
 from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
-from actorbatch.domain.limits import check_time, check_user, show
+from actorbatch.domain.limits import check_head, check_time, check_user, show
 from actorbatch.domain.quarantine import Problem, fold_stream
 from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
@@ -33,8 +33,10 @@ from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, S
 from actorbatch.node.commands import Commands
 from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
+from actorbatch.projections.verification import Head
 from actorbatch.projections.views import Views
 from actorbatch.store.eventstore import EventStore
+from actorbatch.store.signing import signing_key
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.urls import default_url
 
@@ -322,15 +324,14 @@ class Client:
         self._catch_up()
         return self.views.audit(since=since, until=until, job=job, user=user, limit=limit)
 
-    def verify(self) -> dict[str, Any]:
-        """Recompute the log's running digest and compare it with every checkpoint the read models recorded;
-        also not ok while an aggregate is quarantined. A changed event lies after `matched_until`, up to
-        `first_mismatch`."""
-        self._catch_up()
-        problems = self.problems(rested=True)
-        events, digest, mismatch, matched = self.views.verify()
-        return {"ok": mismatch is None and all(p.rested is not None for p in problems), "events": events,
-                "head_digest": digest, "first_mismatch": mismatch, "matched_until": matched,
+    def verify(self, head: str | None = None) -> dict[str, Any]:
+        """Check the whole log (see projections.verification): its seals, each aggregate's versions, the head
+        digest `head` (from `audit head`) if given, and, with ACTORBATCH_SIGNING_KEY set, its signatures. Not ok
+        if any check finds something, or while an aggregate is quarantined. Writes nothing."""
+        expected = Head(*check_head(head, "--head")) if head is not None else None
+        result = self.views.verify(signing_key(), expected)
+        problems = self.views.problems()
+        return {"ok": not result["findings"] and all(p.rested is not None for p in problems), **result,
                 "problems": [p.to_dict() for p in problems]}
 
     def rebuild_projections(self, on_batch: Any = None) -> int:

@@ -33,14 +33,38 @@ def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: Json = False) -> None:
-    """Check the log's integrity against the digests recorded as it was read; exit 1 if it was changed."""
+def audit_verify(head: Annotated[str | None, typer.Option(
+                     "--head", help="A head digest `audit head` printed earlier (POSITION:DIGEST): also prove the "
+                     "log still extends it.")] = None,
+                 as_json: Json = False) -> None:
+    """Check the whole log: its seals, each aggregate's versions, a kept head digest and (with
+    ACTORBATCH_SIGNING_KEY) its signatures. Names the first changed, missing or moved event; exit 1 if any."""
     from actorbatch.cli import render
+    from actorbatch.domain.limits import check_head
 
-    result = with_client(lambda c: c.verify())
+    with usage():
+        if head is not None:
+            check_head(head, "--head")
+    result = with_client(lambda c: c.verify(head))
     if as_json:
         render.emit_json(result)
     else:
         render.verdict(result)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head(as_json: Json = False) -> None:
+    """Verify the log, then print its head digest (POSITION:DIGEST) to keep somewhere the store's writers cannot
+    reach; `audit verify --head` proves later that the log still extends it. Exit 1 if the log does not verify."""
+    from actorbatch.cli import render
+
+    result = with_client(lambda c: c.verify())
+    if not result["ok"]:
+        render.verdict(result)
+        raise typer.Exit(1)
+    if as_json:
+        render.emit_json({"head": result["head"], "events": result["events"]})
+    else:
+        print(result["head"])

@@ -74,18 +74,22 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 
 def verdict(result: Mapping[str, Any]) -> None:
-    """What `audit verify` found: the changed part of the log, each quarantined aggregate, or that all is well."""
-    mismatch, matched = result["first_mismatch"], result["matched_until"]
-    if mismatch is not None:
-        where = f"the event at position {mismatch}" if mismatch == matched + 1 else \
-            f"an event at positions {matched + 1}-{mismatch}"
-        print(f"error: the log was changed: {where} no longer matches the digest recorded when it was first "
-              "read (or was deleted)", file=sys.stderr)
+    """What `audit verify` found: the first finding of each check, each quarantined aggregate, or that all is
+    well, and what the checks did not cover."""
+    for finding in result["findings"]:
+        print(f"error: {finding['check']}: {finding['text']}", file=sys.stderr)
     for problem in result["problems"]:
         prefix = "note" if problem["rested"] is not None else "error"
         print(f"{prefix}: {problem['line']}", file=sys.stderr)
+    unsealed = result["head"].split(":")[0]
+    if int(unsealed) > result["sealed_until"]:
+        print(f"note: the events after position {result['sealed_until']} are not sealed yet: only the versions, a "
+              "head and signatures cover them", file=sys.stderr)
+    if result["signed"] and not result["signatures_checked"]:
+        print(f"note: {result['signed']} signed events not checked: set ACTORBATCH_SIGNING_KEY", file=sys.stderr)
     if result["ok"]:
-        print(f"log verified: {result['events']} events, head digest {result['head_digest']}")
+        signed = f", {result['signed']} signed and checked" if result["signatures_checked"] else ""
+        print(f"log verified: {result['events']} events{signed}, head {result['head']}")
 
 
 def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> None:

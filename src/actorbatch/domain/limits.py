@@ -36,6 +36,7 @@ MAX_JOB_BYTES = 64 * 1024 * 1024  # a whole job definition, about as stored (eac
 INT_RANGE = (-(2**63), 2**64 - 1)  # what msgpack stores
 
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{MAX_NAME_CHARS - 1}}}")
+_HEAD = re.compile(r"[0-9]{1,18}:[0-9a-f]{64}")
 _SCALAR_BYTES = 9  # a number, a boolean or null as stored, at most
 _TIME_BYTES = 12
 
@@ -46,6 +47,14 @@ def check_name(value: object, field: str) -> str:
         raise InvalidJob(f"{field}: expected a name of 1-{MAX_NAME_CHARS} letters, digits, '.', '_' or '-' "
                          f"starting with a letter or digit, got {show(value)}")
     return value
+
+
+def check_head(value: object, field: str) -> tuple[int, str]:
+    """A head digest as `audit head` prints it: a log position, a colon and 64 hexadecimal digits."""
+    if not isinstance(value, str) or not _HEAD.fullmatch(value):
+        raise InvalidJob(f"{field}: expected POSITION:DIGEST as `actorbatch audit head` prints it, got {show(value)}")
+    position, digest = value.split(":")
+    return int(position), digest
 
 
 def check_user(value: object, field: str) -> str:

@@ -1,8 +1,8 @@
-"""A running SHA-256 over the log, so that changing a recorded event is noticed.
+"""Digests of the log: a running SHA-256 chain over every stored event, and each event's own hash.
 
-The projector writes a checkpoint (position, digest) each time it catches up; `audit verify` recomputes the chain
-from the first event and compares it with every checkpoint. Whoever can rewrite both the log and the checkpoints can
-hide a change: keep the head digest somewhere else (it is printed by `audit verify`) to close that gap.
+The chain after position p covers every event up to p, in order, with its position: `audit head` prints it for
+keeping elsewhere. Each event's own hash (aggregate, version, topic and stored bytes, not its position) lets
+`audit verify` tell an event that changed from one that moved.
 """
 
 import hashlib
@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 GENESIS = ""
+HASH_BYTES = 16  # an event's own hash, truncated: 2**128 work to forge one that matches
 
 
 def chain(digest: str, notes: Iterable[Any]) -> str:
@@ -20,3 +21,15 @@ def chain(digest: str, notes: Iterable[Any]) -> str:
         h.update(note.state)
         digest = h.hexdigest()
     return digest
+
+
+def event_hash(note: Any) -> bytes:
+    """The hash of one stored event, wherever it sits in the log."""
+    h = hashlib.sha256(f"|{note.originator_id}|{note.originator_version}|{note.topic}|".encode())
+    h.update(note.state)
+    return h.digest()[:HASH_BYTES]
+
+
+def head_token(position: int, digest: str) -> str:
+    """What `audit head` prints: the position and the chain's digest there."""
+    return f"{position}:{digest}"

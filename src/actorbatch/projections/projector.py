@@ -3,7 +3,8 @@
 Each catch-up reads the log from the last position it recorded, folds the new events with the domain's own
 aggregates (so a read model can never disagree with what the servers decided) and writes the touched rows and the
 new position in one transaction. Dropping the tables and catching up from position 0 rebuilds them exactly. Each
-batch also records a digest checkpoint of the log, and aggregates that cannot be folded or written are quarantined.
+batch also seals the events it folds for the first time (see `seals`), and aggregates that cannot be folded or
+written are quarantined.
 """
 
 import contextlib
@@ -19,10 +20,10 @@ from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.projections import schema
-from actorbatch.projections.digest import GENESIS, chain
 from actorbatch.projections.queries import Queries
 from actorbatch.projections.rows import RunRows, codec, definition_key, iso
-from actorbatch.store.archive import Archive, merged
+from actorbatch.projections.seals import Sealer
+from actorbatch.store.archive import Archive
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 
@@ -33,7 +34,7 @@ MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batche
 
 
 class Projector:
-    """Catches the read models up with the log, rebuilds them, and verifies the log against its checkpoints."""
+    """Catches the read models up with the log, sealing what it folds, and rebuilds them."""
 
     def __init__(self, store: EventStore, db: SqlDb, rows: RunRows, queries: Queries) -> None:
         self.store, self.db, self.rows, self.queries = store, db, rows, queries
@@ -42,7 +43,7 @@ class Projector:
         # catch-up folds into them instead of reading and decoding their rows again.
         self._open_runs: dict[UUID, Run] = {}
         self._open_runs_at = -1
-        self._digest: tuple[int, str] = (0, GENESIS)  # the last checkpoint this process wrote
+        self.sealer = Sealer(store, db, self.archive)
 
     def forget(self) -> None:
         """After a catch-up failed half-way (the database went away): what this process believes the read models
@@ -76,18 +77,14 @@ class Projector:
             changes = self._fold_batch(batch, quarantine)
             changes = (*changes, self._run_rows(changes[1], quarantine))  # encoded before the write lock is taken:
             # a wide run's row is megabytes
-            # The chain runs over the whole history: events archived in this stretch (a rebuild's) count too.
-            digest = chain(self._digest_at(position), merged(notes, self.archive.between(position, notes[-1].id)))
+            seals = self.sealer.seals(position, notes)
             with self.db.transaction():
                 if self.position(lock=True) != position:
                     self._open_runs_at = -1
                     continue
                 self._write_isolated(changes, quarantine)
                 self._write_problems(quarantine.found)
-                # Checkpoints outlive rebuilds: a rebuilt read model must not bless a changed log.
-                self.db.execute("INSERT INTO ab_digests (position, digest) VALUES (?, ?) "
-                                "ON CONFLICT (position) DO NOTHING", (notes[-1].id, digest))
-                self._digest = (notes[-1].id, digest)
+                self.sealer.write(seals)
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
             self._keep_open(changes[1], batch[-1][0])
             applied += len(batch)
@@ -113,43 +110,6 @@ class Projector:
         self.rows.definitions.clear()
         self._open_runs.clear()
         self._open_runs_at = -1
-
-    def _digest_at(self, position: int) -> str:
-        """The running digest after `position`: from memory, a checkpoint, or (once) the log itself."""
-        if position == 0:
-            return GENESIS
-        if self._digest[0] == position:
-            return self._digest[1]
-        rows = self.db.query("SELECT digest FROM ab_digests WHERE position = ?", (position,))
-        if rows:
-            return str(rows[0][0])
-        digest, at = GENESIS, 0
-        while at < position:
-            notes = [n for n in self.history(at, REBUILD_BATCH) if n.id <= position]
-            digest, at = chain(digest, notes), notes[-1].id
-        return digest
-
-    def history(self, after: int, limit: int) -> list[Any]:
-        """Up to `limit` stored events after position `after`, live and archived, in position order."""
-        return merged(self.store.read_raw(after, limit), self.archive.after(after, limit), limit)
-
-    def verify(self) -> tuple[int, str, int | None, int]:
-        """Recompute the chain over the whole history, live log and archive: (events, head digest, first checkpoint
-        that no longer matches, the last one before it that still does). A changed or deleted event lies between
-        those two."""
-        checkpoints: dict[int, str] = dict(self.db.query("SELECT position, digest FROM ab_digests"))
-        digest, at, events, matched = GENESIS, 0, 0, 0
-        while notes := self.history(at, REBUILD_BATCH):
-            for note in notes:
-                digest = chain(digest, [note])
-                recorded = checkpoints.get(note.id)
-                if recorded is not None and recorded != digest:
-                    return events + 1, digest, note.id, matched
-                matched = note.id if recorded is not None else matched
-                events += 1
-            at = notes[-1].id
-        missing = [p for p in checkpoints if p > at]
-        return events, digest, min(missing) if missing else None, matched
 
     def _keep_open(self, runs: dict[UUID, Run], position: int) -> None:
         if len(self._open_runs) > MAX_OPEN_RUNS:

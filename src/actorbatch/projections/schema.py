@@ -1,14 +1,15 @@
 """The read models' tables: their DDL, creating them (`actorbatch init`) and checking a store has them."""
 
+from actorbatch.projections.seals import SCHEMA as SEALS
 from actorbatch.store import archive
 from actorbatch.store.eventstore import NotInitialised
 from actorbatch.store.sql import SqlDb
 
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
           "ab_problems")  # rebuilt
-ALL_TABLES = (*TABLES, "ab_digests")  # the digest checkpoints are kept by a rebuild, and so is the archive
+ALL_TABLES = (*TABLES, "ab_seals")  # the seals are kept by a rebuild, and so is the archive
 # Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
-# creates it if it is missing: an older store needs no `init` for it.
+# creates it (and the seals) if it is missing: an older store needs no `init` for it.
 PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
             "version BIGINT NOT NULL, position BIGINT, reason TEXT NOT NULL, rested BIGINT, rest TEXT NOT NULL)")
 SCHEMA = (
@@ -23,13 +24,14 @@ SCHEMA = (
     "action TEXT NOT NULL, subject TEXT NOT NULL, job TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ab_audit_at ON ab_audit (at)",
     "CREATE INDEX IF NOT EXISTS ab_audit_subject ON ab_audit (subject)",  # a prune drops an archived run's rows
-    "CREATE TABLE IF NOT EXISTS ab_digests (position BIGINT PRIMARY KEY, digest TEXT NOT NULL)",
+    SEALS,
     "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
     "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
     PROBLEMS,
 )
+NEWER = {"ab_problems": PROBLEMS, "ab_seals": SEALS}
 START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
 
 
@@ -41,12 +43,12 @@ def create(db: SqlDb) -> None:
 
 def check(db: SqlDb, url: object) -> None:
     """Every read model table exists (a store made by an older version needs `actorbatch init` first, but for the
-    problems table, made here)."""
+    newer tables, made here)."""
     for table in ALL_TABLES:
         if _exists(db, table):
             continue
-        if table == "ab_problems":
-            db.execute(PROBLEMS)
+        if table in NEWER:
+            db.execute(NEWER[table])
             continue
         db.close()
         raise NotInitialised(f"store {url} lacks table {table}: run `actorbatch init` "

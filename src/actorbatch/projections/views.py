@@ -18,6 +18,7 @@ from actorbatch.projections import schema
 from actorbatch.projections.projector import BATCH, Projector
 from actorbatch.projections.queries import LogLine, Queries
 from actorbatch.projections.rows import RunRows
+from actorbatch.projections.verification import Head, Verifier
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 
@@ -53,8 +54,8 @@ class Views:
     def position(self, lock: bool = False) -> int:
         return self.projector.position(lock)
 
-    def verify(self) -> tuple[int, str, int | None, int]:
-        return self.projector.verify()
+    def verify(self, key: bytes | None = None, head: Head | None = None) -> dict[str, Any]:
+        return Verifier(self.store, self.db, self.projector.archive, key, head).run()
 
     # ---- the queries ----
 

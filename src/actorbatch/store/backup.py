@@ -1,4 +1,4 @@
-"""Backup and restore of a whole store: the log, the archive, the digest checkpoints and the read models.
+"""Backup and restore of a whole store: the log, the archive, the seals and the read models.
 
 SQLite: the online backup API (`sqlite3.Connection.backup`), a consistent copy while servers write, into a SQLite
 file. PostgreSQL: `pg_dump --format=custom` of the store's database, restored with `pg_restore --clean`, so the

@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import describe, fold_stream, unreadable
 from actorbatch.errors import ActorbatchError, Conflict, StoreFailed, StoreUnavailable
-from actorbatch.store import notify
+from actorbatch.store import notify, signing
 from actorbatch.store.outage import Breaker, first_line, is_fatal
 from actorbatch.store.topics import EVENTS, StableTopicMapper
 from actorbatch.store.transcoder import MsgpackTranscoder
@@ -46,7 +46,7 @@ class _Log(Application[UUID]):
         return MsgpackTranscoder()
 
     def construct_mapper(self) -> Mapper[UUID]:
-        return StableTopicMapper(transcoder=self.construct_transcoder())
+        return StableTopicMapper(transcoder=self.construct_transcoder(), signing_key=signing.signing_key())
 
 
 def _env(url: StoreUrl, create: bool) -> dict[str, str]:
@@ -168,6 +168,11 @@ class EventStore:
         found = self._decode(stored[0])
         return type(found) is type(event) and found.timestamp == event.timestamp
 
+    def has_event(self, aggregate_id: UUID, version: int) -> bool:
+        """Whether the log holds some event of `aggregate_id` at `version`, wherever it sits."""
+        with self._guard():
+            return bool(self._app.recorder.select_events(aggregate_id, gt=version - 1, lte=version))
+
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         """The aggregate folded from all its events, or None if it has none; Quarantined if one of them cannot
         be read or folded (and no later event put it to rest)."""
@@ -180,10 +185,12 @@ class EventStore:
             notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         return [(n.id, self._decode(n)) for n in notes]
 
-    def read_raw(self, after: int, limit: int = 1000) -> list[Any]:
-        """Notifications as stored: the bytes, for checks that nothing was written."""
+    def read_raw(self, after: int, limit: int = 1000, until: int | None = None) -> list[Any]:
+        """Notifications as stored (the bytes, for checks that nothing was changed), after position `after` and
+        up to `until`."""
         with self._guard():
-            return list(self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
+            return list(self._app.recorder.select_notifications(start=after, limit=limit, stop=until,
+                                                                inclusive_of_start=False))
 
     def follow(self, after: int, limit: int = 1000) -> tuple[int, list[Event], int]:
         """Like `read`, but skips (without decoding) what this process appended, which its listeners heard already.

@@ -26,6 +26,7 @@ from actorbatch.domain.runs import (
     TaskSucceeded,
 )
 from actorbatch.domain.servers import DrainRequested, ServerHeartbeat, ServerStarted, ServerStopped
+from actorbatch.store import signing
 
 EVENTS: dict[str, type[Event]] = {
     "actorbatch.domain.jobs:JobAdded": JobAdded,
@@ -61,14 +62,30 @@ for _topic, _cls in list(EVENTS.items()):
 
 
 class StableTopicMapper(Mapper[Any]):
-    """The event store's mapper: writes each event under its stable topic, never its module path."""
+    """The event store's mapper: writes each event under its stable topic, never its module path, signed when
+    `signing_key` is given (see store.signing); reads signed and unsigned events alike."""
+
+    def __init__(self, *args: Any, signing_key: bytes | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.signing_key = signing_key
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         stored = super().to_stored_event(domain_event)
         topic = TOPICS.get(type(domain_event))
         if topic is None:
             raise TypeError(f"{type(domain_event).__name__} has no stable topic in actorbatch.store.topics")
-        if topic == stored.topic:
+        state = stored.state
+        if self.signing_key is not None:
+            state = signing.sign(self.signing_key, stored.originator_id, stored.originator_version, topic, state)
+        if topic == stored.topic and state is stored.state:
             return stored
         return StoredEvent(originator_id=stored.originator_id, originator_version=stored.originator_version,
-                           topic=topic, state=stored.state)
+                           topic=topic, state=state)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        signature, payload = signing.split(stored_event.state)
+        if signature is not None:
+            stored_event = StoredEvent(originator_id=stored_event.originator_id,
+                                       originator_version=stored_event.originator_version,
+                                       topic=stored_event.topic, state=payload)
+        return super().to_domain_event(stored_event)
