@@ -80,3 +80,13 @@ def talkative(ctx: TaskContext) -> dict[str, object]:
 
 def _fail_deep(me: str) -> None:
     raise ValueError(f"{me} gave up")
+
+
+def counted(ctx: TaskContext) -> str:
+    """Adds a line to `<dir>/<task>.count` each time it runs; fails while `<dir>/<task>.fail` exists."""
+    folder = Path(ctx.params["dir"])
+    with (folder / f"{ctx.task}.count").open("a") as count:
+        count.write(f"{ctx.run_id}\n")
+    if (folder / f"{ctx.task}.fail").exists():
+        raise RuntimeError(f"{ctx.task} was told to fail")
+    return f"{ctx.task} done"

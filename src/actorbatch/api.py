@@ -199,9 +199,24 @@ class Client:
 
     # ---- runs ----
 
-    def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None) -> UUID:
-        """Create a run now, or due at `at` (aware); returns its id."""
-        return self._write(lambda: self.commands.run_job(name, params, at))
+    def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None,
+                key: str | None = None) -> UUID:
+        """Create a run now, or due at `at` (aware); returns its id. With an idempotency `key`, a repeated submit
+        of the same job and key returns the first run's id and creates nothing."""
+        return self._write(lambda: self.commands.run_job(name, params, at, key))
+
+    def retry(self, ref: str | UUID, *, everything: bool = False) -> UUID:
+        """A new run of a finished run's job version and params; tasks that succeeded (with every task upstream of
+        them) keep their outcome and result unless `everything`. Returns the new run's id."""
+        run_id = self.resolve_run(ref)
+        return self._write(lambda: self.commands.retry(run_id, everything=everything))
+
+    def backfill(self, name: str, start: datetime, end: datetime, *, dry_run: bool = False) -> list[dict[str, Any]]:
+        """One run per fire time of the job's schedule in [start, end), with the scheduler's run ids; fire times
+        that have a run already are listed with `created` false. `[{"fire_time", "run_id", "created"}]`."""
+        found = self._write(lambda: self.commands.backfill(name, start, end, dry_run=dry_run))
+        return [{"fire_time": iso_seconds(b.fire_time), "run_id": str(b.run_id), "created": b.created}
+                for b in found]
 
     def run_many(self, name: str, params: Iterable[Mapping[str, Any] | None], at: datetime | None = None
                  ) -> list[UUID]:
@@ -212,10 +227,11 @@ class Client:
     def resolve_run(self, ref: str | UUID) -> UUID:
         if isinstance(ref, UUID):
             return ref
-        if not re.fullmatch(r"[0-9a-fA-F-]{1,36}", ref):
+        digits = ref.replace("-", "").lower()
+        if not re.fullmatch(r"[0-9a-f]{1,32}", digits):
             raise NotFound(f"no run with id {ref!r}: run ids are hexadecimal")
         self._catch_up()
-        ids = self.views.run_ids(ref.lower()) or self.views.projector.archive.ids(ref.lower())
+        ids = self.views.run_ids(_dashed(digits)) or self.views.projector.archive.ids(_dashed(digits))
         if not ids:
             raise NotFound(f"no run with id {ref!r}")
         if len(ids) > 1:
@@ -251,6 +267,8 @@ class Client:
         run = self._run(ref)
         now = self.clock.now()
         return {**_run_summary(run, now), "user": run.user, "params": dict(run.params),
+                "retry_of": str(run.retry_of) if run.retry_of else None,
+                "retried_by": [str(r) for r in run.retried_by],
                 "tasks": [_task_detail(t) for t in run.tasks.values()], "archived": self.views.run(run.id) is None}
 
     def explain(self, ref: str | UUID, task: str | None = None) -> dict[str, list[str]]:
@@ -351,7 +369,13 @@ def job_list_json(jobs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def run_show_json(run: Mapping[str, Any]) -> dict[str, Any]:
     """`run show --json` and `GET /api/runs/{id}`: a run's detail as the contract shapes it."""
-    return {k: v for k, v in run.items() if k not in ("user", "params", "duration_s")}
+    return {k: v for k, v in run.items() if k != "duration_s"}
+
+
+def _dashed(digits: str) -> str:
+    """A run id's leading hex digits as the id writes them, dashes in place: `73bc15b1fa84` -> `73bc15b1-fa84`."""
+    return "-".join(digits[start:end] for start, end in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+                    if digits[start:end])
 
 
 def _job_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -380,7 +404,7 @@ def _run_summary(run: Run, now: datetime) -> dict[str, Any]:
 def _task_detail(task: TaskRun) -> dict[str, Any]:
     return {"name": task.spec.name, "status": task.status, "attempts": task.attempt, "server": task.server,
             "started_at": iso(task.started_at), "ended_at": iso(task.ended_at), "exit_status": task.exit_status,
-            "history": [{**h, "started_at": iso(h["started_at"]), "ended_at": iso(h["ended_at"])}
+            "result": task.result, "history": [{**h, "started_at": iso(h["started_at"]), "ended_at": iso(h["ended_at"])}
                         for h in task.history]}
 
 

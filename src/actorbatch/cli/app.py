@@ -18,11 +18,12 @@ from actorbatch.cli.jobs import job_app
 from actorbatch.cli.projections import projections_app
 from actorbatch.cli.runs import explain_run, run_app
 from actorbatch.cli.servers import server_app
+from actorbatch.cli.shape import Cli
 from actorbatch.cli.web import web
 from actorbatch.domain.limits import check_user
 
-app = typer.Typer(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = Cli(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(job_app, name="job")
 app.add_typer(run_app, name="run")
 app.add_typer(server_app, name="server")
@@ -31,13 +32,23 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(history_app, name="history")
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"actorbatch {version('actorbatch')}")
+        raise typer.Exit
+
+
 @app.callback()
 def main(
-    db: Annotated[str | None, typer.Option("--db", envvar="ACTORBATCH_DB",
+    db: Annotated[str | None, typer.Option("--db", envvar="ACTORBATCH_DB", metavar="URL",
                                            help="Store URL (default sqlite:///actorbatch.db).")] = None,
-    user: Annotated[str | None, typer.Option("--user", envvar="ACTORBATCH_USER",
+    user: Annotated[str | None, typer.Option("--user", envvar="ACTORBATCH_USER", metavar="NAME",
                                              help="Acting user (default: the OS user).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     settings.db, settings.user, settings.debug = db, user, debug
     with usage():

@@ -5,8 +5,9 @@ from typing import Annotated
 import typer
 
 from actorbatch.cli.common import Json, usage, with_client
+from actorbatch.cli.shape import Cli
 
-audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+audit_app = Cli(help="The audit trail.", no_args_is_help=True)
 
 
 @audit_app.command("log")

@@ -5,11 +5,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from actorbatch.cli.common import Json, usage, with_client
+from actorbatch.cli.shape import Cli
 
 if TYPE_CHECKING:
     from actorbatch.api import Client
 
-history_app = typer.Typer(help="Run history: retention and the archive.", no_args_is_help=True)
+history_app = Cli(help="Run history: retention and the archive.", no_args_is_help=True)
 
 
 @history_app.command("prune")

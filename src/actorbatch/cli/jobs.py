@@ -1,18 +1,20 @@
 """`actorbatch job ...`: register, inspect, schedule and run jobs."""
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from actorbatch.cli.common import Json, failures, usage, with_client
-from actorbatch.domain.limits import check_params, show
+from actorbatch.cli.common import JobName, Json, failures, usage, with_client
+from actorbatch.cli.shape import Cli
+from actorbatch.domain.limits import MAX_KEY_CHARS, check_params, check_text, show
 from actorbatch.errors import InvalidJob
 
 if TYPE_CHECKING:
     from actorbatch.api import Client
 
-job_app = typer.Typer(help="Register, inspect and run jobs.", no_args_is_help=True)
+job_app = Cli(help="Register, inspect and run jobs.", no_args_is_help=True)
 
 
 @job_app.command("add")
@@ -119,29 +121,77 @@ def job_remove(name: str) -> None:
 
 
 @job_app.command("run")
-def job_run(name: str,
-            at: Annotated[str | None, typer.Option("--at", help="Run once at this ISO 8601 time.")] = None,
-            param: Annotated[list[str] | None, typer.Option("--param", help="K=V (V read as JSON if it parses).")]
-            = None,
+def job_run(name: JobName,
+            at: Annotated[str | None, typer.Option("--at", metavar="TIME",
+                                                   help="Run once at this ISO 8601 time (in the job's zone "
+                                                        "without an offset).")] = None,
+            param: Annotated[list[str] | None, typer.Option("--param", metavar="K=V",
+                                                            help="A run parameter (V read as JSON if it parses); "
+                                                                 "repeat for more.")] = None,
+            key: Annotated[str | None, typer.Option("--key", metavar="KEY",
+                                                    help="Idempotency key: a repeated key for this job returns "
+                                                         "the first run and creates none.")] = None,
             as_json: Json = False) -> None:
     """Run a job now, or once later; prints the run id."""
     with usage():
         params = check_params(dict(_param(p) for p in param or []), "--param")
+        if key is not None:
+            check_text(key, "--key", MAX_KEY_CHARS)
     from actorbatch import api
     from actorbatch.cli import render
 
-    def submit(client: "Client") -> tuple[Any, str]:
+    def submit(client: "Client") -> tuple[Any, str, datetime | None]:
         tz = _job_zone(client, name)
         with usage():
             when = api.parse_time(at, tz, "--at") if at is not None else None
-        run_id = client.run_job(name, params, when)
-        return run_id, "scheduled" if when is not None and when > client.clock.now() else "running"
+        run_id = client.run_job(name, params, when, key)
+        now = client.clock.now()
+        return run_id, "scheduled" if when is not None and when > now else "running", now
 
-    run_id, status = with_client(submit)
+    run_id, status, now = with_client(submit)
+    if at is not None and status == "running":
+        typer.echo(f"note: --at {at} is not in the future (now {now:%Y-%m-%d %H:%M:%S} UTC): the run is due now",
+                   err=True)
     if as_json:
         render.emit_json({"run_id": str(run_id), "status": status})
     else:
         typer.echo(str(run_id))
+
+
+@job_app.command("backfill")
+def job_backfill(name: JobName,
+                 start: Annotated[str, typer.Option("--from", metavar="TIME", show_default=False,
+                                                    help="First fire time to fill (ISO 8601, in the job's zone "
+                                                         "without an offset), included.")],
+                 end: Annotated[str, typer.Option("--to", metavar="TIME", show_default=False,
+                                                  help="End of the range, excluded; not later than now.")],
+                 dry_run: Annotated[bool, typer.Option("--dry-run", help="List the fire times and whether each "
+                                                                         "has a run; create nothing.")] = False,
+                 as_json: Json = False) -> None:
+    """One run per fire time of the job's schedule in [--from, --to), oldest first, with the scheduler's run ids:
+    a fire time that has a run already gets none, so a repeat never duplicates."""
+    from actorbatch import api
+    from actorbatch.cli import render
+
+    def fill(client: "Client") -> list[dict[str, Any]]:
+        tz = _job_zone(client, name)
+        with usage():
+            first, last = api.parse_time(start, tz, "--from"), api.parse_time(end, tz, "--to")
+        try:
+            return client.backfill(name, first, last, dry_run=dry_run)
+        except InvalidJob as error:  # the range itself: a bad option value
+            with usage():
+                raise error from None
+
+    found = with_client(fill)
+    if as_json:
+        render.emit_json(found)
+        return
+    verb = "would create" if dry_run else "created"
+    render.table(None, ["fire time", "run", "run exists" if dry_run else "created"],
+                 [(f["fire_time"], f["run_id"], ("no" if f["created"] else "yes") if dry_run else
+                   ("yes" if f["created"] else "no, it existed")) for f in found], "no fire times in that range")
+    typer.echo(f"{verb} {sum(f['created'] for f in found)} of {len(found)} runs", err=True)
 
 
 def _job_zone(client: "Client", name: str) -> str:

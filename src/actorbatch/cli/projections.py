@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from actorbatch.cli.common import failures, settings, usage, with_client
+from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import check_number
 from actorbatch.errors import StoreFailed, StoreUnavailable
 
 if TYPE_CHECKING:
     from actorbatch.api import Client
 
-projections_app = typer.Typer(help="The read models behind every listing.", no_args_is_help=True)
+projections_app = Cli(help="The read models behind every listing.", no_args_is_help=True)
 
 
 @projections_app.command("rebuild")

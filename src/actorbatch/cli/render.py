@@ -106,9 +106,28 @@ def runs_table(runs: Sequence[Mapping[str, Any]], title: str | None = None) -> N
 
 def tasks_table(run: Mapping[str, Any]) -> None:
     table(f"run {run['id']}  job {run['job']}  {run['status']}",
-          ["task", "status", "attempts", "server", "start", "end", "exit status"],
+          ["task", "status", "attempts", "server", "start", "end", "exit status", "result"],
           [(t["name"], status(t["status"]), t["attempts"], t["server"], short_time(t["started_at"]),
-            short_time(t["ended_at"]), t["exit_status"]) for t in run["tasks"]], "no tasks")
+            short_time(t["ended_at"]), t["exit_status"], _result(t)) for t in run["tasks"]], "no tasks")
+
+
+def _result(task: Mapping[str, Any]) -> str | None:
+    """A task's result, as JSON, cut to fit a table cell (`run show --json` has all of it)."""
+    if task["status"] != "succeeded" or task.get("result") is None:
+        return None
+    text = json.dumps(task["result"], default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def run_detail(run: Mapping[str, Any]) -> None:
+    """`run show`: who ran it with which params, where it came from or went, then its tasks."""
+    params = json.dumps(run["params"], default=str) if run["params"] else "none"
+    console.print(f"user {run['user']}  params {params}  due {short_time(run['due_at'])}", markup=False)
+    if run.get("retry_of"):
+        console.print(f"retry of run {run['retry_of']} (tasks with no attempts kept their outcome)", markup=False)
+    for retry in run.get("retried_by", ()):
+        console.print(f"retried as run {retry}", markup=False)
+    tasks_table(run)
 
 
 def servers_table(servers: Sequence[Mapping[str, Any]], title: str | None = None) -> None:

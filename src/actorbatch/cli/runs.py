@@ -7,20 +7,24 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from actorbatch.cli.common import Json, RunId, usage, with_client
+from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import MAX_DURATION_S, check_number
 from actorbatch.domain.statuses import RunStatus
 
 if TYPE_CHECKING:
     from actorbatch.api import Client
 
-run_app = typer.Typer(help="The process monitor: runs, their tasks and logs.", no_args_is_help=True)
+run_app = Cli(help="The process monitor: runs, their tasks and logs.", no_args_is_help=True)
 
 
 @run_app.command("list")
-def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
-             status: Annotated[RunStatus | None, typer.Option("--status")] = None,
-             since: Annotated[str | None, typer.Option("--since", help="ISO 8601 (UTC without an offset).")] = None,
-             limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000)] = 50,
+def run_list(job: Annotated[str | None, typer.Option("--job", metavar="NAME", help="Only this job's runs.")] = None,
+             status: Annotated[RunStatus | None, typer.Option("--status", help="Only runs in this status.")] = None,
+             since: Annotated[str | None, typer.Option("--since", metavar="TIME",
+                                                       help="Due at or after this ISO 8601 time (UTC without an "
+                                                            "offset).")] = None,
+             limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, max=1_000_000,
+                                                help="At most this many rows.")] = 50,
              as_json: Json = False) -> None:
     """The process monitor: one row per run, newest due first."""
     from actorbatch import api
@@ -36,8 +40,8 @@ def run_list(job: Annotated[str | None, typer.Option("--job")] = None,
 
 
 @run_app.command("show")
-def run_show(run_id: str, as_json: Json = False) -> None:
-    """A run's tasks: status, attempts, server, start, end, exit status."""
+def run_show(run_id: RunId, as_json: Json = False) -> None:
+    """A run's tasks: status, attempts, server, start, end, exit status, result; who ran it, with which params."""
     from actorbatch import api
     from actorbatch.cli import render
 
@@ -45,9 +49,25 @@ def run_show(run_id: str, as_json: Json = False) -> None:
     if as_json:
         render.emit_json(api.run_show_json(run))
     else:
-        render.tasks_table(run)
+        render.run_detail(run)
         if run["archived"]:
             typer.echo("archived: moved from the live log by `actorbatch history prune` (read back from the archive)")
+
+
+@run_app.command("retry")
+def run_retry(run_id: RunId,
+              everything: Annotated[bool, typer.Option("--all", help="Run every task again, the ones that "
+                                                                     "succeeded too.")] = False,
+              as_json: Json = False) -> None:
+    """Run a finished run again (same job version and params): tasks that succeeded keep their outcome and
+    result, the rest run. Prints the new run's id."""
+    from actorbatch.cli import render
+
+    new_id = with_client(lambda c: c.retry(run_id, everything=everything))
+    if as_json:
+        render.emit_json({"run_id": str(new_id), "status": "running"})
+    else:
+        typer.echo(str(new_id))
 
 
 @run_app.command("logs")
@@ -80,13 +100,15 @@ def run_logs(run_id: RunId, task: Annotated[str | None, typer.Option("--task", m
 
 
 @run_app.command("cancel")
-def run_cancel(run_id: str) -> None:
+def run_cancel(run_id: RunId) -> None:
     """Cancel a run: waiting tasks never start, running ones are asked to stop."""
     typer.echo(f"cancelled {with_client(lambda c: c.cancel(run_id))}")
 
 
 @run_app.command("wait")
-def run_wait(run_id: str, timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds.")] = None,
+def run_wait(run_id: RunId,
+             timeout: Annotated[float | None, typer.Option("--timeout", metavar="SECONDS",
+                                                           help="Give up (exit 1) after this long.")] = None,
              as_json: Json = False) -> None:
     """Block until the run is complete; exit 0 if it succeeded, 1 otherwise."""
     from actorbatch.cli import render
@@ -102,7 +124,8 @@ def run_wait(run_id: str, timeout: Annotated[float | None, typer.Option("--timeo
     raise typer.Exit(0 if run["status"] == "succeeded" else 1)
 
 
-def explain_run(run_id: str, task: Annotated[str | None, typer.Option("--task")] = None,
+def explain_run(run_id: RunId, task: Annotated[str | None, typer.Option("--task", metavar="NAME",
+                                                                        help="Only this task.")] = None,
                 as_json: Json = False) -> None:
     """Why each task of a run ran, waited, was skipped or retried."""
     from actorbatch.cli import render

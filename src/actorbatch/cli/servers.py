@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from actorbatch.cli.common import Json, failures, settings, usage, with_client
+from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import MAX_THREADS
 from actorbatch.errors import ActorbatchError
 
-server_app = typer.Typer(help="Batch servers.", no_args_is_help=True)
+server_app = Cli(help="Batch servers.", no_args_is_help=True)
 
 
 @server_app.command("start")

@@ -19,8 +19,14 @@ def _explain_task(run: Run, state: TaskRun) -> list[str]:
         outcome = entry["outcome"] or "still running"
         late = f"; a late result ({entry['late_result']}) was ignored" if "late_result" in entry else ""
         lines.append(f"attempt {entry['attempt']} on server {entry['server']}: {outcome}{late}")
+    if state.status == TaskStatus.SUCCEEDED and not state.history and run.retry_of is not None:
+        lines.append(f"kept from run {run.retry_of}: it succeeded there, as did every task it depends on")
     if state.status == TaskStatus.READY and state.not_before is not None and state.attempt:
         lines.append(f"retry {state.failures} of {state.spec.retries} waits until {state.not_before.isoformat()}")
+    elif state.status == TaskStatus.READY:
+        assert run.definition is not None
+        lines.append(f"ready: starts when the run is due ({run.due_at and run.due_at.isoformat()}) and a live "
+                     f"server of group {run.definition.group!r} has a free thread (see `server list`)")
     if state.status == TaskStatus.FAILED and state.spec.ignore_failure:
         lines.append("its failure is ignored: it does not fail the run")
     if state.status == TaskStatus.CANCELLED:

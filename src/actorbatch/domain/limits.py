@@ -30,6 +30,7 @@ MAX_NAME_CHARS = 128  # jobs, tasks, groups, servers
 MAX_USER_CHARS = 256  # OS users, database roles, e-mail addresses
 MAX_TEXT_CHARS = 65_536  # description, run, each command argument, each string in params
 MAX_COMMAND_ARGS = 1000
+MAX_KEY_CHARS = 256  # an idempotency key of `job run --key`
 MAX_PARAMS_BYTES = 65_536  # one params table (a task's, or a run's), about as stored
 MAX_PARAMS_DEPTH = 32  # tables and lists inside params
 MAX_JOB_BYTES = 64 * 1024 * 1024  # a whole job definition, about as stored (each run carries a copy)

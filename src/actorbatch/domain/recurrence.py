@@ -180,3 +180,17 @@ def parse_schedule(table: Mapping[str, object]) -> Schedule:
         overlap=_choice(table, "overlap", OVERLAP_POLICIES),
         jitter_s=parse_duration_s(table["jitter"], "schedule.jitter") if "jitter" in table else 0.0,
     )
+
+
+MAX_BACKFILL = 10_000  # fire times one backfill creates runs for, at most
+
+
+def backfill_fires(schedule: Schedule, start: datetime, end: datetime, scheduled_at: datetime) -> list[datetime]:
+    """The fire times in [start, end), oldest first; InvalidJob (one line) for an empty range or one with more
+    than MAX_BACKFILL fire times. `every` counts from `start` of the schedule, else from `scheduled_at`."""
+    if end <= start:
+        raise InvalidJob(f"--to: must be after --from, got {iso_utc(end)} <= {iso_utc(start)}")
+    fires = schedule.fires(start - _TICK, end - _TICK, scheduled_at, MAX_BACKFILL + 1)
+    if len(fires) > MAX_BACKFILL:
+        raise InvalidJob(f"--from/--to: more than {MAX_BACKFILL:,} fire times in that range; backfill it in parts")
+    return fires

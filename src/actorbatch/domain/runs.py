@@ -38,6 +38,25 @@ class RunCreated(RunEvent):
 
 
 @dataclass(frozen=True)
+class RetryCreated(RunCreated):
+    """A run created by `run retry`: the job version and params of `retry_of`, whose tasks named in `kept`
+    keep their success and result (task name -> result) instead of running again."""
+
+    ACTION = "run.created"
+    retry_of: UUID
+    kept: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRetried(RunEvent):
+    """The link from a finished run to a retry of it."""
+
+    ACTION = "run.retried"
+    retry_id: UUID
+    user: str
+
+
+@dataclass(frozen=True)
 class TaskClaimed(RunEvent):
     """Attempt `attempt` of `task` is leased to `server` until `lease_until` (extended by its heartbeats)."""
 
@@ -127,7 +146,8 @@ TaskEvent = TaskClaimed | TaskSucceeded | TaskFailed | AttemptLost | ResultIgnor
 
 
 _RUN_FIELDS = ("id", "version", "job_version", "params", "user", "due_at", "created_at", "fire_time", "started_at",
-               "ended_at", "cancelled")
+               "ended_at", "cancelled", "retry_of", "retried_by")
+_NEWER_FIELDS = {"retry_of": None, "retried_by": ()}  # what read models written before them hold
 
 
 class Run:
@@ -146,6 +166,8 @@ class Run:
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.cancelled = False
+        self.retry_of: UUID | None = None
+        self.retried_by: tuple[UUID, ...] = ()
         self.tasks: dict[str, TaskRun] = {}
         self._index()
 
@@ -196,7 +218,7 @@ class Run:
     def from_dict(cls, data: Mapping[str, Any], definition: JobDefinition) -> "Run":
         run = cls()
         for name in _RUN_FIELDS:
-            setattr(run, name, data[name])
+            setattr(run, name, data[name] if name in data else _NEWER_FIELDS[name])
         run.definition = definition
         run.tasks = {spec.name: TaskRun.from_dict(spec, data["tasks"][spec.name]) for spec in run.definition.tasks}
         run._index()
@@ -277,6 +299,9 @@ class Run:
         elif isinstance(event, RunCancelled):
             self._cancel(event.user, now)
             touched = list(self.tasks)
+        elif isinstance(event, RunRetried):
+            self.retried_by = (*self.retried_by, event.retry_id)
+            touched = []
         else:
             assert isinstance(event, TaskEvent)
             self._apply_task_event(event, now)
@@ -293,8 +318,13 @@ class Run:
         self.created_at, self.fire_time = now, event.fire_time
         self.tasks = {spec.name: TaskRun(spec) for spec in self.definition.tasks}
         self._index()
+        kept = event.kept if isinstance(event, RetryCreated) else {}
+        self.retry_of = event.retry_of if isinstance(event, RetryCreated) else None
         for state in self.tasks.values():
-            if not state.spec.after:
+            if state.spec.name in kept:  # its parents are kept too: its children are decided as the run settles
+                self._set(state, TaskStatus.SUCCEEDED)
+                state.result, state.ended_at = kept[state.spec.name], now
+            elif not state.spec.after:
                 self._set(state, TaskStatus.READY)
 
     def _cancel(self, user: str, now: datetime) -> None:
@@ -318,6 +348,7 @@ class Run:
         elif isinstance(event, TaskSucceeded):
             self._close_attempt(event.task, event.attempt, TaskStatus.SUCCEEDED.value, now)
             self._end(self.tasks[event.task], TaskStatus.SUCCEEDED, None, now)
+            self.tasks[event.task].result = event.result
         elif isinstance(event, TaskFailed):
             self._close_attempt(event.task, event.attempt, event.exit_status, now)
             state = self.tasks[event.task]

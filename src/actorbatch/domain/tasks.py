@@ -13,7 +13,7 @@ from actorbatch.domain.statuses import TaskStatus
 
 TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
 _FIELDS = ("status", "attempt", "failures", "lost", "server", "lease_until", "not_before", "started_at", "ended_at",
-           "exit_status", "history")
+           "exit_status", "history", "result")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class TaskRun:
     ended_at: datetime | None = None
     exit_status: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per attempt, lost and ignored ones too
+    result: Any = None  # what the body returned, once it succeeded
 
     def to_dict(self) -> dict[str, Any]:
         """The state as plain data, but for the spec (the run's definition holds it). The status is stored as its

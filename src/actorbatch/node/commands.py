@@ -8,8 +8,8 @@ fail with Conflict rather than corrupt anything; cancelling decides again on the
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
-from uuid import UUID
+from typing import Any, NamedTuple
+from uuid import UUID, uuid5
 
 from actorbatch.clock import Clock
 from actorbatch.domain.events import job_id
@@ -23,14 +23,29 @@ from actorbatch.domain.jobs import (
     JobState,
     JobUnscheduled,
 )
-from actorbatch.domain.limits import check_run
+from actorbatch.domain.limits import MAX_KEY_CHARS, check_run, check_text, check_time
 from actorbatch.domain.quarantine import Quarantined
-from actorbatch.domain.runs import Run, RunCancelled
+from actorbatch.domain.recurrence import Schedule, backfill_fires
+from actorbatch.domain.retries import retry
+from actorbatch.domain.runs import Run, RunCancelled, scheduled_run_id
 from actorbatch.domain.servers import DrainRequested
-from actorbatch.errors import ActorbatchError, Conflict, NotFound
+from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
 from actorbatch.node.ports import EventLog
 
 CANCEL_ATTEMPTS = 20
+
+
+class Backfilled(NamedTuple):
+    """A fire time of a backfill, its run's id, and whether the backfill created it (False: it existed)."""
+
+    fire_time: datetime
+    run_id: UUID
+    created: bool
+
+
+def keyed_run_id(job: str, key: str) -> UUID:
+    """The one id of the run submitted to `job` under an idempotency `key`."""
+    return uuid5(job_id(job), f"key:{key}")
 
 
 class Commands:
@@ -90,15 +105,65 @@ class Commands:
         self.log.append(JobUnscheduled(originator_id=job.id, originator_version=job.version + 1,
                                        timestamp=self.clock.now(), user=self.user))
 
-    def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None) -> UUID:
-        """Create a run now, or due at `at` (aware); returns its id."""
+    def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None,
+                key: str | None = None) -> UUID:
+        """Create a run now, or due at `at` (aware); returns its id. A `key` makes the submit idempotent: the run
+        id derives from (job, key), so a repeated key, however many race, returns the first run."""
         checked, due_at = check_run(params, at)
         job = self.job(name)
         assert job.definition is not None
+        run_id = self.new_id() if key is None else keyed_run_id(name, check_text(key, "key", MAX_KEY_CHARS))
+        if key is not None and self.log.events(run_id):
+            return run_id
         now = self.clock.now()
-        event = Run.create(self.new_id(), job.definition, job.version, checked, self.user, due_at or now, now)
-        self.log.append(event)
-        return event.originator_id
+        event = Run.create(run_id, job.definition, job.version, checked, self.user, due_at or now, now)
+        try:
+            self.log.append(event)
+        except Conflict:
+            if key is None or not self.log.events(run_id):
+                raise
+        return run_id
+
+    def retry(self, run_id: UUID, *, everything: bool = False) -> UUID:
+        """A new run of the finished run's job version and params (see `domain.retries`); returns its id."""
+        run = self.log.load(Run, run_id)
+        if run is None:
+            raise NotFound(f"no run with id {run_id}")
+        created, link = retry(run, self.new_id(), self.user, self.clock.now(), everything=everything)
+        self.log.append(created, link)  # a concurrent retry of the same run takes the link's version: Conflict
+        return created.originator_id
+
+    def backfill(self, name: str, start: datetime, end: datetime, *, dry_run: bool = False) -> list[Backfilled]:
+        """One run per fire time of the job's schedule in [start, end), oldest first, with the scheduler's ids:
+        fire times that have a run (or a skip) already are left alone, so a repeat or a racing scheduler never
+        makes a second one. All in one transaction; a scheduler that wins a race meanwhile makes it decide again."""
+        for _ in range(CANCEL_ATTEMPTS):
+            job = self.job(name)
+            assert job.definition is not None and job.id is not None
+            if job.definition.schedule is None:
+                raise ActorbatchError(f"job {name!r} has no [schedule]: there are no fire times to backfill")
+            schedule = Schedule.from_dict(job.definition.schedule)
+            now = self.clock.now()
+            if check_time(end, "--to") > now:
+                raise InvalidJob("--to: a backfill fills the past; the scheduler creates the runs from now on")
+            fires = backfill_fires(schedule, check_time(start, "--from"), end, job.scheduled_at or start)
+            events, found = [], []
+            for fire in fires:
+                run_id = scheduled_run_id(job.id, fire)
+                created = not self.log.events(run_id)
+                found.append(Backfilled(fire, run_id, created))
+                if created:
+                    due_at = schedule.due_at(fire, str(job.id))
+                    events.append(Run.create(run_id, job.definition, job.version, {}, self.user, due_at, now,
+                                             fire_time=fire))
+            if dry_run:
+                return found
+            try:
+                self.log.append(*events)
+                return found
+            except Conflict:
+                continue
+        raise ActorbatchError(f"job {name!r} keeps changing; try again")
 
     def run_many(self, name: str, requests: Iterable[tuple[Mapping[str, Any] | None, datetime | None]]) -> list[UUID]:
         """Create one run per (params, at) request in one transaction: all of them, or (any refused) none."""
