@@ -141,7 +141,7 @@ class Users:
             self._job_write(lambda: self.commands.schedule(name))
 
     @staticmethod
-    def _job_write(command: Callable[[], None]) -> bool:
+    def _job_write(command: Callable[[], object]) -> bool:
         try:
             command()
         except Conflict:

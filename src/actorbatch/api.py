@@ -42,6 +42,9 @@ from actorbatch.store.urls import default_url
 
 W = TypeVar("W")
 RUN_STATUSES = tuple(status.value for status in RunStatus)
+STATUS_ROWS = 10  # rows of each kind on the status screen: it fits one terminal screen under any load
+MAX_PENDING = 1_000_000  # pending runs `job remove --force` cancels with the job, at most
+MAX_RUNNING_RUNS = 1000  # started runs read to list running tasks (each server runs at most its threads)
 
 
 def default_user() -> str:
@@ -154,17 +157,27 @@ class Client:
         `added` or `replaced`."""
         return self._write(lambda: self.commands.add_jobs(jobs, replace))
 
-    def remove_job(self, name: str) -> None:
-        """Remove the job; one that is quarantined (an event of it cannot be read or folded) is put to rest."""
-        self._write(lambda: self.commands.remove_job(name))
+    def remove_job(self, name: str, *, force: bool = False) -> list[UUID]:
+        """Remove the job; one that is quarantined (an event of it cannot be read or folded) is put to rest. A job
+        with pending runs (scheduled or running) is refused unless `force`, which cancels them in the same
+        transaction; returns the ids of the runs cancelled."""
+        self._catch_up()
+        pending = [r.id for r in self.views.runs(job=name, status="active", limit=MAX_PENDING)]
+        if pending and not force:
+            raise ActorbatchError(f"job {name!r} has {len(pending)} pending runs (`run list --job {name}`): cancel "
+                                  "them first, or remove it with --force, which cancels them")
+        self._write(lambda: self.commands.remove_job(name, cancel=pending))
+        return pending
 
-    def schedule(self, name: str, *, restart: bool = False) -> None:
-        """Start the job's schedule (fire times from now on); `restart` also restarts a running one."""
-        self._write(lambda: self.commands.schedule(name, restart=restart))
+    def schedule(self, name: str, *, restart: bool = False) -> bool:
+        """Start the job's schedule (fire times from now on); `restart` also restarts a running one. False if it
+        was scheduled already (and not restarted): nothing to do."""
+        return self._write(lambda: self.commands.schedule(name, restart=restart))
 
-    def unschedule(self, name: str) -> None:
-        """Stop future runs; fire times while unscheduled never exist, so they are never missed."""
-        self._write(lambda: self.commands.unschedule(name))
+    def unschedule(self, name: str) -> bool:
+        """Stop future runs; fire times while unscheduled never exist, so they are never missed. False if it was
+        not scheduled: nothing to do."""
+        return self._write(lambda: self.commands.unschedule(name))
 
     def next_fires(self, name: str, count: int = 5, start: datetime | None = None) -> list[dict[str, str]]:
         """The job's next fire times after `start` (default now), in UTC and in the schedule's zone."""
@@ -318,16 +331,26 @@ class Client:
             raise NotFound(f"no live server named {server!r}")
         self._write(lambda: self.commands.drain(server))
 
-    def status(self) -> dict[str, Any]:
-        """The status screen: jobs, active runs with their running tasks, servers."""
+    def status(self, rows: int = STATUS_ROWS) -> dict[str, Any]:
+        """The status screen, bounded whatever the load: counts, and at most `rows` of each kind, the most
+        relevant first (jobs firing soonest, started runs then the earliest due, live servers)."""
         servers = self.servers()
         now = self.clock.now()
-        active = self.views.runs(status="active", limit=10**9)
+        started_runs, queued_runs, scheduled_runs = self.views.active_counts(now)
+        jobs = sorted((_job_summary(j, now) for j in self.views.jobs()),
+                      key=lambda j: (j["next_fire"] is None, j["next_fire"] or "", j["name"]))
+        started = self.views.active_runs(MAX_RUNNING_RUNS, started=True)
         running_tasks = [{"run_id": str(r.id), "job": r.job, "task": t.spec.name, "attempt": t.attempt,
                           "server": t.server, "started_at": iso(t.started_at)}
-                         for r in active for t in r.tasks.values() if t.status == "running"]
-        return {"at": iso(now), "jobs": [_job_summary(j, now) for j in self.views.jobs()],
-                "runs": [_run_summary(r, now) for r in active], "running_tasks": running_tasks, "servers": servers,
+                         for r in started for t in r.tasks.values() if t.status == "running"]
+        live = sorted(servers, key=lambda s: (not s["alive"], s["name"]))
+        counts = {"jobs": len(jobs), "scheduled_jobs": sum(j["scheduled"] for j in jobs),
+                  "active_runs": started_runs + queued_runs + scheduled_runs, "started_runs": started_runs,
+                  "queued_runs": queued_runs, "scheduled_runs": scheduled_runs, "running_tasks": len(running_tasks),
+                  "servers": len(servers), "live_servers": sum(s["alive"] for s in servers)}
+        return {"at": iso(now), "counts": counts, "jobs": jobs[:rows],
+                "runs": [_run_summary(r, now) for r in self.views.active_runs(rows)],
+                "running_tasks": running_tasks[:rows], "servers": live[:rows],
                 "problems": [p.to_dict() for p in self.problems()]}
 
     def problems(self, *, rested: bool = False) -> list[Problem]:

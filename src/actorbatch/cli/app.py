@@ -6,13 +6,13 @@ This module holds the root: global options, the commands of no noun, and the nou
 
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from actorbatch.cli.audit import audit_app
 from actorbatch.cli.backup import backup, restore
-from actorbatch.cli.common import Json, failures, settings, usage, with_client
+from actorbatch.cli.common import failures, settings, usage, with_client
 from actorbatch.cli.history import history_app
 from actorbatch.cli.jobs import job_app
 from actorbatch.cli.projections import projections_app
@@ -80,23 +80,33 @@ app.command("web")(web)
 
 
 @app.command()
-def status(as_json: Json = False,
-           watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until interrupted.")] = False
+def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout; with --watch, one "
+                                                               "document per line (JSON lines).")] = False,
+           watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s in place until interrupted.")]
+           = False,
+           rows: Annotated[int, typer.Option("--rows", metavar="N", min=1, max=10_000,
+                                             help="At most N rows of each kind (the counts cover all).")] = 10,
            ) -> None:
-    """The status screen: jobs, active runs, running tasks, servers."""
+    """The status screen: counts of jobs, runs, tasks and servers, and the most relevant rows of each."""
     from actorbatch.cli import render
 
-    while True:
-        screen = with_client(lambda c: c.status())
-        if as_json:
-            render.emit_json(screen)
-        else:
-            if watch:
-                render.console.clear()
-            render.status_screen(screen)
-        if not watch:
-            return
-        time.sleep(2)
+    def screen() -> dict[str, Any]:
+        return with_client(lambda c: c.status(rows))
+
+    if not watch:
+        render.emit_json(screen()) if as_json else render.console.print(render.status_screen(screen()))
+        return
+    if as_json:
+        while True:
+            render.emit_json_line(screen())
+            time.sleep(2)
+    from rich.live import Live
+
+    with Live(render.status_screen(screen()), console=render.console, auto_refresh=False,
+              redirect_stdout=False) as live:
+        while True:
+            time.sleep(2)
+            live.update(render.status_screen(screen()), refresh=True)
 
 
 @app.command()

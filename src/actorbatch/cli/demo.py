@@ -24,7 +24,7 @@ def run_demo(url: str, user: str | None) -> None:
         with BatchServer(url, ServerConfig(name="demo-server", threads=2, lease_timeout_s=10), client.clock):
             details = [client.wait(run_id, timeout=60) for run_id in runs]
         render.console.print()
-        render.status_screen(client.status())
+        render.console.print(render.status_screen(client.status()))
         render.runs_table(client.runs(limit=10), "Process monitor (newest first)")
         for detail in details[:2]:
             render.tasks_table(detail)

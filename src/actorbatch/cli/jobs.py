@@ -18,7 +18,7 @@ job_app = Cli(help="Register, inspect and run jobs.", no_args_is_help=True)
 
 
 @job_app.command("add")
-def job_add(file: Annotated[str, typer.Argument(help="TOML job file.")],
+def job_add(file: Annotated[str, typer.Argument(metavar="FILE", help="TOML job file.", show_default=False)],
             replace: Annotated[bool, typer.Option("--replace", help="Change existing jobs.")] = False) -> None:
     """Register the job(s) of a TOML file: all of them or, on any error, none."""
     with failures():
@@ -31,7 +31,8 @@ def job_add(file: Annotated[str, typer.Argument(help="TOML job file.")],
 
 
 @job_app.command("validate")
-def job_validate(file: Annotated[str, typer.Argument(help="TOML job file.")]) -> None:
+def job_validate(file: Annotated[str, typer.Argument(metavar="FILE", help="TOML job file.", show_default=False)]
+                 ) -> None:
     """Check a job file as `job add` would, without a store; writes nothing."""
     with failures():
         from actorbatch import api
@@ -56,24 +57,29 @@ def job_list(as_json: Json = False) -> None:
 
 
 @job_app.command("show")
-def job_show(name: str, as_json: Json = False) -> None:
-    """One job: its settings and tasks."""
+def job_show(name: JobName, as_json: Json = False) -> None:
+    """One job: its settings, its schedule in words with the next fire times, its tasks with their settings."""
     from actorbatch.cli import render
+    from actorbatch.cli.jobview import show_job
 
-    job = with_client(lambda c: c.job(name), problems=True)
+    def read(client: "Client") -> tuple[dict[str, Any], list[dict[str, str]]]:
+        job = client.job(name)
+        return job, client.next_fires(name, 3) if job["scheduled"] else []
+
+    job, fires = with_client(read, problems=True)
     if as_json:
         render.emit_json(job)
-        return
-    render.jobs_table([job])
-    render.table(None, ["task", "body", "after", "retries", "ignore failure"],
-                 [(t["name"], t["run"] or " ".join(t["command"]),
-                   f" {t['when']} ".join(f"{p}={c}" for p, c in t["after"]) or "-", t["retries"],
-                   "yes" if t["ignore_failure"] else "no") for t in job["definition"]["tasks"]], "no tasks")
+    else:
+        show_job(job, fires)
 
 
 @job_app.command("next")
-def job_next(name: str, count: Annotated[int, typer.Option("--count", min=1, max=1000)] = 5,
-             start: Annotated[str | None, typer.Option("--from", help="ISO 8601; default now.")] = None,
+def job_next(name: JobName,
+             count: Annotated[int, typer.Option("--count", metavar="N", min=1, max=1000,
+                                                help="How many fire times.")] = 5,
+             start: Annotated[str | None, typer.Option("--from", metavar="TIME",
+                                                       help="From this ISO 8601 time (in the job's zone without "
+                                                            "an offset); default now.")] = None,
              as_json: Json = False) -> None:
     """The next fire times of a scheduled job, in UTC and local time: check a schedule before trusting it."""
     from actorbatch import api
@@ -93,31 +99,35 @@ def job_next(name: str, count: Annotated[int, typer.Option("--count", min=1, max
 
 
 @job_app.command("schedule")
-def job_schedule(name: str) -> None:
+def job_schedule(name: JobName) -> None:
     """Start the job's schedule: it fires from the next fire time on."""
-    with_client(lambda c: c.schedule(name))
-    typer.echo(f"scheduled job {name}")
+    changed = with_client(lambda c: c.schedule(name))
+    typer.echo(f"scheduled job {name}" if changed else f"job {name} is already scheduled (nothing to do; "
+               "`job reschedule` restarts it)")
 
 
 @job_app.command("unschedule")
-def job_unschedule(name: str) -> None:
+def job_unschedule(name: JobName) -> None:
     """Stop future runs (fire times while unscheduled are never missed: they do not exist)."""
-    with_client(lambda c: c.unschedule(name))
-    typer.echo(f"unscheduled job {name}")
+    changed = with_client(lambda c: c.unschedule(name))
+    typer.echo(f"unscheduled job {name}" if changed else f"job {name} is not scheduled (nothing to do)")
 
 
 @job_app.command("reschedule")
-def job_reschedule(name: str) -> None:
+def job_reschedule(name: JobName) -> None:
     """Restart the job's schedule from now: `every` counts from here, earlier fire times are forgotten."""
     with_client(lambda c: c.schedule(name, restart=True))
     typer.echo(f"rescheduled job {name}")
 
 
 @job_app.command("remove")
-def job_remove(name: str) -> None:
-    """Remove a job (its runs and their history stay)."""
-    with_client(lambda c: c.remove_job(name))
-    typer.echo(f"removed job {name}")
+def job_remove(name: JobName,
+               force: Annotated[bool, typer.Option("--force", help="Cancel the job's pending runs (scheduled or "
+                                                                   "running) and remove it.")] = False) -> None:
+    """Remove a job (its finished runs and their history stay). A job with pending runs is refused unless
+    --force, which cancels them."""
+    cancelled = with_client(lambda c: c.remove_job(name, force=force))
+    typer.echo(f"removed job {name}" + (f"; cancelled its {len(cancelled)} pending runs" if cancelled else ""))
 
 
 @job_app.command("run")

@@ -5,9 +5,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from actorbatch.domain.durations import show_duration
 from actorbatch.projections.rows import iso
@@ -23,6 +24,12 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "cance
 def emit_json(document: Any) -> None:
     json.dump(document, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def emit_json_line(document: Any) -> None:
+    """One document on one line, flushed: a stream of them is JSON lines."""
+    sys.stdout.write(json.dumps(document, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def short_time(value: str | None) -> str:
@@ -48,11 +55,11 @@ def log_lines(lines: "Sequence[LogLine]", as_json: bool) -> None:
     """Run log lines as they come: `time task#attempt line`, or one JSON object per line."""
     for line in lines:
         if as_json:
-            sys.stdout.write(json.dumps(log_line(line), default=str) + "\n")
-        else:
-            at = iso(line.at)
-            when = (at[11:23] if at[:10] == _today() else at[:23].replace("T", " ")) if at else "-"
-            sys.stdout.write(f"{when} {line.task}#{line.attempt} {line.line}\n")
+            emit_json_line(log_line(line))
+            continue
+        at = iso(line.at)
+        when = (at[11:23] if at[:10] == _today() else at[:23].replace("T", " ")) if at else "-"
+        sys.stdout.write(f"{when} {line.task}#{line.attempt} {line.line}\n")
     sys.stdout.flush()
 
 
@@ -62,15 +69,21 @@ def status(value: str) -> str:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
+    console.print(grid(title, columns, rows, empty))
+
+
+def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str,
+         caption: str | None = None) -> RenderableType:
+    """A table of `rows` (or the `empty` line), with a caption under it when given."""
     if not rows:
-        console.print(f"[dim]{empty}[/dim]")
-        return
-    grid = Table(title=title, title_justify="left", header_style="bold")
+        return Text(empty, style="dim")
+    result = Table(title=title, title_justify="left", header_style="bold", caption=caption,
+                   caption_justify="left")
     for column in columns:
-        grid.add_column(column, overflow="fold", no_wrap=column in ("run", "job", "status"))
+        result.add_column(column, overflow="fold", no_wrap=column in ("run", "job", "status"))
     for row in rows:
-        grid.add_row(*("-" if cell is None else str(cell) for cell in row))
-    console.print(grid)
+        result.add_row(*("-" if cell is None else str(cell) for cell in row))
+    return result
 
 
 def verdict(result: Mapping[str, Any]) -> None:
@@ -93,15 +106,25 @@ def verdict(result: Mapping[str, Any]) -> None:
 
 
 def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
-    table(title, ["job", "group", "priority", "tasks", "scheduled", "next fire"],
-          [(j["name"], j["group"], j["priority"], j["tasks"], "yes" if j["scheduled"] else "no",
-            short_time(j["next_fire"])) for j in jobs], "no jobs")
+    console.print(jobs_grid(jobs, title))
+
+
+def jobs_grid(jobs: Sequence[Mapping[str, Any]], title: str | None = None, caption: str | None = None
+              ) -> RenderableType:
+    return grid(title, ["job", "group", "priority", "tasks", "scheduled", "next fire"],
+                [(j["name"], j["group"], j["priority"], j["tasks"], "yes" if j["scheduled"] else "no",
+                  short_time(j["next_fire"])) for j in jobs], "no jobs", caption)
 
 
 def runs_table(runs: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
-    table(title, ["run", "job", "status", "due", "start", "end", "duration"],
-          [(r["id"], r["job"], status(r["status"]), short_time(r["due_at"]), short_time(r["started_at"]),
-            short_time(r["ended_at"]), show_duration(r["duration_s"])) for r in runs], "no runs")
+    console.print(runs_grid(runs, title))
+
+
+def runs_grid(runs: Sequence[Mapping[str, Any]], title: str | None = None, caption: str | None = None
+              ) -> RenderableType:
+    return grid(title, ["run", "job", "status", "due", "start", "end", "duration"],
+                [(r["id"], r["job"], status(r["status"]), short_time(r["due_at"]), short_time(r["started_at"]),
+                  short_time(r["ended_at"]), show_duration(r["duration_s"])) for r in runs], "no runs", caption)
 
 
 def tasks_table(run: Mapping[str, Any]) -> None:
@@ -112,11 +135,16 @@ def tasks_table(run: Mapping[str, Any]) -> None:
 
 
 def _result(task: Mapping[str, Any]) -> str | None:
-    """A task's result, as JSON, cut to fit a table cell (`run show --json` has all of it)."""
+    """A task's result, cut to fit a table cell (`run show --json` has all of it)."""
     if task["status"] != "succeeded" or task.get("result") is None:
         return None
-    text = json.dumps(task["result"], default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return compact(task["result"])
+
+
+def compact(value: Any, width: int = 60) -> str:
+    """A value as JSON on one line, cut to `width` characters."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def run_detail(run: Mapping[str, Any]) -> None:
@@ -131,18 +159,39 @@ def run_detail(run: Mapping[str, Any]) -> None:
 
 
 def servers_table(servers: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
-    table(title, ["server", "groups", "threads", "running", "last seen", "alive"],
-          [(s["name"], ",".join(s["groups"]), s["threads"], s["running"], short_time(s["last_seen"]),
-            "yes" if s["alive"] else "no") for s in servers], "no servers")
+    console.print(servers_grid(servers, title))
 
 
-def status_screen(screen: Mapping[str, Any]) -> None:
-    console.print(f"[bold]actorbatch status[/bold] at {short_time(screen['at'])} UTC")
-    for problem in screen["problems"]:
-        console.print("[red]problem:[/red] " + escape(problem["line"]), soft_wrap=True)
-    jobs_table(screen["jobs"], "Jobs")
-    runs_table(screen["runs"], "Active runs")
-    table("Running tasks", ["run", "job", "task", "attempt", "server", "since"],
-          [(t["run_id"], t["job"], t["task"], t["attempt"], t["server"], short_time(t["started_at"]))
-           for t in screen["running_tasks"]], "no running tasks")
-    servers_table(screen["servers"], "Servers")
+def servers_grid(servers: Sequence[Mapping[str, Any]], title: str | None = None, caption: str | None = None
+                 ) -> RenderableType:
+    return grid(title, ["server", "groups", "threads", "running", "last seen", "alive"],
+                [(s["name"], ",".join(s["groups"]), s["threads"], s["running"], short_time(s["last_seen"]),
+                  "yes" if s["alive"] else "no") for s in servers], "no servers", caption)
+
+
+def _more(shown: int, total: int, where: str) -> str | None:
+    return f"{shown} of {total:,} shown; all: {where}" if total > shown else None
+
+
+def status_screen(screen: Mapping[str, Any]) -> RenderableType:
+    """The status screen as one renderable: a line of counts, then at most a few rows of each kind, each table
+    saying how many it leaves out and where to see them all."""
+    n = screen["counts"]
+    header = Text.from_markup(
+        f"[bold]actorbatch status[/bold] at {short_time(screen['at'])} UTC: {n['jobs']:,} jobs "
+        f"({n['scheduled_jobs']:,} scheduled), {n['active_runs']:,} active runs ({n['started_runs']:,} started, "
+        f"{n['queued_runs']:,} queued, {n['scheduled_runs']:,} due later), {n['running_tasks']:,} running tasks, "
+        f"{n['live_servers']:,} of {n['servers']:,} servers alive")
+    parts: list[RenderableType] = [header]
+    parts += [Text.from_markup("[red]problem:[/red] " + escape(p["line"])) for p in screen["problems"]]
+    parts.append(jobs_grid(screen["jobs"], "Jobs (next to fire first)",
+                           _more(len(screen["jobs"]), n["jobs"], "actorbatch job list")))
+    parts.append(runs_grid(screen["runs"], "Active runs (started first, then the earliest due)",
+                           _more(len(screen["runs"]), n["active_runs"], "actorbatch run list --status running")))
+    parts.append(grid("Running tasks", ["run", "job", "task", "attempt", "server", "since"],
+                      [(t["run_id"], t["job"], t["task"], t["attempt"], t["server"], short_time(t["started_at"]))
+                       for t in screen["running_tasks"]], "no running tasks",
+                      _more(len(screen["running_tasks"]), n["running_tasks"], "actorbatch run list")))
+    parts.append(servers_grid(screen["servers"], "Servers (live first)",
+                              _more(len(screen["servers"]), n["servers"], "actorbatch server list")))
+    return Group(*parts)

@@ -77,33 +77,40 @@ class Commands:
         self.log.append(*events)
         return ["replaced" if isinstance(e, JobReplaced) else "added" for e in events]
 
-    def remove_job(self, name: str) -> None:
-        """Remove the job; one that is quarantined (an event of it cannot be read or folded) is put to rest."""
+    def remove_job(self, name: str, cancel: Iterable[UUID] = ()) -> None:
+        """Remove the job and, in the same transaction, cancel the runs `cancel` names (those already over are
+        left as they are); a job that is quarantined (an event of it cannot be read or folded) is put to rest."""
         try:
             version = self.job(name).version
         except Quarantined as quarantined:
             version = quarantined.last_version
-        self.log.append(JobRemoved(originator_id=job_id(name), originator_version=version + 1,
-                                   timestamp=self.clock.now(), user=self.user))
+        now = self.clock.now()
+        cancellations = [event for run_id in cancel if (event := self._cancellation(run_id, quiet=True))]
+        self.log.append(JobRemoved(originator_id=job_id(name), originator_version=version + 1, timestamp=now,
+                                   user=self.user), *cancellations)
 
-    def schedule(self, name: str, *, restart: bool = False) -> None:
-        """Start the job's schedule (fire times from now on); `restart` also restarts a running one."""
+    def schedule(self, name: str, *, restart: bool = False) -> bool:
+        """Start the job's schedule (fire times from now on); `restart` also restarts a running one. Idempotent:
+        False (nothing written) if it is scheduled already and not restarted."""
         job = self.job(name)
         assert job.definition is not None
         if job.definition.schedule is None:
             raise ActorbatchError(f"job {name!r} has no [schedule]; add one with `job add --replace`")
         if job.scheduled_at is not None and not restart:
-            raise ActorbatchError(f"job {name!r} is already scheduled; use `job reschedule` to restart it")
+            return False
         self.log.append(JobScheduled(originator_id=job.id, originator_version=job.version + 1,
                                      timestamp=self.clock.now(), user=self.user))
+        return True
 
-    def unschedule(self, name: str) -> None:
-        """Stop future runs; fire times while unscheduled never exist, so they are never missed."""
+    def unschedule(self, name: str) -> bool:
+        """Stop future runs; fire times while unscheduled never exist, so they are never missed. Idempotent:
+        False (nothing written) if it is not scheduled."""
         job = self.job(name)
         if job.scheduled_at is None:
-            raise ActorbatchError(f"job {name!r} is not scheduled")
+            return False
         self.log.append(JobUnscheduled(originator_id=job.id, originator_version=job.version + 1,
                                        timestamp=self.clock.now(), user=self.user))
+        return True
 
     def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None,
                 key: str | None = None) -> UUID:
@@ -182,6 +189,7 @@ class Commands:
         cancellation follows its last stored event."""
         for _ in range(CANCEL_ATTEMPTS):
             event = self._cancellation(run_id)
+            assert event is not None
             try:
                 self.log.append(event)
                 return
@@ -189,7 +197,8 @@ class Commands:
                 continue  # a task moved on meanwhile: decide again on the fresh run
         raise ActorbatchError(f"run {run_id} keeps changing; try again")
 
-    def _cancellation(self, run_id: UUID) -> RunCancelled:
+    def _cancellation(self, run_id: UUID, quiet: bool = False) -> RunCancelled | None:
+        """The event that cancels the run; `quiet`: None for a run that is already over, rather than an error."""
         now = self.clock.now()
         try:
             run = self.log.load(Run, run_id)
@@ -199,7 +208,7 @@ class Commands:
         if run is None:
             raise NotFound(f"no run with id {run_id}")
         event = run.cancel(self.user, now)
-        if event is None:
+        if event is None and not quiet:
             raise ActorbatchError(f"run {run_id} is already {run.status(now)}")
         return event
 

@@ -86,6 +86,23 @@ class Queries:
                              "ORDER BY due_at DESC, id LIMIT ?", (*params, limit))
         return [self.rows.run(d) for (d,) in rows]
 
+    def active_counts(self, now: datetime) -> tuple[int, int, int]:
+        """How many active runs have started, how many are due but not started (queued), how many are due later."""
+        rows = self.db.query("SELECT SUM(CASE WHEN started_at IS NOT NULL THEN 1 ELSE 0 END), "
+                             "SUM(CASE WHEN started_at IS NULL AND (status = 'running' OR due_at <= ?) THEN 1 "
+                             "ELSE 0 END), COUNT(*) FROM ab_runs WHERE status IN ('scheduled', 'running')",
+                             (iso(now),))
+        started, queued, total = (int(n or 0) for n in rows[0])
+        return started, queued, total - started - queued
+
+    def active_runs(self, limit: int, *, started: bool = False) -> list[Run]:
+        """The most relevant active runs: started ones first, then the earliest due (the next to start);
+        `started`: only those that have started."""
+        where = "status IN ('scheduled', 'running')" + (" AND started_at IS NOT NULL" if started else "")
+        rows = self.db.query(f"SELECT data FROM ab_runs WHERE {where} "  # noqa: S608 - fixed text
+                             "ORDER BY CASE WHEN started_at IS NULL THEN 1 ELSE 0 END, due_at, id LIMIT ?", (limit,))
+        return [self.rows.run(d) for (d,) in rows]
+
     def run(self, run_id: UUID) -> Run | None:
         rows = self.db.query("SELECT data FROM ab_runs WHERE id = ?", (str(run_id),))
         return self.rows.run(rows[0][0]) if rows else None

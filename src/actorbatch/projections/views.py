@@ -72,6 +72,12 @@ class Views:
              since: datetime | None = None, limit: int = 100, after: str | None = None) -> list[Run]:
         return self.queries.runs(job=job, status=status, now=now, since=since, limit=limit, after=after)
 
+    def active_counts(self, now: datetime) -> tuple[int, int, int]:
+        return self.queries.active_counts(now)
+
+    def active_runs(self, limit: int, *, started: bool = False) -> list[Run]:
+        return self.queries.active_runs(limit, started=started)
+
     def run(self, run_id: UUID) -> Run | None:
         return self.queries.run(run_id)
 
