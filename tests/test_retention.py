@@ -52,6 +52,7 @@ def prune_and_check(url: str) -> None:
     later = actorbatch.connect(url, user="tester", clock=ManualClock(SystemClock().now() + timedelta(days=40)))
     keep = parse_retention("succeeded=30d,failed=180d,cancelled=30d")
     shown = later.run(runs["ok"][0])
+    logged = later.logs(runs["ok"][0])
     before = later.runs(limit=1000)
     dry = maintenance.prune(later, dry_run=True, keep=keep)
     assert dry["runs"] == {"succeeded": 3, "failed": 0, "cancelled": 1} and dry["archived_events"] == 0
@@ -64,6 +65,7 @@ def prune_and_check(url: str) -> None:
     assert [r["id"] for r in later.runs(limit=1000)] == [str(runs["failed"])]
     archived = later.run(str(runs["ok"][0])[:8])
     assert archived["archived"] is True and {**archived, "archived": False} == shown
+    assert later.logs(runs["ok"][0]) == logged and [line.line for line in logged] == ["INFO: say = hi"]
     assert later.verify()["ok"], later.verify()
     assert later.verify()["events"] == pruned["live_events"] + pruned["archived_events"]
 

@@ -22,7 +22,7 @@ from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
 from actorbatch.domain.limits import check_head, check_time, check_user, show
-from actorbatch.domain.quarantine import Problem, fold_stream
+from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
 from actorbatch.domain.runs import Run
@@ -31,6 +31,7 @@ from actorbatch.domain.statuses import RunStatus
 from actorbatch.domain.tasks import TaskRun
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
+from actorbatch.projections import retention
 from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
 from actorbatch.projections.verification import Head
@@ -254,16 +255,11 @@ class Client:
     def _run(self, ref: str | UUID) -> Run:
         run_id = self.resolve_run(ref)
         self._catch_up()
-        run = self.views.run(run_id) or self._archived(run_id)
+        run = self.views.run(run_id) or retention.archived_run(self.views.projector.archive, self.store, run_id)
         if run is None:
             problem = next((p for p in self.views.problems() if p.aggregate_id == run_id), None)
             raise ActorbatchError(problem.line) if problem else NotFound(f"no run with id {ref}")
         return run
-
-    def _archived(self, run_id: UUID) -> Run | None:
-        """A run `history prune` moved to the archive, folded from its archived events (read-only)."""
-        events = [self.store.decode(e) for e in self.views.projector.archive.of(run_id)]
-        return fold_stream(Run, events) if events else None
 
     def runs(self, job: str | None = None, status: str | None = None, since: datetime | None = None,
              limit: int = 100, after: str | None = None) -> list[dict[str, Any]]:
@@ -296,6 +292,8 @@ class Client:
         run = self._run(ref)
         if task is not None and task not in run.tasks:
             raise NotFound(f"run {run.id} has no task {task!r}")
+        if self.views.run(run.id) is None:  # archived
+            return retention.archived_logs(self.views.projector.archive, self.store, run, task, after)
         return self.views.logs(run.id, task, after)
 
     def cancel(self, ref: str | UUID) -> UUID:

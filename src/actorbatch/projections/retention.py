@@ -12,10 +12,15 @@ from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.events import log_id
+from actorbatch.domain.quarantine import fold_stream
 from actorbatch.domain.retention import cutoffs
+from actorbatch.domain.runs import LogWritten, Run
 from actorbatch.domain.servers import ServerHeartbeat
 from actorbatch.projections.projector import Projector
+from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
+from actorbatch.store.archive import Archive
+from actorbatch.store.eventstore import EventStore
 from actorbatch.store.topics import TOPICS
 
 RUNS_PER_TRANSACTION = 2_000  # writers wait for each transaction: keep each short
@@ -72,3 +77,23 @@ def _drop_rows(projector: Projector, run_ids: Sequence[str]) -> None:
                           "DELETE FROM ab_audit WHERE subject IN ({})"):
             projector.db.execute(statement.format(marks), chunk)
     projector.forget()
+
+
+def archived_run(archive: Archive, store: EventStore, run_id: UUID) -> Run | None:
+    """A run `history prune` moved to the archive, folded from its archived events (read-only)."""
+    events = [store.decode(e) for e in archive.of(run_id)]
+    return fold_stream(Run, events) if events else None
+
+
+def archived_logs(archive: Archive, store: EventStore, run: Run, task: str | None, after: int) -> list[LogLine]:
+    """An archived run's log lines, read back from its archived run-log streams, in log order."""
+    lines = []
+    for name, state in run.tasks.items():
+        for attempt in range(1, state.attempt + 1) if task in (None, name) else ():
+            for stored in archive.of(log_id(run.id, name, attempt)):
+                event = store.decode(stored)
+                if isinstance(event, LogWritten) and stored.id > after:
+                    times = event.times or (event.timestamp,) * len(event.lines)
+                    lines += [LogLine(stored.id, name, attempt, at, line)
+                              for at, line in zip(times, event.lines, strict=True)]
+    return sorted(lines, key=lambda line: line.position)
