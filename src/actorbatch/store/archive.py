@@ -118,10 +118,6 @@ class Archive:
         """The live log's newest position (0 when empty)."""
         return int(self.db.query(f"SELECT COALESCE(MAX({self._position}), 0) FROM {self._events}")[0][0])  # noqa: S608
 
-    def between(self, after: int, upto: int) -> list[Archived]:
-        """Archived events with positions in (after, upto], in order."""
-        return self._rows("WHERE id > ? AND id <= ? ORDER BY id", (after, upto))
-
     def after(self, position: int, limit: int) -> list[Archived]:
         return self._rows("WHERE id > ? ORDER BY id LIMIT ?", (position, limit))
 
