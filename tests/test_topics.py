@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import actorbatch.domain.jobs
 import actorbatch.domain.runs
 import actorbatch.domain.servers
+import actorbatch.domain.users
 from actorbatch.domain.events import Event, server_id
 from actorbatch.domain.servers import DrainRequested
 from actorbatch.store.eventstore import EventStore
@@ -13,7 +14,8 @@ from actorbatch.store.topics import EVENTS, TOPICS, register
 
 
 def test_every_event_class_of_the_domain_has_one_stable_topic() -> None:
-    concrete = {cls for module in (actorbatch.domain.jobs, actorbatch.domain.runs, actorbatch.domain.servers)
+    concrete = {cls for module in (actorbatch.domain.jobs, actorbatch.domain.runs, actorbatch.domain.servers,
+                                   actorbatch.domain.users)
                 for _, cls in inspect.getmembers(module, inspect.isclass)
                 if issubclass(cls, Event) and hasattr(cls, "ACTION")}
     assert concrete <= set(EVENTS.values())

@@ -8,7 +8,7 @@ printing its help, say) does not pay for the rest.
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
+from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
     from actorbatch.actors.server import BatchServer, ServerConfig
@@ -37,4 +37,4 @@ if not TYPE_CHECKING:  # mypy sees the imports above; a typo'd name stays an err
 
 
 __all__ = ["ActorbatchError", "BatchServer", "Client", "Conflict", "InvalidJob", "Job", "JobDefinition", "NotFound",
-           "Server", "ServerConfig", "TaskContext", "TaskSpec", "connect", "init", "load_job_file"]
+           "PermissionDenied", "Server", "ServerConfig", "TaskContext", "TaskSpec", "connect", "init", "load_job_file"]

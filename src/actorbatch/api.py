@@ -5,7 +5,6 @@ with Conflict rather than corrupt anything. Reads bring the read models up to da
 """
 
 import copy
-import getpass
 import os
 import re
 import time
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from actorbatch.actors.server import BatchServer, ServerConfig
-from actorbatch.clock import Clock, SystemClock, random_id
+from actorbatch.clock import Clock, SystemClock, random_id, random_secret
 from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
@@ -29,14 +28,17 @@ from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import current, zone
 from actorbatch.domain.statuses import RunStatus
 from actorbatch.domain.tasks import TaskRun
+from actorbatch.domain.users import ADMIN
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
 from actorbatch.projections import retention
 from actorbatch.projections.queries import LogLine
+from actorbatch.node.users import token_user
 from actorbatch.projections.rows import iso
 from actorbatch.projections.verification import Head
 from actorbatch.projections.views import Views
 from actorbatch.store.eventstore import EventStore
+from actorbatch.store.identity import vouched_user
 from actorbatch.store.signing import signing_key
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.urls import default_url
@@ -46,10 +48,6 @@ RUN_STATUSES = tuple(status.value for status in RunStatus)
 STATUS_ROWS = 10  # rows of each kind on the status screen: it fits one terminal screen under any load
 MAX_PENDING = 1_000_000  # pending runs `job remove --force` cancels with the job, at most
 MAX_RUNNING_RUNS = 1000  # started runs read to list running tasks (each server runs at most its threads)
-
-
-def default_user() -> str:
-    return os.environ.get("ACTORBATCH_USER") or getpass.getuser()
 
 
 def load_job_file(path: str | Path) -> list[JobDefinition]:
@@ -103,18 +101,30 @@ class Server(BatchServer):
 
 
 def connect(url: str | None = None, user: str | None = None, clock: Clock | None = None) -> "Client":
-    return Client(url or default_url(), user or default_user(), clock or SystemClock())
+    """A client of the store at `url`, acting as the user the store vouches for (the database role on PostgreSQL,
+    the OS user on SQLite), or as `user` (default `ACTORBATCH_USER`) if that one holds `admin` or the store is
+    still open; PermissionDenied otherwise."""
+    return Client(url or default_url(), user or os.environ.get("ACTORBATCH_USER") or None, clock or SystemClock())
 
 
 class Client:
     """One connection to a store, acting as one user."""
 
-    def __init__(self, url: str, user: str, clock: Clock) -> None:
-        self.url, self.user, self.clock = url, check_user(user, "user"), clock
+    def __init__(self, url: str, user: str | None, clock: Clock) -> None:
+        self.url, self.clock = url, clock
+        requested = None if user is None else check_user(user, "user")
         self.store = EventStore(url)
-        self.commands = Commands(self.store, self.user, clock, random_id)
         self.views = Views(self.store, SqlDb(self.store.url))
-        self.views.check()
+        try:
+            self.views.check()
+            self.identity = vouched_user(self.views.db)  # who the store can vouch for
+            self.user = self.identity if requested is None else requested
+            self.commands = Commands(self.store, self.user, clock, random_id)
+            if self.user != self.identity and not self.commands.guard.holds(self.identity, ADMIN):
+                self.commands.guard.refuse(self.identity, ADMIN, "--user", self.user)
+        except BaseException:
+            self.close()
+            raise
         self.stale: str | None = None  # why the last read may lag the log
         self.reads_catch_up = True  # off where one loop keeps the read models up to date (the web console)
 
@@ -314,6 +324,35 @@ class Client:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {run_id} is still {detail['status']} after {timeout:g}s")
             time.sleep(poll_s)
+
+    # ---- users ----
+
+    def users(self) -> list[dict[str, Any]]:
+        """`user list --json`: `[{"name", "privileges", "email"}]`, every user with a record, by name."""
+        self._catch_up()
+        return [u.profile() for u in self.views.users()]
+
+    def user_profile(self, name: str) -> dict[str, Any]:
+        """One user's `{"name", "privileges", "email"}` as the log has it now (empty for a user with no record)."""
+        return self.commands.guard.record(check_user(name, "user")).profile()
+
+    def set_email(self, name: str, email: str | None) -> None:
+        self._write(lambda: self.commands.users.set_email(name, email))
+
+    def grant(self, name: str, privileges: Iterable[str]) -> None:
+        self._write(lambda: self.commands.users.grant(name, privileges))
+
+    def revoke(self, name: str, privileges: Iterable[str]) -> None:
+        self._write(lambda: self.commands.users.revoke(name, privileges))
+
+    def issue_token(self, name: str | None = None) -> str:
+        """A new API token for `name` (default: the acting user), revoking the previous one; shown only now."""
+        return self._write(lambda: self.commands.users.issue_token(name or self.user, random_secret(),
+                                                                   random_secret()))
+
+    def token_user(self, token: str) -> str | None:
+        """The user whose current API token `token` is, or None."""
+        return token_user(self.commands.guard, token)
 
     # ---- servers and the status screen ----
 

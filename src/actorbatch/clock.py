@@ -1,5 +1,6 @@
 """The one gateway to wall-clock time and fresh ids, so the same code runs in real time and in simulation."""
 
+import secrets
 import threading
 import time
 import uuid
@@ -47,3 +48,8 @@ def monotonic_s() -> float:
 def random_id() -> uuid.UUID:
     """A fresh run id for an on-demand run (scheduled runs use deterministic ids instead)."""
     return uuid.uuid4()
+
+
+def random_secret() -> str:
+    """256 random bits, URL-safe: an API token's secret, or the salt its hash is kept with."""
+    return secrets.token_urlsafe(32)

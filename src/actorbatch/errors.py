@@ -26,3 +26,7 @@ class StoreUnavailable(ActorbatchError):
 
 class StoreFailed(ActorbatchError):
     """The store answered but cannot take writes (disk full, read-only file): retrying will not help."""
+
+
+class PermissionDenied(ActorbatchError):
+    """The acting user lacks the privilege a command needs; only an audit record of the refusal was written."""

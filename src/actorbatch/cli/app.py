@@ -1,7 +1,7 @@
 """The `actorbatch` command: parse, call the API, render. Exit 0 ok, 1 operation failed, 2 usage error.
 
 This module holds the root: global options, the commands of no noun, and the nouns' sub-commands (`jobs`, `runs`,
-`servers`, `projections`, `audit`), in the order `--help` lists them.
+`servers`, `users`, `projections`, `audit`), in the order `--help` lists them.
 """
 
 import sys
@@ -20,6 +20,7 @@ from actorbatch.cli.runs import explain_run, run_app
 from actorbatch.cli.servers import server_app
 from actorbatch.cli.shape import Cli
 from actorbatch.cli.web import web
+from actorbatch.cli.users import user_app
 from actorbatch.domain.limits import check_user
 
 app = Cli(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",
@@ -27,6 +28,7 @@ app = Cli(help="Event-sourced batch jobs: run now, later or on a schedule, on on
 app.add_typer(job_app, name="job")
 app.add_typer(run_app, name="run")
 app.add_typer(server_app, name="server")
+app.add_typer(user_app, name="user")
 app.add_typer(projections_app, name="projections")
 app.add_typer(audit_app, name="audit")
 app.add_typer(history_app, name="history")
@@ -45,7 +47,8 @@ def main(
     db: Annotated[str | None, typer.Option("--db", envvar="ACTORBATCH_DB", metavar="URL",
                                            help="Store URL (default sqlite:///actorbatch.db).")] = None,
     user: Annotated[str | None, typer.Option("--user", envvar="ACTORBATCH_USER", metavar="NAME",
-                                             help="Acting user (default: the OS user).")] = None,
+                                             help="Act as this user (default: the one the store vouches for: "
+                                                  "the database role, or the OS user); needs admin.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
                                           help="Print the version and exit.")] = False,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
-from actorbatch.errors import ActorbatchError
+from actorbatch.errors import ActorbatchError, PermissionDenied
 
 if TYPE_CHECKING:
     from actorbatch.api import Client
@@ -57,7 +57,8 @@ def usage() -> Iterator[None]:
 def _refuse(error: Exception, code: int, prefix: str = "") -> NoReturn:
     if settings.debug:
         raise error
-    typer.echo(f"error: {prefix}{error}", err=True)
+    label = "" if isinstance(error, PermissionDenied) else "error: "  # the contract's line, as it stands
+    typer.echo(f"{label}{prefix}{error}", err=True)
     raise typer.Exit(code) from None
 
 

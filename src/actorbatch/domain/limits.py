@@ -66,6 +66,22 @@ def check_user(value: object, field: str) -> str:
     return user
 
 
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+")
+
+
+def check_email(value: object, field: str) -> str:
+    """An e-mail address run-completion mail goes to: one plain `local@domain.tld`, no display name, no list."""
+    email = check_text(value, field, MAX_USER_CHARS)
+    if not _EMAIL.fullmatch(email) or not email.isprintable():
+        raise InvalidJob(f"{field}: expected an e-mail address like alice@example.com, got {show(email)}")
+    return email
+
+
+def check_privilege(value: object, field: str) -> str:
+    """A privilege is a name (`job.run`, `invoice.post`): the job-file key and `user grant` share this check."""
+    return check_name(value, field)
+
+
 def check_text(value: object, field: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     """A string the store and every reader can hold: bounded, UTF-8, no NUL (PostgreSQL text refuses it)."""
     if not isinstance(value, str):

@@ -27,10 +27,12 @@ from actorbatch.domain.limits import MAX_KEY_CHARS, check_run, check_text, check
 from actorbatch.domain.quarantine import Quarantined
 from actorbatch.domain.recurrence import Schedule, backfill_fires
 from actorbatch.domain.retries import retry
-from actorbatch.domain.runs import Run, RunCancelled, scheduled_run_id
+from actorbatch.domain.runs import Run, RunCancelled, RunCreated, scheduled_run_id
 from actorbatch.domain.servers import DrainRequested
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
+from actorbatch.node.access import Guard
 from actorbatch.node.ports import EventLog
+from actorbatch.node.users import UserCommands
 
 CANCEL_ATTEMPTS = 20
 
@@ -49,10 +51,13 @@ def keyed_run_id(job: str, key: str) -> UUID:
 
 
 class Commands:
-    """The writes of one user, on one log, with time and fresh ids from the given gateways."""
+    """The writes of one user, on one log, with time and fresh ids from the given gateways. Each is checked by
+    the guard first: a refusal records `access.denied` and raises PermissionDenied."""
 
     def __init__(self, log: EventLog, user: str, clock: Clock, new_id: Callable[[], UUID]) -> None:
         self.log, self.user, self.clock, self.new_id = log, user, clock, new_id
+        self.guard = Guard(log, clock, new_id)
+        self.users = UserCommands(self.guard, user)
 
     def job(self, name: str) -> JobState:
         """The job as the log has it; NotFound if there is none (or it was removed)."""
@@ -73,6 +78,8 @@ class Commands:
                                        "timestamp": now, "definition": job.to_dict(), "user": self.user}
             if current.exists and not replace:
                 raise ActorbatchError(f"job {job.name!r} already exists; use --replace to change it")
+            action = JobReplaced.ACTION if current.exists else JobAdded.ACTION
+            self.guard.check(self.user, action, job.name, job=job.name)
             events.append(JobReplaced(**version) if current.exists else JobAdded(**version))
         self.log.append(*events)
         return ["replaced" if isinstance(e, JobReplaced) else "added" for e in events]
@@ -80,6 +87,7 @@ class Commands:
     def remove_job(self, name: str, cancel: Iterable[UUID] = ()) -> None:
         """Remove the job and, in the same transaction, cancel the runs `cancel` names (those already over are
         left as they are); a job that is quarantined (an event of it cannot be read or folded) is put to rest."""
+        self.guard.check(self.user, JobRemoved.ACTION, name, job=name)
         try:
             version = self.job(name).version
         except Quarantined as quarantined:
@@ -94,6 +102,7 @@ class Commands:
         False (nothing written) if it is scheduled already and not restarted."""
         job = self.job(name)
         assert job.definition is not None
+        self.guard.check(self.user, JobScheduled.ACTION, name, job=name)
         if job.definition.schedule is None:
             raise ActorbatchError(f"job {name!r} has no [schedule]; add one with `job add --replace`")
         if job.scheduled_at is not None and not restart:
@@ -106,6 +115,7 @@ class Commands:
         """Stop future runs; fire times while unscheduled never exist, so they are never missed. Idempotent:
         False (nothing written) if it is not scheduled."""
         job = self.job(name)
+        self.guard.check(self.user, JobUnscheduled.ACTION, name, job=name)
         if job.scheduled_at is None:
             return False
         self.log.append(JobUnscheduled(originator_id=job.id, originator_version=job.version + 1,
@@ -119,6 +129,7 @@ class Commands:
         checked, due_at = check_run(params, at)
         job = self.job(name)
         assert job.definition is not None
+        self.guard.check(self.user, RunCreated.ACTION, name, job=name)
         run_id = self.new_id() if key is None else keyed_run_id(name, check_text(key, "key", MAX_KEY_CHARS))
         if key is not None and self.log.events(run_id):
             return run_id
@@ -136,6 +147,7 @@ class Commands:
         run = self.log.load(Run, run_id)
         if run is None:
             raise NotFound(f"no run with id {run_id}")
+        self.guard.check(self.user, RunCreated.ACTION, run.job, job=run.job)
         created, link = retry(run, self.new_id(), self.user, self.clock.now(), everything=everything)
         self.log.append(created, link)  # a concurrent retry of the same run takes the link's version: Conflict
         return created.originator_id
@@ -144,6 +156,7 @@ class Commands:
         """One run per fire time of the job's schedule in [start, end), oldest first, with the scheduler's ids:
         fire times that have a run (or a skip) already are left alone, so a repeat or a racing scheduler never
         makes a second one. All in one transaction; a scheduler that wins a race meanwhile makes it decide again."""
+        self.guard.check(self.user, "job.backfill", name, job=name)
         for _ in range(CANCEL_ATTEMPTS):
             job = self.job(name)
             assert job.definition is not None and job.id is not None
@@ -177,6 +190,7 @@ class Commands:
         checked = [check_run(params, at) for params, at in requests]
         job = self.job(name)
         assert job.definition is not None
+        self.guard.check(self.user, RunCreated.ACTION, name, job=name)
         now = self.clock.now()
         first = Run.create(self.new_id(), job.definition, job.version, {}, self.user, now, now)
         events = [replace(first, originator_id=self.new_id(), params=params, due_at=due_at or now)  # one snapshot
@@ -198,15 +212,20 @@ class Commands:
         raise ActorbatchError(f"run {run_id} keeps changing; try again")
 
     def _cancellation(self, run_id: UUID, quiet: bool = False) -> RunCancelled | None:
-        """The event that cancels the run; `quiet`: None for a run that is already over, rather than an error."""
+        """The event that cancels the run; `quiet` (removing its job, which job.manage covers): None for a run that
+        is already over, rather than an error, and no check of run.cancel."""
         now = self.clock.now()
         try:
             run = self.log.load(Run, run_id)
         except Quarantined as quarantined:
+            if not quiet:
+                self.guard.check(self.user, RunCancelled.ACTION, str(run_id))
             return RunCancelled(originator_id=run_id, originator_version=quarantined.last_version + 1, timestamp=now,
                                 user=self.user)
         if run is None:
             raise NotFound(f"no run with id {run_id}")
+        if not quiet:
+            self.guard.check(self.user, RunCancelled.ACTION, str(run_id), owner=run.user, job=run.job)
         event = run.cancel(self.user, now)
         if event is None and not quiet:
             raise ActorbatchError(f"run {run_id} is already {run.status(now)}")
@@ -214,5 +233,6 @@ class Commands:
 
     def drain(self, server: str) -> None:
         """Ask the server of that name to finish what it runs, take nothing new, and stop."""
+        self.guard.check(self.user, DrainRequested.ACTION, server)
         self.log.append(DrainRequested(originator_id=self.new_id(), originator_version=1, timestamp=self.clock.now(),
                                        server=server, user=self.user))

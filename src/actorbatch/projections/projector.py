@@ -19,6 +19,7 @@ from actorbatch.domain.jobs import JobAdded, JobEvent, JobState
 from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
+from actorbatch.domain.users import AccessDenied, UserEvent, UserState
 from actorbatch.projections import schema
 from actorbatch.projections.queries import Queries
 from actorbatch.projections.rows import RunRows, codec, definition_key, iso
@@ -127,6 +128,7 @@ class Projector:
         jobs: dict[UUID, JobState] = {}
         runs: dict[UUID, Run] = {}
         servers: dict[UUID, Server] = {}
+        users: dict[UUID, UserState] = {}
         logs: list[tuple[Any, ...]] = []
         audit: list[tuple[Any, ...]] = []
         for position, event in batch:
@@ -147,13 +149,17 @@ class Projector:
                 self._fold(jobs, event, JobAdded, JobState, self._load_job, quarantine, position)
             elif isinstance(event, ServerEvent):
                 self._fold(servers, event, ServerStarted, Server, self._load_server, quarantine, position)
+            elif isinstance(event, UserEvent):
+                self._fold(users, event, UserEvent, functools.partial(UserState.named, event.name),
+                           functools.partial(self._load_user, event.name), quarantine, position)
             user = getattr(event, "user", None)
             if user is not None:  # a person's action: the audit trail of who did what
                 audit.append(_audit_row(position, event, user, jobs, runs))
-        return jobs, runs, servers, logs, audit
+        return jobs, runs, servers, users, logs, audit
 
     def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
-               logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], rows: dict[UUID, tuple[Any, ...]]) -> None:
+               users: dict[UUID, UserState], logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]],
+               rows: dict[UUID, tuple[Any, ...]]) -> None:
         """Write a batch's rows; `rows`: the runs' `ab_runs` rows, encoded beforehand."""
         self.db.executemany("INSERT INTO ab_audit (position, at, username, action, subject, job) "
                             "VALUES (?, ?, ?, ?, ?, ?)", audit)
@@ -177,6 +183,9 @@ class Projector:
         self.db.executemany(
             "INSERT INTO ab_servers (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
             [(s.name, codec.encode(vars(s))) for s in servers.values()])
+        self.db.executemany(
+            "INSERT INTO ab_users (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            [(u.name, codec.encode(u.to_dict())) for u in users.values()])
         self.db.executemany("INSERT INTO ab_logs (run_id, task, attempt, position, lines) VALUES (?, ?, ?, ?, ?)",
                             logs)
 
@@ -197,10 +206,10 @@ class Projector:
         with contextlib.suppress(Exception):  # one aggregate's rows cannot be made: find it below
             self._write_saved(changes)
             return
-        self._write_saved(({}, {}, {}, *changes[3:]))  # log lines and audit rows (and the encoded runs, unused)
-        for index, kind in enumerate(("job", "run", "server")):
+        self._write_saved(({}, {}, {}, {}, *changes[4:]))  # log lines and audit rows (and the encoded runs, unused)
+        for index, kind in enumerate(("job", "run", "server", "user")):
             for key, aggregate in list(changes[index].items()):
-                alone: list[Any] = [{}, {}, {}, [], [], changes[5]]
+                alone: list[Any] = [{}, {}, {}, {}, [], [], changes[6]]
                 alone[index] = {key: aggregate}
                 if not quarantine.guard(kind, key, aggregate.version, functools.partial(self._write_saved, alone),
                                         "cannot be written to the read models"):
@@ -249,6 +258,9 @@ class Projector:
         rows = self.db.query("SELECT data FROM ab_jobs WHERE id = ?", (str(job_uuid),))
         return JobState.from_dict(codec.decode(rows[0][0])) if rows else JobState()
 
+    def _load_user(self, name: str, _uid: UUID) -> UserState | None:
+        return self.queries.user(name)
+
     def _load_server(self, sid: UUID) -> Server:
         for (data,) in self.db.query("SELECT data FROM ab_servers"):
             state = codec.decode(data)
@@ -268,6 +280,13 @@ def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState
         return position, iso(event.timestamp), user, event.action, name, name
     if isinstance(event, DrainRequested):
         return position, iso(event.timestamp), user, event.action, event.server, ""
+    if isinstance(event, UserEvent):
+        return position, iso(event.timestamp), user, event.action, event.name, ""
+    if isinstance(event, AccessDenied):
+        subject = f"{event.attempted} {event.subject}: lacks {event.privilege}".replace("  ", " ")
+        return position, iso(event.timestamp), user, event.action, subject, event.job
+    if not isinstance(event, RunEvent):
+        return position, iso(event.timestamp), user, event.action, "", ""
     run = runs.get(event.originator_id)
     name = run.job if run and run.definition else ""
     return position, iso(event.timestamp), user, event.action, str(event.originator_id), name

@@ -9,6 +9,7 @@ from actorbatch.domain.jobs import JobState
 from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
+from actorbatch.domain.users import UserState
 from actorbatch.projections.rows import RunRows, codec, iso
 from actorbatch.store.sql import SqlDb
 
@@ -148,3 +149,12 @@ class Queries:
             vars(server).update(codec.decode(data))
             result.append(server)
         return result
+
+    def users(self) -> list[UserState]:
+        """Every user with a record (a profile, a grant or a token), by name."""
+        rows = self.db.query("SELECT data FROM ab_users ORDER BY name")
+        return [UserState.from_dict(codec.decode(d)) for (d,) in rows]
+
+    def user(self, name: str) -> UserState | None:
+        rows = self.db.query("SELECT data FROM ab_users WHERE name = ?", (name,))
+        return UserState.from_dict(codec.decode(rows[0][0])) if rows else None

@@ -6,12 +6,13 @@ from actorbatch.store.eventstore import NotInitialised
 from actorbatch.store.sql import SqlDb
 
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
-          "ab_problems")  # rebuilt
+          "ab_problems", "ab_users")  # rebuilt
 ALL_TABLES = (*TABLES, "ab_seals")  # the seals are kept by a rebuild, and so is the archive
 # Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
 # creates it (and the seals) if it is missing: an older store needs no `init` for it.
 PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
             "version BIGINT NOT NULL, position BIGINT, reason TEXT NOT NULL, rested BIGINT, rest TEXT NOT NULL)")
+USERS = "CREATE TABLE IF NOT EXISTS ab_users (name TEXT PRIMARY KEY, data BLOB NOT NULL)"
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
@@ -30,8 +31,9 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
     "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
     PROBLEMS,
+    USERS,
 )
-NEWER = {"ab_problems": PROBLEMS, "ab_seals": SEALS}
+NEWER = {"ab_problems": PROBLEMS, "ab_seals": SEALS, "ab_users": USERS}
 START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
 
 

@@ -14,6 +14,7 @@ from actorbatch.domain.jobs import JobState
 from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
+from actorbatch.domain.users import UserState
 from actorbatch.projections import schema
 from actorbatch.projections.projector import BATCH, Projector
 from actorbatch.projections.queries import LogLine, Queries
@@ -96,3 +97,9 @@ class Views:
 
     def servers(self) -> list[Server]:
         return self.queries.servers()
+
+    def users(self) -> list[UserState]:
+        return self.queries.users()
+
+    def user(self, name: str) -> UserState | None:
+        return self.queries.user(name)

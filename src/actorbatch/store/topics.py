@@ -28,6 +28,14 @@ from actorbatch.domain.runs import (
     TaskSucceeded,
 )
 from actorbatch.domain.servers import DrainRequested, ServerHeartbeat, ServerStarted, ServerStopped
+from actorbatch.domain.users import (
+    AccessClosed,
+    AccessDenied,
+    PrivilegesGranted,
+    PrivilegesRevoked,
+    ProfileSet,
+    TokenIssued,
+)
 from actorbatch.store import signing
 
 EVENTS: dict[str, type[Event]] = {
@@ -51,6 +59,12 @@ EVENTS: dict[str, type[Event]] = {
     "actorbatch.domain.servers:ServerHeartbeat": ServerHeartbeat,
     "actorbatch.domain.servers:ServerStopped": ServerStopped,
     "actorbatch.domain.servers:DrainRequested": DrainRequested,
+    "actorbatch.domain.users:ProfileSet": ProfileSet,
+    "actorbatch.domain.users:PrivilegesGranted": PrivilegesGranted,
+    "actorbatch.domain.users:PrivilegesRevoked": PrivilegesRevoked,
+    "actorbatch.domain.users:TokenIssued": TokenIssued,
+    "actorbatch.domain.users:AccessClosed": AccessClosed,
+    "actorbatch.domain.users:AccessDenied": AccessDenied,
 }
 TOPICS: dict[type[Event], str] = {}
 

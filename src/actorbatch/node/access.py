@@ -1,0 +1,47 @@
+"""Checking a command against the policy before it writes: the privileges as the log has them, and the refusal.
+
+Every write a person makes (CLI, Python API, web console) passes `Guard.check` in `node.commands`, so the check
+lives in one place; a refusal writes one `access.denied` event, for the audit trail, and nothing else.
+"""
+
+from collections.abc import Callable
+from uuid import UUID
+
+from actorbatch.clock import Clock
+from actorbatch.domain import access
+from actorbatch.domain.users import ACCESS_ID, AccessDenied, AccessState, UserState, user_id
+from actorbatch.errors import PermissionDenied
+from actorbatch.node.ports import EventLog
+
+
+class Guard:
+    """The privileges of users as the log has them now, and the refusal of what they may not do."""
+
+    def __init__(self, log: EventLog, clock: Clock, new_id: Callable[[], UUID]) -> None:
+        self.log, self.clock, self.new_id = log, clock, new_id
+
+    def is_open(self) -> bool:
+        """Open until the first `admin` grant: every user then counts as admin."""
+        return self.log.load(AccessState, ACCESS_ID) is None
+
+    def record(self, name: str) -> UserState:
+        """The user's record (an empty one, named, if there is none yet)."""
+        return self.log.load(UserState, user_id(name)) or UserState.named(name)
+
+    def holds(self, user: str, privilege: str) -> bool:
+        if self.is_open():  # one read, and while the store is open (most stores) the only one
+            return True
+        return access.holds(self.record(user).privileges, privilege, is_open=False)
+
+    def check(self, user: str, action: str, subject: str, *, owner: str | None = None, job: str = "") -> None:
+        """Let `user` write `action` about `subject` (owned by `owner`), or record the refusal and raise
+        PermissionDenied: `permission denied: USER lacks PRIVILEGE`."""
+        needed = access.needs(action, user, owner)
+        if needed is None or self.holds(user, needed):
+            return
+        self.refuse(user, needed, action, subject, job)
+
+    def refuse(self, user: str, privilege: str, action: str, subject: str, job: str = "") -> None:
+        self.log.append(AccessDenied(originator_id=self.new_id(), originator_version=1, timestamp=self.clock.now(),
+                                     user=user, privilege=privilege, attempted=action, subject=subject, job=job))
+        raise PermissionDenied(f"permission denied: {user} lacks {privilege}")
