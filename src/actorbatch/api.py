@@ -31,9 +31,9 @@ from actorbatch.domain.tasks import TaskRun
 from actorbatch.domain.users import ADMIN
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
+from actorbatch.node.users import token_user
 from actorbatch.projections import retention
 from actorbatch.projections.queries import LogLine
-from actorbatch.node.users import token_user
 from actorbatch.projections.rows import iso
 from actorbatch.projections.verification import Head
 from actorbatch.projections.views import Views

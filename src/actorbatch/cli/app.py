@@ -19,8 +19,8 @@ from actorbatch.cli.projections import projections_app
 from actorbatch.cli.runs import explain_run, run_app
 from actorbatch.cli.servers import server_app
 from actorbatch.cli.shape import Cli
-from actorbatch.cli.web import web
 from actorbatch.cli.users import user_app
+from actorbatch.cli.web import web
 from actorbatch.domain.limits import check_user
 
 app = Cli(help="Event-sourced batch jobs: run now, later or on a schedule, on one or many servers.",

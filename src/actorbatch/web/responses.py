@@ -7,12 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from actorbatch.errors import ActorbatchError, InvalidJob, NotFound
-
-try:  # the identity layer's refusal; older trees have none
-    from actorbatch.errors import PermissionDenied  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    PermissionDenied = None
+from actorbatch.errors import ActorbatchError, InvalidJob, NotFound, PermissionDenied
 
 
 class Json(JSONResponse):
@@ -24,7 +19,7 @@ class Json(JSONResponse):
 
 def status_of(error: Exception) -> int:
     """The HTTP status for an error of the application layer."""
-    if PermissionDenied is not None and isinstance(error, PermissionDenied):
+    if isinstance(error, PermissionDenied):
         return 403
     if isinstance(error, NotFound):
         return 404
