@@ -76,7 +76,7 @@ def test_refusals_write_nothing_but_their_audit_record(admin: actorbatch.Client,
     admin.add_job(JOB)
     run_id = admin.run_job("invoice-run")
     with actorbatch.connect(store, user="bob", clock=admin.clock) as bob:
-        attempts = [lambda: bob.add_job(JOB, replace=True), lambda: bob.remove_job("invoice-run"),
+        attempts = [lambda: bob.add_job(JOB, replace=True), lambda: bob.remove_job("invoice-run", force=True),
                     lambda: bob.run_job("invoice-run"), lambda: bob.cancel(run_id),
                     lambda: bob.unschedule("invoice-run"), lambda: bob.grant("bob", ["admin"]),
                     lambda: bob.set_email("alice", "bob@example.com"), lambda: bob.issue_token("alice")]
