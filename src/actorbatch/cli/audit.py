@@ -11,11 +11,17 @@ audit_app = Cli(help="The audit trail.", no_args_is_help=True)
 
 
 @audit_app.command("log")
-def audit_log(since: Annotated[str | None, typer.Option("--since")] = None,
-              until: Annotated[str | None, typer.Option("--until")] = None,
-              job: Annotated[str | None, typer.Option("--job")] = None,
-              user: Annotated[str | None, typer.Option("--user")] = None,
-              limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000)] = 1000,
+def audit_log(since: Annotated[str | None, typer.Option("--since", metavar="TIME",
+                                                       help="At or after this ISO 8601 time (UTC without an "
+                                                            "offset).")] = None,
+              until: Annotated[str | None, typer.Option("--until", metavar="TIME",
+                                                        help="Before this ISO 8601 time.")] = None,
+              job: Annotated[str | None, typer.Option("--job", metavar="NAME", help="Only this job's actions.")]
+              = None,
+              user: Annotated[str | None, typer.Option("--user", metavar="NAME", help="Only this user's actions.")]
+              = None,
+              limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, max=1_000_000,
+                                                 help="At most this many rows.")] = 1000,
               as_json: Json = False) -> None:
     """Who did what: every job change, run started by hand and cancellation, oldest first."""
     from actorbatch import api

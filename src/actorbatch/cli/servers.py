@@ -81,7 +81,8 @@ def server_start(
 
 
 @server_app.command("drain")
-def server_drain(name: str) -> None:
+def server_drain(name: Annotated[str, typer.Argument(metavar="NAME", show_default=False,
+                                                     help="The server's name (see `server list`).")]) -> None:
     """Ask a running server to finish its running tasks, take no new ones, and exit 0."""
     with_client(lambda c: c.drain(name))
     typer.echo(f"asked server {name} to drain")
