@@ -24,7 +24,7 @@ class Command(TyperCommand):
         super().format_help(ctx, formatter)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        return [_REQUIRED.sub(r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+        return [_REQUIRED.sub(r"\1", piece).replace("......", "...") for piece in super().collect_usage_pieces(ctx)]
 
 
 class Group(TyperGroup):

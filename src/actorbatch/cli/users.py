@@ -5,8 +5,9 @@ from typing import Annotated
 import typer
 
 from actorbatch.cli.common import Json, usage, with_client
+from actorbatch.cli.shape import Cli
 
-user_app = typer.Typer(help="Users: privileges, profiles and API tokens.", no_args_is_help=True)
+user_app = Cli(help="Users: privileges, profiles and API tokens.", no_args_is_help=True)
 User = Annotated[str, typer.Argument(metavar="USER", help="The user's name (an OS user or database role).")]
 Privileges = Annotated[list[str], typer.Argument(
     metavar="PRIVILEGE...", help="admin, job.manage, job.run, run.cancel, server.manage, or an application's.")]
