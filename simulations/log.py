@@ -15,7 +15,8 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import fold_stream
-from actorbatch.errors import Conflict, StoreUnavailable
+from actorbatch.errors import Conflict
+from actorbatch.store.outage import Breaker
 
 A = TypeVar("A")
 Listener = Callable[[Sequence[Event], str], None]
@@ -34,6 +35,7 @@ class SimLog:
         self._streams: dict[UUID, list[Event]] = {}
         self.listeners: list[Listener] = []
         self.down = False  # a store outage: servers' connections get StoreUnavailable while it lasts
+        self.swallowing: set[str] = set()  # writers whose next append in the outage is written, its reply lost
 
     def append(self, events: Sequence[Event], writer: str) -> None:
         """Record `events` in one transaction; Conflict, writing nothing, if any (id, version) is taken."""
@@ -100,17 +102,40 @@ class WriteFaults:
 
 
 class ServerStore:
-    """The log as one server process sees it: its appends are tagged with its name and may fail."""
+    """The log as one server process sees it: its appends are tagged with its name and may fail; while the store
+    is away its calls go through the real store's breaker, which (as a real server's) notices the store is back
+    only at its next probe, so servers recover one by one."""
 
-    def __init__(self, log: SimLog, writer: str, faults: WriteFaults) -> None:
+    def __init__(self, log: SimLog, writer: str, faults: WriteFaults, clock_s: Callable[[], float]) -> None:
         self.log, self.writer, self.faults = log, writer, faults
+        self.breaker = Breaker(writer, clock=clock_s, say=_quiet)
 
-    def _reachable(self) -> None:
+    def _call(self, do: Callable[[], A]) -> A:
+        """One call to the store, as EventStore._guard makes it: fail fast while the breaker is open."""
+        self.breaker.admit()
         if self.faults.enabled and self.log.down:
-            raise StoreUnavailable("store unreachable (a simulated outage)")
+            raise self.breaker.failed("a simulated outage")
+        try:
+            answer = do()
+        except Conflict:
+            self.breaker.succeeded()
+            raise
+        self.breaker.succeeded()
+        return answer
+
+    def reach(self) -> None:
+        """A read of the log by the follower: StoreUnavailable while the store is away (or not yet probed)."""
+        self._call(lambda: None)
 
     def append(self, *events: Event) -> None:
-        self._reachable()
+        unaware = self.breaker.down_since_s is None  # this process has not met the outage yet
+        if self.faults.enabled and self.log.down and unaware and self.writer in self.log.swallowing:
+            self.log.swallowing.discard(self.writer)  # in flight as the store went away: written, unanswered
+            self.log.append(events, self.writer)
+            raise self.breaker.failed("the store went away during the commit")
+        self._call(lambda: self._append(events))
+
+    def _append(self, events: Sequence[Event]) -> None:
         if self.faults.before():
             raise WriteFailed("the connection failed before the commit")
         self.log.append(events, self.writer)
@@ -118,17 +143,18 @@ class ServerStore:
             raise WriteFailed("the connection failed after the commit: it was written")
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
-        self._reachable()
-        return self.log.load(factory, aggregate_id)
+        return self._call(lambda: self.log.load(factory, aggregate_id))
 
     def events(self, aggregate_id: UUID, after_version: int = 0) -> list[Event]:
-        self._reachable()
-        return self.log.events(aggregate_id, after_version)
+        return self._call(lambda: self.log.events(aggregate_id, after_version))
 
     def last(self, aggregate_id: UUID) -> Event | None:
         self._reachable()
         return self.log.last(aggregate_id)
 
     def recorded(self, event: Event) -> bool:
-        self._reachable()
-        return self.log.recorded(event)
+        return self._call(lambda: self.log.recorded(event))
+
+
+def _quiet(*args: object) -> None:
+    """A simulated breaker's log lines go nowhere: the timeline says when the store was away."""

@@ -67,7 +67,7 @@ class SimServer:
         self.up = False
         self.lost = False  # crashed for good
         self.paused_until_us = 0
-        self.store = ServerStore(env.log, spec.name, env.writes)
+        self.store = ServerStore(env.log, spec.name, env.writes, self._seconds)
         self.lease: LeaseCore | None = None
         self.schedules: ScheduleCore | None = None
         self.executor = self._executor()
@@ -82,6 +82,10 @@ class SimServer:
 
     def now(self) -> datetime:
         return self.env.loop.time(self.env.loop.now_us + self.skew_us)
+
+    def _seconds(self) -> float:
+        """The process's monotonic clock, for its store's breaker."""
+        return self.env.loop.now_us / 1e6
 
     def read_at(self) -> datetime | None:
         """Until when this server has heard everything the log holds, as its follower tells the lease manager:
@@ -158,7 +162,7 @@ class SimServer:
         self.incarnation += 1
         self.writer = f"{self.name}#{self.incarnation}"
         self.up, self.paused_until_us, self._polling, self._unread_since_us = True, 0, False, None
-        self.store = ServerStore(self.env.log, self.writer, self.env.writes)
+        self.store = ServerStore(self.env.log, self.writer, self.env.writes, self._seconds)
         self.executor = self._executor()
         self._changed("start")
         self.soon(self._boot)
@@ -257,7 +261,9 @@ class SimServer:
             self.soon(lambda: self._schedules_hear(events))
 
     def _poll(self) -> None:
-        if self.env.log.down:  # the follower's read fails: it reads again a moment later
+        try:
+            self.store.reach()
+        except StoreUnavailable:  # the follower's read fails: it reads again a moment later
             self.at_us(self.env.loop.now_us + us(0.5), self._poll)
             return
         self._polling, self._unread_since_us, self._read_at_us = False, None, self.env.loop.now_us

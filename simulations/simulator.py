@@ -20,6 +20,7 @@ from simulations.checkers import CheckFailed
 from simulations.checkers.books import check_book, check_projection, check_read_models
 from simulations.checkers.fires import FireTimes
 from simulations.checkers.live import LiveAttempts
+from simulations.checkers.suspicion import Suspicions
 from simulations.checkers.transitions import illegal
 from simulations.config import Fault, SimConfig
 from simulations.eventloop import Loop, RunawayLoop, us
@@ -75,6 +76,7 @@ class Simulation:
         self.live = LiveAttempts(self.loop, {s.name: us(s.skew_s) for s in config.servers},
                                  notice_s=timing.poll_s[1] + timing.tick_s + 0.001,
                                  paused_until_us=lambda name: self.servers[name].paused_until_us)
+        self.suspicions = Suspicions(self.loop, self._running, self._paused_since)
         self.fires = FireTimes(tolerance_s=2 * skew_s + timing.poll_s[1] + timing.start_s[1] + 1.0)
         env = Environment(self.loop, self.log, self.views, timing, rngs[1], self.writes, self.bodies, self.live,
                           self._lifecycle)
@@ -86,6 +88,13 @@ class Simulation:
     def _lifecycle(self, change: Change) -> None:
         self.timeline.append(change)
 
+    def _running(self, writer: str) -> bool:
+        return any(s.up and s.writer == writer for s in self.servers.values())
+
+    def _paused_since(self, server: str, since_us: int) -> bool:
+        return any(c.server == server and c.kind == "pause" and c.at_us + us(c.for_s) > since_us
+                   for c in self.timeline)
+
     def _appended(self, events: Sequence[Event], writer: str) -> None:
         """Every append: judge each event against the log so far, fold it in, and let the servers hear it."""
         for event in events:
@@ -94,6 +103,7 @@ class Simulation:
                 raise CheckFailed(*problem, self.loop.now)
             self.views.apply(event)
         self.live.appended(events)
+        self.suspicions.appended(events, writer)
         self.fires.appended(events)
         beats_only = all(isinstance(e, ServerHeartbeat) for e in events)
         for server in self.servers.values():
@@ -139,7 +149,7 @@ class Simulation:
         self.loop.at(check_us, lambda: self._check_books(check_us))
 
     def _store_back(self) -> None:
-        self.log.down = False
+        self.log.down, self.log.swallowing = False, set()
         for server in self.servers.values():
             server.hear("", beats_only=False)  # followers read what they missed
 
@@ -154,7 +164,8 @@ class Simulation:
         elif fault.kind == "pause" and server is not None:
             server.pause(fault.for_s or 0.0)
         elif fault.kind == "outage":
-            self.log.down = True
+            self.log.down = True  # appends in flight at that moment may be written with their replies lost
+            self.log.swallowing = {s.writer for s in self.servers.values() if s.up and self.writes.rng.random() < 0.5}
             self.loop.at(self.loop.now_us + us(fault.for_s or 0.0), self._store_back)
         elif fault.kind == "fail" and server is not None and server.up and not server.paused:
             server.fail("planned: the store connection broke")

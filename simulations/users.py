@@ -56,7 +56,8 @@ class Users:
     rng: random.Random
 
     def __post_init__(self) -> None:
-        connection = ServerStore(self.log, WRITER, WriteFaults(random.Random(0), 0.0, 0.0, enabled=False))
+        connection = ServerStore(self.log, WRITER, WriteFaults(random.Random(0), 0.0, 0.0, enabled=False),
+                                 lambda: self.loop.now_us / 1e6)
         self.commands = Commands(connection, USER, _LoopClock(self.loop), self._new_id)
 
     def _new_id(self) -> uuid.UUID:

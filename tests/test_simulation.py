@@ -79,19 +79,19 @@ def test_a_stale_result_accepted_is_caught_by_the_fencing_checker(monkeypatch: p
     assert "fencing" in caught  # stops at the first; the domain's own assertions catch it in a few seeds too
 
 
-def test_reaping_without_heartbeats_is_caught_by_the_live_attempt_checker(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reaping_without_heartbeats_is_caught_by_the_suspicion_checker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plant the bug: leases are judged by the claim alone, as if no heartbeat had extended them."""
     expirations = LeaseBehaviour.expirations
 
-    def deaf(behaviour: LeaseBehaviour, now: datetime) -> Any:
+    def deaf(behaviour: LeaseBehaviour, now: datetime, spared: Any = None) -> Any:
         servers, behaviour.servers = behaviour.servers, {}
         try:
-            return expirations(behaviour, now)
+            return expirations(behaviour, now, spared)
         finally:
             behaviour.servers = servers
 
     monkeypatch.setattr(LeaseBehaviour, "expirations", deaf)
-    assert first_failure(FIXED_SEEDS).failure.checker == "one-live-attempt"  # type: ignore[union-attr]
+    assert first_failure(FIXED_SEEDS).failure.checker == "no-false-suspicion"  # type: ignore[union-attr]
 
 
 def hasty_expirations(core: LeaseCore, now: datetime) -> Any:
@@ -99,13 +99,13 @@ def hasty_expirations(core: LeaseCore, now: datetime) -> Any:
     return core.behaviour.expirations(now)
 
 
-def test_reaping_by_a_stale_view_is_caught_by_the_live_attempt_checker(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reaping_by_a_stale_view_is_caught_by_the_suspicion_checker(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bug the simulator found and src/ fixed: judging leases by `now`, not by the last full read of the log,
     reaps leases whose heartbeats a paused or lagging server has not heard yet. Planted in the lease core that
     real servers run."""
 
     monkeypatch.setattr(LeaseCore, "_expirations", hasty_expirations)
-    assert first_failure(FIXED_SEEDS).failure.checker == "one-live-attempt"  # type: ignore[union-attr]
+    assert first_failure(FIXED_SEEDS).failure.checker == "no-false-suspicion"  # type: ignore[union-attr]
 
 
 def digest_of(seed: int, hash_seed: str) -> str:
@@ -143,7 +143,7 @@ def test_a_failed_check_prints_the_seed_and_the_command_that_reproduces_it(
     assert cli.main(["--seed", "4"]) == 1
     out, err = capsys.readouterr()
     assert out.startswith("seed 4\n")
-    assert "FAILED one-live-attempt" in err
+    assert "FAILED no-false-suspicion" in err
     assert "reproduce: python -m simulations --seed 4\n" in err
 
 

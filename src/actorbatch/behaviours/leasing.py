@@ -10,7 +10,7 @@ The pykka actor around it does the appending and executing; the simulator drives
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +40,14 @@ def lease_end(state: TaskRun, holder: Server | None) -> datetime:
     if holder is not None and not holder.stopped and holder.lease_until is not None:
         return max(state.lease_until, holder.lease_until)
     return state.lease_until
+
+
+def holder_gone(state: TaskRun, holder: Server | None) -> bool:
+    """Whether the process that held a running attempt is known to be gone (it stopped, or its name restarted
+    since the attempt began): then its lease ends without any heartbeat having to be judged missing."""
+    assert state.started_at is not None
+    return holder is not None and (holder.stopped or (holder.started_at is not None
+                                                      and holder.started_at > state.started_at))
 
 
 @dataclass(frozen=True)
@@ -300,11 +308,12 @@ class LeaseBehaviour:
         """When something becomes claimable by time alone, so the shell can sleep until then."""
         return min([h[0][0] for h in (self._later, *self._yielded.values()) if h], default=None)
 
-    def expirations(self, now: datetime) -> list[AttemptLost]:
+    def expirations(self, now: datetime, spared: Callable[[str], bool] | None = None) -> list[AttemptLost]:
         """Running attempts whose lease ran out, applied to the book at once.
 
         A lease lasts until the later of its own expiry and the holder's last heartbeat's; an attempt claimed before
-        its holder (re)started belongs to a process that is gone, so it is lost at once.
+        its holder (re)started belongs to a process that is gone, so it is lost at once. The leases of `spared`
+        holders are lost only if the holder is known to be gone, never for missing heartbeats.
         """
         lost = []
         by_name = {s.name: s for s in self.servers.values()}
@@ -315,6 +324,8 @@ class LeaseBehaviour:
             state = run.tasks[task]
             if state.status != "running" or state.lease_until is None or state.started_at is None:
                 self._unlease((run_id, task))  # ended while this loop reaped a sibling
+                continue
+            if spared is not None and spared(holder) and not holder_gone(state, by_name.get(holder)):
                 continue
             event = run.expire(task, now, lease_end(state, by_name.get(holder)))
             if event is not None:

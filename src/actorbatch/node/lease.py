@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour, lease_end
+from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour, holder_gone, lease_end
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import Quarantined, Unreadable
 from actorbatch.domain.runs import AttemptLost, Run, TaskClaimed
 from actorbatch.domain.servers import Server, ServerHeartbeat, ServerStarted, ServerStopped
 from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.ports import EventLog, Outbox, Report
+from actorbatch.store.outage import CAP_S
 
 MAX_CONFLICT_RETRIES = 20
 # Quick tasks: while attempts take less than QUICK_S on average, claim up to PREFETCH x capacity beyond the free
@@ -28,6 +29,13 @@ PREFETCH = 4
 # Run-later tasks are claimed this long before they are due and start on the dot: the claim's commit is then not
 # part of the due-to-start latency.
 EARLY_S = 0.005
+# After a gap in its own heartbeats (the store was away, this process paused) a server judges no missing heartbeat
+# for a full lease timeout plus the time any holder may need to notice that the store answers again (its breaker
+# probes at most CAP_S apart) and beat (every third of a lease timeout): until then a holder silent since the
+# outage may simply not know yet that it can write. A server that starts spares in the same way the holders whose
+# heartbeats had stopped before it first read the log (it cannot tell an outage it did not see from their death);
+# those that beat when it started are judged at once. Holders known to be gone are always judged at once.
+NOTICE_S = CAP_S
 NEVER = datetime.max.replace(tzinfo=UTC)
 
 
@@ -68,7 +76,9 @@ class LeaseCore:
         self._late: list[Done] = []  # results for runs that left the book, still to record
         self._beat: ServerHeartbeat | None = None  # a heartbeat whose reply was lost
         self._beat_at: datetime | None = None  # when our last heartbeat was recorded
-        self._judge_from: datetime | None = None  # leases are not judged before this (see _just_recovered)
+        self._judge_from: datetime | None = None  # no missing heartbeat is judged before this (see NOTICE_S)
+        self._fresh_until: datetime | None = None  # nor, before this, of the holders silent when we started
+        self._silent: set[str] = set()
 
     # ---- messages ----
 
@@ -140,7 +150,7 @@ class LeaseCore:
         lease_s = self.behaviour.lease_timeout_s
         late = self._beat_at is not None and (now - self._beat_at).total_seconds() > 2 * lease_s / 3
         if late or self._judge_from == NEVER:
-            self._judge_from = now + timedelta(seconds=lease_s)
+            self._judge_from, self._reap_at = now + self._grace(), None
         self._beat_at = now
 
     # ---- the step ----
@@ -161,8 +171,7 @@ class LeaseCore:
                 events.append(event)
                 outcomes[done.attempt.run_id].append(done)
         self._done.clear()
-        if not self._just_recovered(now):
-            events.extend(self._expirations(now))
+        events.extend(self._expirations(now))
         behaviour.wake_due(now + timedelta(seconds=EARLY_S))
         threads = self.capacity(now)
         events.extend(behaviour.claims(now, self._free(threads), EARLY_S, self._busy_per_thread(threads)))
@@ -210,26 +219,40 @@ class LeaseCore:
         state = run.tasks[claim.task]
         return state.status == "running" and state.attempt == claim.attempt and state.server == self.server.name
 
-    def _just_recovered(self, now: datetime) -> bool:
-        """Within one lease timeout of a gap in our own heartbeats (the store was away, or this process paused):
-        other servers could not beat either while it lasted, so their leases are not judged until each has had
-        a full lease timeout to beat again."""
-        return self._judge_from is not None and now < self._judge_from
-
     def _expirations(self, now: datetime) -> list[AttemptLost]:
         """Leases that ran out, as of the last moment this server had read the whole log (never before its first
-        full read). The scan of every lease of the cluster is skipped while none can have run out yet."""
+        full read); within the grace after a start or a gap in our heartbeats (NOTICE_S), only those of holders
+        known to be gone. The scan of every lease of the cluster is skipped while none can have run out yet."""
         read_at = self.read_at()
         if read_at is None:
             return []
         now = min(now, read_at)
+        if self._fresh_until is None:  # our first full read of the log
+            self._fresh_until = read_at + self._grace()
+            self._silent = {s.name for s in self.behaviour.servers.values()
+                            if not s.stopped and (s.lease_until is None or s.lease_until < read_at)}
         if self._skip_idle_reaps and self._reap_at is not None and now < self._reap_at:
             return []
-        lost = self.behaviour.expirations(now)
-        self._reap_at = self._next_expiry()
+        spared, grace_until = self._spared(now)
+        lost = self.behaviour.expirations(now, spared)
+        self._reap_at = self._next_expiry(spared)
+        if grace_until is not None:
+            self._reap_at = min(self._reap_at or NEVER, grace_until)
         return lost
 
-    def _next_expiry(self) -> datetime | None:
+    def _grace(self) -> timedelta:
+        lease_s = self.behaviour.lease_timeout_s
+        return timedelta(seconds=lease_s + lease_s / 3 + NOTICE_S)
+
+    def _spared(self, now: datetime) -> tuple[Callable[[str], bool] | None, datetime | None]:
+        """Which holders' missing heartbeats are not judged now (see NOTICE_S), and until when."""
+        if self._judge_from is not None and now < self._judge_from:
+            return (lambda _: True), self._judge_from
+        if self._fresh_until is not None and now < self._fresh_until and self._silent:
+            return self._silent.__contains__, self._fresh_until
+        return None, None
+
+    def _next_expiry(self, spared: Callable[[str], bool] | None) -> datetime | None:
         """The earliest end of another server's lease, judged as LeaseBehaviour.expirations judges it."""
         behaviour = self.behaviour
         by_name = {s.name: s for s in behaviour.servers.values()}
@@ -238,6 +261,8 @@ class LeaseCore:
             run = behaviour.runs.get(key[0])
             state = run.tasks[key[1]] if run is not None else None
             if key in behaviour.mine or state is None or state.lease_until is None or state.started_at is None:
+                continue
+            if spared is not None and spared(holder) and not holder_gone(state, by_name.get(holder)):
                 continue
             until = lease_end(state, by_name.get(holder))
             earliest = until if earliest is None else min(earliest, until)

@@ -8,6 +8,7 @@ back) are logged once each: an outage of an hour is two lines, not thousands.
 
 import logging
 import threading
+from collections.abc import Callable
 
 from actorbatch.clock import monotonic_s
 from actorbatch.errors import StoreUnavailable
@@ -20,8 +21,11 @@ CAP_S = 5.0
 class Breaker:
     """Whether the store answers, and when to ask it again if it does not."""
 
-    def __init__(self, what: str, meanwhile: str = "retrying") -> None:
+    def __init__(self, what: str, meanwhile: str = "retrying", clock: Callable[[], float] = monotonic_s,
+                 say: Callable[..., None] = log.warning) -> None:
+        """`clock` (seconds) and `say` (the log line of each change of state): the simulator passes its own."""
         self.what, self.meanwhile = what, meanwhile  # what the caller does while it is down, for the log line
+        self._clock, self._say = clock, say
         self.down_since_s: float | None = None
         self._delay_s = FIRST_S
         self._probe_at_s = 0.0
@@ -33,7 +37,7 @@ class Breaker:
         with self._lock:
             if self.down_since_s is None:
                 return
-            now = monotonic_s()
+            now = self._clock()
             if now < self._probe_at_s:
                 raise StoreUnavailable(f"store {self.what} unreachable: {self._reason}")
             self._probe_at_s = now + self._delay_s  # this call is the probe: the others keep failing fast
@@ -42,16 +46,16 @@ class Breaker:
     def wait_s(self) -> float:
         """How long until the next probe may go through (0 while the store answers)."""
         with self._lock:
-            return 0.0 if self.down_since_s is None else max(0.0, self._probe_at_s - monotonic_s())
+            return 0.0 if self.down_since_s is None else max(0.0, self._probe_at_s - self._clock())
 
     def failed(self, reason: str) -> StoreUnavailable:
         """A call found the store unreachable; returns the error to raise."""
         with self._lock:
             self._reason = reason
             if self.down_since_s is None:
-                self.down_since_s = monotonic_s()
+                self.down_since_s = self._clock()
                 self._delay_s, self._probe_at_s = FIRST_S, self.down_since_s + FIRST_S
-                log.warning("store %s unreachable: %s; %s", self.what, reason, self.meanwhile)
+                self._say("store %s unreachable: %s; %s", self.what, reason, self.meanwhile)
         return StoreUnavailable(f"store {self.what} unreachable: {reason}")
 
     def succeeded(self) -> None:
@@ -60,7 +64,7 @@ class Breaker:
             return
         with self._lock:
             if self.down_since_s is not None:
-                log.warning("store %s reachable again after %.1f s", self.what, monotonic_s() - self.down_since_s)
+                self._say("store %s reachable again after %.1f s", self.what, self._clock() - self.down_since_s)
                 self.down_since_s = None
 
 
