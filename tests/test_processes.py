@@ -34,6 +34,7 @@ def test_two_servers_share_a_wide_job_and_each_task_succeeds_exactly_once(client
     client.add_job(wide_job("wide", 40, folder, 0.05))
     servers = [start_server(db_url, f"s{i}", threads=3) for i in (1, 2)]
     try:
+        wait_for(lambda: sum(s["alive"] for s in client.servers()) == 2, 30, "both servers to be up")
         run_id = client.run_job("wide")
         detail = client.wait(run_id, timeout=60)
     finally:
