@@ -149,8 +149,7 @@ class ServerStore:
         return self._call(lambda: self.log.events(aggregate_id, after_version))
 
     def last(self, aggregate_id: UUID) -> Event | None:
-        self._reachable()
-        return self.log.last(aggregate_id)
+        return self._call(lambda: self.log.last(aggregate_id))
 
     def recorded(self, event: Event) -> bool:
         return self._call(lambda: self.log.recorded(event))

@@ -53,8 +53,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     else:
         sim = SimLog()
         faults = WriteFaults(random.Random(1), 0.0, 0.0)
-        yield Backend(ServerStore(sim, "s1", faults), sim.read,
-                      lambda: ServerStore(sim, "s2", faults))
+        yield Backend(ServerStore(sim, "s1", faults, lambda: 0.0), sim.read,
+                      lambda: ServerStore(sim, "s2", faults, lambda: 0.0))
 
 
 def started(name: str = "s") -> tuple[Server, Event]:
