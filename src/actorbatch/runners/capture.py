@@ -5,12 +5,10 @@ logger get a router each that looks up the attempt running on the calling thread
 run log, any other thread's to where they went before. Threads a body starts itself are not its attempt's.
 """
 
-import contextlib
 import io
 import logging
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any, TextIO
 
 from actorbatch.runners.context import TaskLogger
@@ -100,34 +98,38 @@ class _Handler(logging.Handler):
 
 _install_lock = threading.Lock()
 _handler = _Handler()
+_root = logging.getLogger()
 
 
 def _install() -> None:
     """Put the routers in place (again, if someone replaced `sys.stdout` since) and the handler on the root
     logger. A root logger quieter than CAPTURE_LEVEL is opened to it, its other handlers keeping their level."""
+    if type(sys.stdout) is _Router and type(sys.stderr) is _Router and _handler in _root.handlers:
+        return  # every attempt after the first: no lock
     with _install_lock:
         if not isinstance(sys.stdout, _Router):
             sys.stdout = _Router("stdout", sys.stdout)
         if not isinstance(sys.stderr, _Router):
             sys.stderr = _Router("stderr", sys.stderr)
-        root = logging.getLogger()
-        if _handler not in root.handlers:
-            if root.level > CAPTURE_LEVEL:
-                for handler in root.handlers:
-                    if handler.level < root.level:
-                        handler.setLevel(root.level)
-                root.setLevel(CAPTURE_LEVEL)
-            root.addHandler(_handler)
+        if _handler not in _root.handlers:
+            if _root.level > CAPTURE_LEVEL:
+                for handler in _root.handlers:
+                    if handler.level < _root.level:
+                        handler.setLevel(_root.level)
+                _root.setLevel(CAPTURE_LEVEL)
+            _root.addHandler(_handler)
 
 
-@contextlib.contextmanager
-def capturing(log: TaskLogger) -> Iterator[None]:
+class capturing:  # noqa: N801 - used as a function: `with capturing(log):`
     """While the body runs on this thread, what it prints or logs goes to `log`."""
-    _install()
-    attempt = _Attempt(log)
-    _current.attempt = attempt
-    try:
-        yield
-    finally:
+
+    def __init__(self, log: TaskLogger) -> None:
+        self._attempt = _Attempt(log)
+
+    def __enter__(self) -> None:
+        _install()
+        _current.attempt = self._attempt
+
+    def __exit__(self, *exc: object) -> None:
         _current.attempt = None
-        attempt.close()
+        self._attempt.close()
