@@ -40,7 +40,7 @@ class Node:
     def __init__(self, log: SimLog, name: str, groups: tuple[str, ...], clock: Clock) -> None:
         self.name, self.clock = name, clock
         self.store = ServerStore(log, name, WriteFaults(random.Random(0), 0.0, 0.0), lambda: clock.s)
-        server = register(self.store, name, groups, 1, LEASE_S, "test", 1, clock.now(), lambda _: None)
+        server = register(self.store, name, groups, 1, LEASE_S, "test", 1, clock.now())
         behaviour = LeaseBehaviour(name, groups, LEASE_S)
         seed(behaviour, ScheduleBehaviour(clock.now()), server, [], [], [], [])
         self.read_at: datetime | None = None
