@@ -5,6 +5,7 @@ with Conflict rather than corrupt anything. Reads bring the read models up to da
 """
 
 import copy
+import itertools
 import os
 import re
 import time
@@ -21,7 +22,7 @@ from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
 from actorbatch.domain.limits import check_head, check_time, check_user, show
-from actorbatch.domain.quarantine import Problem
+from actorbatch.domain.quarantine import Problem, fold_stream
 from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
 from actorbatch.domain.runs import Run
@@ -271,6 +272,14 @@ class Client:
             raise ActorbatchError(problem.line) if problem else NotFound(f"no run with id {ref}")
         return run
 
+    def _run_as_of(self, ref: str | UUID, moment: datetime) -> Run:
+        run_id = self.resolve_run(ref)
+        history = [*map(self.store.decode, self.views.projector.archive.of(run_id)), *self.store.events(run_id)]
+        events = list(itertools.takewhile(lambda e: e.timestamp <= moment, history))
+        if not events:
+            raise NotFound(f"run {run_id} did not exist yet at {iso(moment)}")
+        return fold_stream(Run, events)
+
     def runs(self, job: str | None = None, status: str | None = None, since: datetime | None = None,
              limit: int = 100, after: str | None = None) -> list[dict[str, Any]]:
         """The process monitor: one row per run, newest due first; `after` (a run id) pages on past that run."""
@@ -281,10 +290,11 @@ class Client:
         return [_run_summary(r, now) for r in self.views.runs(job=job, status=status, now=now, since=since,
                                                               limit=limit, after=after)]
 
-    def run(self, ref: str | UUID) -> dict[str, Any]:
-        """Run detail: the same data as `run show --json`."""
-        run = self._run(ref)
-        now = self.clock.now()
+    def run(self, ref: str | UUID, as_of: datetime | None = None) -> dict[str, Any]:
+        """Run detail: the same data as `run show --json`; `as_of` (aware): as it was then, folded from its
+        events up to the first one stamped later."""
+        run = self._run(ref) if as_of is None else self._run_as_of(ref, as_of)
+        now = as_of or self.clock.now()
         return {**_run_summary(run, now), "user": run.user, "params": dict(run.params),
                 "retry_of": str(run.retry_of) if run.retry_of else None,
                 "retried_by": [str(r) for r in run.retried_by],
@@ -358,9 +368,7 @@ class Client:
 
     def servers(self) -> list[dict[str, Any]]:
         self._catch_up()
-        now = self.clock.now()
-        return [{"name": s.name, "groups": list(s.groups), "threads": s.threads, "running": s.running,
-                 "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in current(self.views.servers(), now)]
+        return _servers(self.views, self.clock.now())
 
     def drain(self, server: str) -> None:
         """Ask a running server to finish what it runs, take nothing new, and stop (exit 0)."""
@@ -368,27 +376,18 @@ class Client:
             raise NotFound(f"no live server named {server!r}")
         self._write(lambda: self.commands.drain(server))
 
-    def status(self, rows: int = STATUS_ROWS) -> dict[str, Any]:
+    def status(self, rows: int = STATUS_ROWS, as_of: datetime | None = None) -> dict[str, Any]:
         """The status screen, bounded whatever the load: counts, and at most `rows` of each kind, the most
-        relevant first (jobs firing soonest, started runs then the earliest due, live servers)."""
-        servers = self.servers()
-        now = self.clock.now()
-        started_runs, queued_runs, scheduled_runs = self.views.active_counts(now)
-        jobs = sorted((_job_summary(j, now) for j in self.views.jobs()),
-                      key=lambda j: (j["next_fire"] is None, j["next_fire"] or "", j["name"]))
-        started = self.views.active_runs(MAX_RUNNING_RUNS, started=True)
-        running_tasks = [{"run_id": str(r.id), "job": r.job, "task": t.spec.name, "attempt": t.attempt,
-                          "server": t.server, "started_at": iso(t.started_at)}
-                         for r in started for t in r.tasks.values() if t.status == "running"]
-        live = sorted(servers, key=lambda s: (not s["alive"], s["name"]))
-        counts = {"jobs": len(jobs), "scheduled_jobs": sum(j["scheduled"] for j in jobs),
-                  "active_runs": started_runs + queued_runs + scheduled_runs, "started_runs": started_runs,
-                  "queued_runs": queued_runs, "scheduled_runs": scheduled_runs, "running_tasks": len(running_tasks),
-                  "servers": len(servers), "live_servers": sum(s["alive"] for s in servers)}
-        return {"at": iso(now), "counts": counts, "jobs": jobs[:rows],
-                "runs": [_run_summary(r, now) for r in self.views.active_runs(rows)],
-                "running_tasks": running_tasks[:rows], "servers": live[:rows],
-                "problems": [p.to_dict() for p in self.problems()]}
+        relevant first (jobs firing soonest, started runs then the earliest due, live servers); `as_of` (aware):
+        as it was then, rebuilt from the log (see projections.past)."""
+        if as_of is None:
+            self._catch_up()
+            return _status(self.views, self.clock.now(), rows)
+        past = self.views.as_of(as_of)
+        try:
+            return _status(past, as_of, rows)
+        finally:
+            past.db.close()
 
     def problems(self, *, rested: bool = False) -> list[Problem]:
         """Aggregates quarantined because an event of theirs cannot be read or folded (with `rested`, also those
@@ -436,6 +435,31 @@ def _dashed(digits: str) -> str:
     """A run id's leading hex digits as the id writes them, dashes in place: `73bc15b1fa84` -> `73bc15b1-fa84`."""
     return "-".join(digits[start:end] for start, end in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
                     if digits[start:end])
+
+
+def _servers(views: Views, now: datetime) -> list[dict[str, Any]]:
+    return [{"name": s.name, "groups": list(s.groups), "threads": s.threads, "running": s.running,
+             "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in current(views.servers(), now)]
+
+
+def _status(views: Views, now: datetime, rows: int) -> dict[str, Any]:
+    servers = _servers(views, now)
+    started_runs, queued_runs, scheduled_runs = views.active_counts(now)
+    jobs = sorted((_job_summary(j, now) for j in views.jobs()),
+                  key=lambda j: (j["next_fire"] is None, j["next_fire"] or "", j["name"]))
+    started = views.active_runs(MAX_RUNNING_RUNS, started=True)
+    running_tasks = [{"run_id": str(r.id), "job": r.job, "task": t.spec.name, "attempt": t.attempt,
+                      "server": t.server, "started_at": iso(t.started_at)}
+                     for r in started for t in r.tasks.values() if t.status == "running"]
+    live = sorted(servers, key=lambda s: (not s["alive"], s["name"]))
+    counts = {"jobs": len(jobs), "scheduled_jobs": sum(j["scheduled"] for j in jobs),
+              "active_runs": started_runs + queued_runs + scheduled_runs, "started_runs": started_runs,
+              "queued_runs": queued_runs, "scheduled_runs": scheduled_runs, "running_tasks": len(running_tasks),
+              "servers": len(servers), "live_servers": sum(s["alive"] for s in servers)}
+    return {"at": iso(now), "counts": counts, "jobs": jobs[:rows],
+            "runs": [_run_summary(r, now) for r in views.active_runs(rows)],
+            "running_tasks": running_tasks[:rows], "servers": live[:rows],
+            "problems": [p.to_dict() for p in views.problems() if p.rested is None]}
 
 
 def _job_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:

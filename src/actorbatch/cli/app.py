@@ -12,7 +12,7 @@ import typer
 
 from actorbatch.cli.audit import audit_app
 from actorbatch.cli.backup import backup, restore
-from actorbatch.cli.common import failures, settings, usage, with_client
+from actorbatch.cli.common import AsOf, failures, settings, usage, with_client
 from actorbatch.cli.history import history_app
 from actorbatch.cli.jobs import job_app
 from actorbatch.cli.projections import projections_app
@@ -89,12 +89,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON docume
            = False,
            rows: Annotated[int, typer.Option("--rows", metavar="N", min=1, max=10_000,
                                              help="At most N rows of each kind (the counts cover all).")] = 10,
-           ) -> None:
-    """The status screen: counts of jobs, runs, tasks and servers, and the most relevant rows of each."""
+           as_of: AsOf = None) -> None:
+    """The status screen: counts of jobs, runs, tasks and servers, and the most relevant rows of each; with
+    --as-of, as it was then."""
+    from actorbatch import api
     from actorbatch.cli import render
 
+    with usage():
+        moment = api.parse_time(as_of, field="--as-of") if as_of is not None else None
+
     def screen() -> dict[str, Any]:
-        return with_client(lambda c: c.status(rows))
+        return with_client(lambda c: c.status(rows, moment))
 
     if not watch:
         render.emit_json(screen()) if as_json else render.console.print(render.status_screen(screen()))

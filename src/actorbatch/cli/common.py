@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+AsOf = Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="As it was at TIME (ISO 8601, UTC "
+                                          "without an offset), rebuilt from the log.")]
 RunId = Annotated[str, typer.Argument(metavar="RUN_ID", show_default=False,
                                       help="A run id, or a unique prefix of one (dashes optional).")]
 JobName = Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="The job's name.")]

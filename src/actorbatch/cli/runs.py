@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from actorbatch.cli.common import Json, RunId, usage, with_client
+from actorbatch.cli.common import AsOf, Json, RunId, usage, with_client
 from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import MAX_DURATION_S, check_number
 from actorbatch.domain.statuses import RunStatus
@@ -40,12 +40,15 @@ def run_list(job: Annotated[str | None, typer.Option("--job", metavar="NAME", he
 
 
 @run_app.command("show")
-def run_show(run_id: RunId, as_json: Json = False) -> None:
-    """A run's tasks: status, attempts, server, start, end, exit status, result; who ran it, with which params."""
+def run_show(run_id: RunId, as_of: AsOf = None, as_json: Json = False) -> None:
+    """A run's tasks: status, attempts, server, start, end, exit status, result; who ran it, with which params;
+    with --as-of, as it was then."""
     from actorbatch import api
     from actorbatch.cli import render
 
-    run = with_client(lambda c: c.run(run_id), problems=True)
+    with usage():
+        moment = api.parse_time(as_of, field="--as-of") if as_of is not None else None
+    run = with_client(lambda c: c.run(run_id, moment), problems=True)
     if as_json:
         render.emit_json(api.run_show_json(run))
     else:

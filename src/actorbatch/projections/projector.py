@@ -11,7 +11,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from actorbatch.domain.events import Event, job_id
@@ -20,13 +20,16 @@ from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.domain.users import AccessDenied, UserEvent, UserState
-from actorbatch.projections import schema
+from actorbatch.projections import schema, snapshots
 from actorbatch.projections.queries import Queries
 from actorbatch.projections.rows import RunRows, codec, definition_key, iso
 from actorbatch.projections.seals import Sealer
 from actorbatch.store.archive import Archive
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
+
+if TYPE_CHECKING:
+    from actorbatch.projections.past import Past
 
 BATCH = 20_000  # events per incremental catch-up, at most: each batch writes every run it touches whole, so a wide
 # run's row is encoded once per batch; small batches made a lagging projector re-encode it thousands of times
@@ -37,9 +40,11 @@ MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batche
 class Projector:
     """Catches the read models up with the log, sealing what it folds, and rebuilds them."""
 
-    def __init__(self, store: EventStore, db: SqlDb, rows: RunRows, queries: Queries) -> None:
+    def __init__(self, store: EventStore, db: SqlDb, rows: RunRows, queries: Queries,
+                 past: "Past | None" = None) -> None:
         self.store, self.db, self.rows, self.queries = store, db, rows, queries
         self.archive = Archive(db)
+        self.past = past  # set: a scratch copy of the read models as they were at a past moment (see `past`)
         # Open runs as this process last wrote them, valid while the position is where it left it: the next
         # catch-up folds into them instead of reading and decoding their rows again.
         self._open_runs: dict[UUID, Run] = {}
@@ -70,27 +75,37 @@ class Projector:
             position = self.position()
             if position != self._open_runs_at:
                 self._open_runs.clear()  # someone else moved the read models on: our copies may be stale
-            notes = self.store.read_raw(position, batch_size)
+            if self.past is None:
+                notes = self.store.read_raw(position, min(batch_size, snapshots.room(self.db, position)))
+            else:
+                notes = self.past.read(self.store, position, batch_size)
+            if self.past is None:
+                batch, ended = [(note.id, self.store.decode(note)) for note in notes], False
+            else:
+                batch, ended = self.past.decode(notes, self.store.decode)
             if not notes:
                 return applied
-            batch = [(note.id, self.store.decode(note)) for note in notes]
             quarantine = Quarantine(self.queries.problems())
             changes = self._fold_batch(batch, quarantine)
             changes = (*changes, self._run_rows(changes[1], quarantine))  # encoded before the write lock is taken:
             # a wide run's row is megabytes
-            seals = self.sealer.seals(position, notes)
+            seals = self.sealer.seals(position, notes) if self.past is None else []
             with self.db.transaction():
                 if self.position(lock=True) != position:
                     self._open_runs_at = -1
                     continue
                 self._write_isolated(changes, quarantine)
                 self._write_problems(quarantine.found)
-                self.sealer.write(seals)
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
+                if self.past is None:
+                    self.sealer.write(seals)
+                    snapshots.take_if_due(self.db, batch[-1][0], max(event.timestamp for _, event in batch))
             self._keep_open(changes[1], batch[-1][0])
             applied += len(batch)
             if on_batch:
                 on_batch(batch[-1][0], self.store.head())
+            if ended:
+                return applied
 
     def rebuild(self, on_batch: Callable[[int, int], None] | None = None) -> int:
         """Rebuild every read model from the log. They are built in temporary tables of the same names, which

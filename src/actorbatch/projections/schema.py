@@ -1,15 +1,16 @@
 """The read models' tables: their DDL, creating them (`actorbatch init`) and checking a store has them."""
 
 from actorbatch.projections.seals import SCHEMA as SEALS
+from actorbatch.projections.snapshots import SCHEMA as SNAPSHOTS
 from actorbatch.store import archive
 from actorbatch.store.eventstore import NotInitialised
 from actorbatch.store.sql import SqlDb
 
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
-          "ab_problems", "ab_users")  # rebuilt
+          "ab_problems", "ab_users", "ab_snapshots")  # rebuilt
 ALL_TABLES = (*TABLES, "ab_seals")  # the seals are kept by a rebuild, and so is the archive
 # Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
-# creates it (and the seals) if it is missing: an older store needs no `init` for it.
+# creates it (and the seals and snapshots) if it is missing: an older store needs no `init` for it.
 PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
             "version BIGINT NOT NULL, position BIGINT, reason TEXT NOT NULL, rested BIGINT, rest TEXT NOT NULL)")
 USERS = "CREATE TABLE IF NOT EXISTS ab_users (name TEXT PRIMARY KEY, data BLOB NOT NULL)"
@@ -26,6 +27,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS ab_audit_at ON ab_audit (at)",
     "CREATE INDEX IF NOT EXISTS ab_audit_subject ON ab_audit (subject)",  # a prune drops an archived run's rows
     SEALS,
+    SNAPSHOTS,
     "CREATE TABLE IF NOT EXISTS ab_definitions (key TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_servers (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_logs (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, "
@@ -33,7 +35,7 @@ SCHEMA = (
     PROBLEMS,
     USERS,
 )
-NEWER = {"ab_problems": PROBLEMS, "ab_seals": SEALS, "ab_users": USERS}
+NEWER = {"ab_problems": PROBLEMS, "ab_seals": SEALS, "ab_users": USERS, "ab_snapshots": SNAPSHOTS}
 START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
 
 

@@ -15,7 +15,8 @@ from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.domain.users import UserState
-from actorbatch.projections import schema
+from actorbatch.projections import schema, snapshots
+from actorbatch.projections.past import SCRATCH, Past
 from actorbatch.projections.projector import BATCH, Projector
 from actorbatch.projections.queries import LogLine, Queries
 from actorbatch.projections.rows import RunRows
@@ -27,11 +28,22 @@ from actorbatch.store.sql import SqlDb
 class Views:
     """All read models of one store: create, catch up, rebuild and query."""
 
-    def __init__(self, store: EventStore, db: SqlDb) -> None:
+    def __init__(self, store: EventStore, db: SqlDb, past: Past | None = None) -> None:
         self.store, self.db = store, db
         rows = RunRows(db)  # one cache of job definitions, for the projector's writes and the queries' reads
         self.queries = Queries(db, rows)
-        self.projector = Projector(store, db, rows, self.queries)
+        self.projector = Projector(store, db, rows, self.queries, past)
+
+    def as_of(self, moment: datetime) -> "Views":
+        """The read models as they were at `moment`, in a scratch database (close its `db` after use): the last
+        snapshot taken before it, and the events after that folded by the same projector (see `past`)."""
+        scratch = Views(self.store, SqlDb(SCRATCH), Past(moment, self.projector.archive))
+        scratch.create()
+        found = snapshots.latest_before(self.db, moment)
+        if found is not None:
+            snapshots.restore(scratch.db, *found)
+        scratch.catch_up()
+        return scratch
 
     # ---- the tables ----
 

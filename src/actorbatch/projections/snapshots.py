@@ -1,0 +1,71 @@
+"""Snapshots of the status screen's read models, so that `status --as-of` folds thousands of events, not millions.
+
+Every SNAPSHOT_EVERY events (and never more often than the last snapshot had rows, which bounds their total size
+by the log's) the projector copies, in the transaction of the batch it just wrote, the rows the status screen
+reads: every job, every run not yet complete, every job version's definition, every server and every problem.
+`at` is the latest event time folded so far; compressed (zlib), a snapshot takes a few dozen bytes per row.
+`Past` (in `past.py`) loads the last snapshot taken at or before a moment into a scratch database and folds the
+events after it with the same projector.
+"""
+
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from actorbatch.projections.rows import codec, iso
+from actorbatch.store.sql import SqlDb
+
+SNAPSHOT_EVERY = 5_000
+SCHEMA = ("CREATE TABLE IF NOT EXISTS ab_snapshots (position BIGINT PRIMARY KEY, at TEXT NOT NULL, "
+          "size BIGINT NOT NULL, data BLOB NOT NULL)")
+# What a snapshot holds: (table, columns, the rows to copy).
+_COPIED = (
+    ("ab_jobs", "name, id, data", ""),
+    ("ab_runs", "id, job, status, due_at, started_at, ended_at, data", "WHERE status IN ('scheduled', 'running')"),
+    ("ab_definitions", "key, data", ""),  # one per job version: few
+    ("ab_servers", "name, data", ""),
+    ("ab_problems", "aggregate_id, kind, version, position, reason, rested, rest", ""),
+)
+
+
+def _last(db: SqlDb) -> tuple[int, int, str | None]:
+    """(position, rows, at) of the latest snapshot."""
+    rows = db.query("SELECT position, size, at FROM ab_snapshots ORDER BY position DESC LIMIT 1")
+    return (int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else (0, 0, None)
+
+
+def room(db: SqlDb, position: int) -> int:
+    """How many events a catch-up from `position` may fold before the next snapshot is due (at least 1), so that
+    snapshots fall every SNAPSHOT_EVERY events however big the batches (a rebuild's)."""
+    previous, size, _ = _last(db)
+    return max(1, previous + max(SNAPSHOT_EVERY, size) - position)
+
+
+def take_if_due(db: SqlDb, position: int, latest: datetime) -> None:
+    """Inside the projector's transaction, after it wrote the batch that ends at `position`."""
+    previous, size, at = _last(db)
+    if position - previous < max(SNAPSHOT_EVERY, size):
+        return
+    tables = {table: db.query(f"SELECT {columns} FROM {table} {where}")  # noqa: S608 - fixed statements
+              for table, columns, where in _COPIED}
+    stamp = max(iso(latest) or "", at or "")
+    db.execute("INSERT INTO ab_snapshots (position, at, size, data) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (position) DO NOTHING",
+               (position, stamp, sum(len(rows) for rows in tables.values()), zlib.compress(codec.encode(tables), 1)))
+
+
+def latest_before(db: SqlDb, moment: datetime) -> tuple[int, bytes] | None:
+    """The last snapshot whose events all happened at or before `moment`: (position, data)."""
+    rows = db.query("SELECT position, data FROM ab_snapshots WHERE at <= ? ORDER BY position DESC LIMIT 1",
+                    (iso(moment),))
+    return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+
+def restore(db: SqlDb, position: int, data: bytes) -> None:
+    """Write a snapshot's rows into empty read models (a scratch database), at its position."""
+    tables: dict[str, Sequence[Sequence[Any]]] = codec.decode(zlib.decompress(data))
+    for table, columns, _ in _COPIED:
+        marks = ", ".join("?" * len(columns.split(",")))
+        db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tables[table])  # noqa: S608
+    db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (position,))
