@@ -204,3 +204,21 @@ def test_the_maintenance_job_runs_on_a_server_and_logs_each_step(tmp_path: Any) 
     assert any("archived runs" in line for line in lines)
     assert [line for line in lines if ": ok" in line] == [
         "INFO: PRAGMA wal_checkpoint(TRUNCATE): ok", "INFO: VACUUM: ok", "INFO: ANALYZE: ok"]
+
+
+def test_each_scheduled_jobs_latest_fire_stays_live(db_url: str, client: actorbatch.Client) -> None:
+    """Its fire time is where the schedule resumes: a rebuild must still find it, or a starting scheduler would
+    take it for missed and create its run again."""
+    client.add_job(parse_job({"name": "daily", "schedule": {"daily": "02:00"},
+                              "tasks": [{"name": "a", "run": "actorbatch.examples:noop"}]}))
+    now = client.clock.now()
+    made = client.backfill("daily", now - timedelta(days=5), now - timedelta(days=2))
+    for run in made:
+        client.cancel(run["run_id"])
+    later = actorbatch.connect(db_url, user="tester", clock=ManualClock(now + timedelta(days=40)))
+    jobs = later.views.job_states()
+    assert maintenance.prune(later)["runs"]["cancelled"] == len(made) - 1
+    assert [r["id"] for r in later.runs()] == [made[-1]["run_id"]]
+    later.rebuild_projections()
+    assert [j.to_dict() for j in later.views.job_states()] == [j.to_dict() for j in jobs]
+    later.close()

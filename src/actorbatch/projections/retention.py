@@ -14,7 +14,7 @@ from uuid import UUID
 from actorbatch.domain.events import log_id
 from actorbatch.domain.quarantine import fold_stream
 from actorbatch.domain.retention import cutoffs
-from actorbatch.domain.runs import LogWritten, Run
+from actorbatch.domain.runs import LogWritten, Run, scheduled_run_id
 from actorbatch.domain.servers import ServerHeartbeat
 from actorbatch.projections.projector import Projector
 from actorbatch.projections.queries import LogLine
@@ -31,11 +31,15 @@ def prune(projector: Projector, policy: Mapping[str, float], now: datetime, dry_
     """Archive what the policy says is old enough (or, with `dry_run`, count it); returns what was (or would be)
     archived: runs per status, their events, heartbeats, and the live log and archive sizes after."""
     db, archive = projector.db, projector.archive
+    # Each job's latest fire stays: its time is where the job's schedule resumes, and a rebuild must find it in
+    # the live log (else a starting scheduler would take that fire time for missed and run it again).
+    latest = {str(scheduled_run_id(j.id, j.last_fire)) for j in projector.queries.job_states()
+              if j.id is not None and j.last_fire is not None}
     by_status: dict[str, list[str]] = {}
     for status, cutoff in cutoffs(policy, now).items():
         by_status[status] = [str(i) for (i,) in db.query(
             "SELECT id FROM ab_runs WHERE status = ? AND COALESCE(ended_at, due_at) < ? ORDER BY id",
-            (status, iso(cutoff)))]
+            (status, iso(cutoff))) if str(i) not in latest]
     run_ids = sorted(i for ids in by_status.values() for i in ids)
     stamp = iso(now) or ""
     events = heartbeats = 0
