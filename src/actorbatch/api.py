@@ -207,6 +207,13 @@ class Client:
         tz = zone(schedule.timezone)
         return [{"utc": iso_seconds(f), "local": f.astimezone(tz).isoformat()} for f in fires]
 
+    def job_zone(self, name: str) -> str:
+        """The zone of the job's schedule (UTC without one), in which `--at` times without an offset are read;
+        from the log: a write needs no read model."""
+        definition = self.commands.job(name).definition
+        schedule = definition.schedule if definition is not None else None
+        return str(schedule.get("timezone", "UTC")) if schedule else "UTC"
+
     def _job(self, name: str) -> JobState:
         return self.commands.job(name)
 

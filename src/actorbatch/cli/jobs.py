@@ -86,7 +86,7 @@ def job_next(name: JobName,
     from actorbatch.cli import render
 
     def fires(client: "Client") -> list[dict[str, str]]:
-        tz = _job_zone(client, name)
+        tz = client.job_zone(name)
         with usage():
             after = api.parse_time(start, tz, "--from") if start is not None else None
         return client.next_fires(name, count, after)
@@ -151,7 +151,7 @@ def job_run(name: JobName,
     from actorbatch.cli import render
 
     def submit(client: "Client") -> tuple[Any, str, datetime | None]:
-        tz = _job_zone(client, name)
+        tz = client.job_zone(name)
         with usage():
             when = api.parse_time(at, tz, "--at") if at is not None else None
         run_id = client.run_job(name, params, when, key)
@@ -184,7 +184,7 @@ def job_backfill(name: JobName,
     from actorbatch.cli import render
 
     def fill(client: "Client") -> list[dict[str, Any]]:
-        tz = _job_zone(client, name)
+        tz = client.job_zone(name)
         with usage():
             first, last = api.parse_time(start, tz, "--from"), api.parse_time(end, tz, "--to")
         try:
@@ -202,13 +202,6 @@ def job_backfill(name: JobName,
                  [(f["fire_time"], f["run_id"], ("no" if f["created"] else "yes") if dry_run else
                    ("yes" if f["created"] else "no, it existed")) for f in found], "no fire times in that range")
     typer.echo(f"{verb} {sum(f['created'] for f in found)} of {len(found)} runs", err=True)
-
-
-def _job_zone(client: "Client", name: str) -> str:
-    """The zone of the job's schedule (UTC without one), from the log: a write needs no read model."""
-    definition = client.commands.job(name).definition
-    schedule = definition.schedule if definition is not None else None
-    return str(schedule.get("timezone", "UTC")) if schedule else "UTC"
 
 
 def _param(text: str) -> tuple[str, Any]:

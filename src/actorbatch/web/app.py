@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -17,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette_csrf.middleware import CSRFMiddleware
 
 from actorbatch.errors import ActorbatchError
-from actorbatch.web import json_api, live, pages
+from actorbatch.web import actions, json_api, live, pages
 from actorbatch.web.console import Console
 from actorbatch.web.responses import Json, refused
 
@@ -29,6 +31,13 @@ schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "actorbatch web
 
 def openapi(request: Request) -> Response:
     return Json(schemas.get_schema(routes=request.app.routes))
+
+
+async def errors(request: Request, error: Exception) -> Response:
+    """A page asked without a login gets the login form; every other refusal is one line (see `refused`)."""
+    if isinstance(error, HTTPException) and error.status_code == 401 and not request.url.path.startswith("/api/"):
+        return pages.login_first(request, str(error.detail))
+    return await refused(request, error)
 
 
 def create_app(console: Console, secret: str | None = None, *, secure_cookies: bool = False) -> Starlette:
@@ -46,7 +55,7 @@ def create_app(console: Console, secret: str | None = None, *, secure_cookies: b
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    routes = [*json_api.ROUTES, *live.ROUTES, *pages.ROUTES,
+    routes = [*json_api.ROUTES, *actions.ROUTES, *live.ROUTES, *pages.ROUTES,
               Route("/api/openapi.json", openapi, include_in_schema=False),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
@@ -54,11 +63,11 @@ def create_app(console: Console, secret: str | None = None, *, secure_cookies: b
                    same_site="strict", https_only=secure_cookies),
         # Double-submit cookie: a form post carrying the session cookie must also send the token in a header.
         # Bearer clients send no session cookie, so they need none.
+        # Logging in always needs the token, so another site cannot log a browser in as someone else.
         Middleware(CSRFMiddleware, secret=key, sensitive_cookies={SESSION_COOKIE}, cookie_secure=secure_cookies,
-                   cookie_samesite="strict"),
+                   cookie_samesite="strict", required_urls=[re.compile(r"^/api/login$")]),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={ActorbatchError: refused, 401: refused, 403: refused, 404: refused,
-                                        400: refused, 409: refused})
+                    exception_handlers={ActorbatchError: errors, HTTPException: errors})
     app.state.console = console
     return app

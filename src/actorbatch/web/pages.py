@@ -116,6 +116,13 @@ def login(request: Request) -> Response:
     return render(request, "login", next=request.query_params.get("next", "/"))
 
 
+def login_first(request: Request, reason: str) -> Response:
+    """A page that needs a login, asked without one: the login form, with status 401, coming back here after."""
+    response = templates.TemplateResponse(request, "login.html", {"user": None, "page": "login", "reason": reason,
+                                                                  "next": request.url.path}, status_code=401)
+    return response
+
+
 ROUTES = [
     Route("/", status), Route("/runs", runs), Route("/runs/{run_id}", run), Route("/jobs", jobs),
     Route("/jobs/{name}", job), Route("/servers", servers), Route("/audit", audit), Route("/messages", messages),

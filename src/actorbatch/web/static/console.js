@@ -88,7 +88,7 @@ function startActions() {
       } catch (e) { /* shown */ } finally { button.disabled = false; }
     }
     if (event.target.closest("[data-logout]")) {
-      try { await post("/logout"); } finally { location.href = "/"; }
+      try { await post("/api/logout"); } finally { location.href = "/"; }
     }
   });
   document.addEventListener("submit", async event => {
@@ -105,7 +105,7 @@ function startActions() {
     } else if (form.dataset.login !== undefined) {
       event.preventDefault();
       try {
-        await post("/login", {token: form.elements.token.value});
+        await post("/api/login", {token: form.elements.token.value});
         const next = form.dataset.next || "/";
         location.href = next.startsWith("/") && !next.startsWith("//") ? next : "/";
       } catch (e) { /* shown */ }
