@@ -80,8 +80,8 @@ class Queries:
             where.append("due_at >= ?")
             params.append(iso(since))
         if after is not None:
-            where.append("(due_at < (SELECT due_at FROM ab_runs WHERE id = ?) OR "
-                         "(due_at = (SELECT due_at FROM ab_runs WHERE id = ?) AND id > ?))")
+            where.append("due_at <= (SELECT due_at FROM ab_runs WHERE id = ?) AND "  # the index's range
+                         "(due_at < (SELECT due_at FROM ab_runs WHERE id = ?) OR id > ?)")
             params.extend((after, after, after))
         rows = self.db.query(f"SELECT data FROM ab_runs WHERE {' AND '.join(where)} "  # noqa: S608
                              "ORDER BY due_at DESC, id LIMIT ?", (*params, limit))
