@@ -1,14 +1,12 @@
 """Actions in the web console: a login with a token, the CLI's privileges (401 without a login, 403 without the
 privilege), sessions that end with their token, CSRF protection; through the API and in a real Chromium."""
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import actorbatch
-from tests.test_web_browser import browser, page  # noqa: F401 - fixtures
 from tests.web import http, web_console
 from tests.web_screens import add_jobs
 
@@ -16,15 +14,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def closed_store(db_url: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """A store with an admin (so it is closed), bob who may run jobs, carol who may do nothing; their tokens."""
+def closed_store(db_url: str) -> tuple[str, dict[str, str]]:
+    """A store whose owner (the OS user) granted itself and alice `admin` (so it is closed), bob who may run jobs,
+    carol who may do nothing; their tokens."""
     with actorbatch.connect(db_url) as owner:
+        owner.grant(owner.user, ["admin"])
+        add_jobs(owner)
         owner.grant("alice", ["admin"])
-    with actorbatch.connect(db_url, user="alice") as alice:
-        add_jobs(alice)
-        alice.grant("bob", ["job.run"])
-        tokens = {name: alice.issue_token(name) for name in ("alice", "bob", "carol")}
-    yield db_url, tokens
+        owner.grant("bob", ["job.run"])
+        tokens = {name: owner.issue_token(name) for name in ("alice", "bob", "carol")}
+    return db_url, tokens
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -59,8 +58,8 @@ def test_the_api_needs_a_login_and_the_privilege(closed_store: tuple[str, dict[s
         audit = web.get("/api/audit", headers=bearer(tokens["alice"])).json()
         assert {"user": "carol", "action": "access.denied"} in [
             {k: e[k] for k in ("user", "action")} for e in audit]
-    with actorbatch.connect(url, user="alice") as alice:
-        alice.issue_token("bob")  # revokes bob's first token
+    with actorbatch.connect(url) as owner:
+        owner.issue_token("bob")  # revokes bob's first token
     with web_console(url) as base, http(base) as web:
         assert web.get("/api/runs", headers=bearer(tokens["bob"])).status_code == 401
 
@@ -84,8 +83,8 @@ def test_sessions_need_the_csrf_token_and_end_with_their_token(closed_store: tup
         assert web.get("/api/runs").status_code == 200  # the session cookie
         assert web.post("/api/jobs/month-end/run", json={}).status_code == 403  # a session without the header
         assert web.post("/api/jobs/month-end/run", json={}, headers={"x-csrftoken": csrf}).status_code == 200
-        with actorbatch.connect(url, user="alice") as alice:
-            alice.issue_token("bob")
+        with actorbatch.connect(url) as owner:
+            owner.issue_token("bob")
         assert web.get("/api/runs").status_code == 401  # the new token ended the session
 
 

@@ -1,8 +1,6 @@
 """The web console in a real headless Chromium, against a real console process, a real batch server process and a
 real SQLite store: pages show real data and follow the log live, without a reload."""
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +9,9 @@ import pytest
 import actorbatch
 from tests.processes import start_server, stop
 from tests.web import web_console
-from tests.web_screens import CHROMIUM, add_jobs, launch
+from tests.web_screens import add_jobs
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-        pytest.skip(f"no Chromium at {CHROMIUM} (CI installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
 
 
 def test_a_run_is_followed_live_from_submission_to_success(db_url: str, page: Any) -> None:

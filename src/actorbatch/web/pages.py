@@ -118,9 +118,8 @@ def login(request: Request) -> Response:
 
 def login_first(request: Request, reason: str) -> Response:
     """A page that needs a login, asked without one: the login form, with status 401, coming back here after."""
-    response = templates.TemplateResponse(request, "login.html", {"user": None, "page": "login", "reason": reason,
-                                                                  "next": request.url.path}, status_code=401)
-    return response
+    return templates.TemplateResponse(request, "login.html", {"user": None, "page": "login", "reason": reason,
+                                                              "next": request.url.path}, status_code=401)
 
 
 ROUTES = [
