@@ -52,6 +52,11 @@ def test_the_api_needs_a_login_and_the_privilege(closed_store: tuple[str, dict[s
         cancelled = web.post(f"/api/runs/{run_id}/cancel", headers=bearer(tokens["bob"]))  # his own run
         assert cancelled.json() == {"run_id": run_id, "status": "cancelled"}
         assert web.post(f"/api/runs/{run_id}/cancel", headers=bearer(tokens["bob"])).status_code == 409
+        assert web.post(f"/api/runs/{run_id}/retry", headers=bearer(tokens["carol"])).status_code == 403
+        retried = web.post(f"/api/runs/{run_id}/retry", json={"all": True}, headers=bearer(tokens["bob"]))
+        assert retried.status_code == 200 and retried.json()["run_id"] != run_id
+        again = web.get(f"/api/runs/{retried.json()['run_id']}", headers=bearer(tokens["bob"])).json()
+        assert (again["job"], again["params"]) == ("month-end", {"period": "2026-11"})
         assert web.post("/api/jobs/month-end/unschedule", headers=bearer(tokens["alice"])).json() == {
             "job": "month-end", "scheduled": False}
         assert web.post("/api/servers/nobody/drain", headers=bearer(tokens["alice"])).status_code == 404

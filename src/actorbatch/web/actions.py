@@ -1,7 +1,7 @@
 """What a logged-in user can do from the console: the CLI's commands, through the same client calls, so each is
 checked by the same privilege guard (403 when it refuses) and validated by the same gateway (400).
 
-`POST /api/jobs/{name}/run` (body `{"params", "at"}`), `/api/runs/{id}/cancel`, `/api/runs/{id}/retry` (body
+`POST /api/jobs/{name}/run` (body `{"params", "at", "key"}`), `/api/runs/{id}/cancel`, `/api/runs/{id}/retry` (body
 `{"all"}`), `/api/jobs/{name}/schedule`, `/api/jobs/{name}/unschedule`, `/api/servers/{name}/drain`; and
 `POST /api/login` (body `{"token"}`), `POST /api/logout` for the pages' session.
 """
@@ -54,17 +54,20 @@ async def run_job(request: Request) -> Json:
     summary: Run a job now, or once later (`job run NAME --json`); needs job.run
     parameters: [{name: name, in: path, required: true, schema: {type: string}}]
     requestBody: {content: {application/json: {schema: {type: object, properties: {
-      params: {type: object}, at: {type: string, description: ISO 8601, in the job's zone without an offset}}}}}}
+      params: {type: object}, at: {type: string, description: ISO 8601, in the job's zone without an offset},
+      key: {type: string, description: "idempotency key: a repeat with the same key returns the first run"}}}}}}
     responses: {200: {description: "{run_id, status}"}, 401: {description: no login},
                 403: {description: privilege missing}}
     """
     name, body = request.path_params["name"], await _body(request)
     params = check_params(body.get("params") or {}, "params")
-    at = body.get("at")
+    at, key = body.get("at"), body.get("key")
+    if at is not None and not isinstance(at, str):
+        raise HTTPException(400, "at: expected an ISO 8601 time as a string")
 
     def submit(client: api.Client) -> dict[str, Any]:
         when = api.parse_time(at, client.job_zone(name), "at") if at else None
-        run_id = client.run_job(name, params, when)
+        run_id = client.run_job(name, params, when, key)
         return {"run_id": str(run_id), "status": "scheduled" if when and when > client.clock.now() else "running"}
 
     return await _act(request, submit)
@@ -80,6 +83,23 @@ async def cancel(request: Request) -> Json:
     """
     ref = request.path_params["run_id"]
     return await _act(request, lambda client: {"run_id": str(client.cancel(ref)), "status": "cancelled"})
+
+
+async def retry(request: Request) -> Json:
+    """
+    ---
+    summary: Run a finished run again (`run retry --json`); needs job.run. Tasks that succeeded keep their outcome
+      unless the body says `{"all": true}`
+    parameters: [{name: run_id, in: path, required: true, schema: {type: string}}]
+    requestBody: {content: {application/json: {schema: {type: object, properties: {all: {type: boolean}}}}}}
+    responses: {200: {description: "{run_id, status}: the new run"}, 401: {description: no login},
+                403: {description: privilege missing}, 409: {description: not finished}}
+    """
+    ref, everything = request.path_params["run_id"], (await _body(request)).get("all", False)
+    if not isinstance(everything, bool):
+        raise HTTPException(400, "all: expected true or false")
+    return await _act(request, lambda client: {"run_id": str(client.retry(ref, everything=everything)),
+                                               "status": "running"})
 
 
 async def schedule(request: Request) -> Json:
@@ -161,6 +181,7 @@ async def logout(request: Request) -> Json:
 ROUTES = [
     Route("/api/jobs/{name}/run", run_job, methods=["POST"]),
     Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
+    Route("/api/runs/{run_id}/retry", retry, methods=["POST"]),
     Route("/api/jobs/{name}/schedule", schedule, methods=["POST"]),
     Route("/api/jobs/{name}/unschedule", unschedule, methods=["POST"]),
     Route("/api/servers/{name}/drain", drain, methods=["POST"]),

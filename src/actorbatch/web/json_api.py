@@ -34,20 +34,27 @@ def query_time(request: Request, name: str) -> Any:
     return api.parse_time(text, field=name) if text is not None else None
 
 
-def query_limit(request: Request, default: int) -> int:
-    text = query_text(request, "limit")
+def query_count(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole number from the query, checked as the CLI checks the option of the same name."""
+    text = query_text(request, name)
     if text is None:
         return default
-    return check_count(int(text) if text.isdigit() else text, "limit", 1, MAX_LIMIT)
+    return check_count(int(text) if text.isdigit() else text, name, low, high)
+
+
+def query_limit(request: Request, default: int) -> int:
+    return query_count(request, "limit", default, 1, MAX_LIMIT)
 
 
 def status(request: Request) -> Json:
     """
     ---
     summary: The status screen (`status --json`)
-    responses: {200: {description: "jobs, active runs, running tasks, servers, problems"}}
+    parameters: [{name: rows, in: query, description: at most this many rows of each kind (the counts cover all),
+                  schema: {type: integer, default: 10, minimum: 1, maximum: 10000}}]
+    responses: {200: {description: "counts; jobs, active runs, running tasks, servers; problems"}}
     """
-    return Json(_client(request).status())
+    return Json(_client(request).status(query_count(request, "rows", api.STATUS_ROWS, 1, 10_000)))
 
 
 def jobs(request: Request) -> Json:
@@ -118,9 +125,8 @@ def run_logs(request: Request) -> Json:
       - {name: after, in: query, description: "the last position already read", schema: {type: integer}}
     responses: {200: {description: "[{task, attempt, at, line, position}]"}}
     """
-    after = query_text(request, "after") or "0"
     lines = _client(request).logs(request.path_params["run_id"], query_text(request, "task"),
-                                  check_count(int(after) if after.isdigit() else after, "after", 0, 2**62))
+                                  query_count(request, "after", 0, 0, 2**62))
     return Json([{**line.to_json(), "position": line.position} for line in lines])
 
 

@@ -19,9 +19,10 @@ from actorbatch.domain.statuses import RunStatus
 from actorbatch.web import words
 from actorbatch.web.auth import acting, reader, who
 from actorbatch.web.graph import layout
-from actorbatch.web.json_api import MAX_LIMIT, full_run_id, query_limit, query_text, query_time
+from actorbatch.web.json_api import MAX_LIMIT, full_run_id, query_count, query_limit, query_text, query_time
 
 PAGE_RUNS = 50  # rows per process monitor page
+STATUS_ROWS = 20  # rows of each kind on the status screen (the counts above them cover all)
 LOG_LINES = 5000  # a run page shows at most this many log lines at first; the rest follow live
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.autoescape = select_autoescape(default=True)
@@ -40,7 +41,8 @@ def _client(request: Request) -> Any:
 
 
 def status(request: Request) -> Response:
-    return render(request, "status", screen=_client(request).status())
+    rows = query_count(request, "rows", STATUS_ROWS, 1, 10_000)
+    return render(request, "status", screen=_client(request).status(rows))
 
 
 def runs(request: Request) -> Response:
