@@ -106,6 +106,9 @@ def test_the_openapi_document_describes_every_endpoint(db_url: str) -> None:
     assert document["openapi"].startswith("3.")
     assert {"/api/status", "/api/jobs", "/api/jobs/{name}", "/api/runs", "/api/runs/{run_id}",
             "/api/runs/{run_id}/logs", "/api/servers", "/api/audit", "/api/messages", "/api/events"
-            } <= set(document["paths"])
+            } <= {path for path, methods in document["paths"].items() if "get" in methods}
+    assert {"/api/jobs/{name}/run", "/api/runs/{run_id}/cancel", "/api/runs/{run_id}/retry",
+            "/api/jobs/{name}/schedule", "/api/jobs/{name}/unschedule", "/api/servers/{name}/drain", "/api/login",
+            "/api/logout"} <= {path for path, methods in document["paths"].items() if "post" in methods}
     runs = document["paths"]["/api/runs"]["get"]
     assert {p["name"] for p in runs["parameters"]} == {"job", "status", "since", "limit", "after"}

@@ -88,8 +88,8 @@ async def cancel(request: Request) -> Json:
 async def retry(request: Request) -> Json:
     """
     ---
-    summary: Run a finished run again (`run retry --json`); needs job.run. Tasks that succeeded keep their outcome
-      unless the body says `{"all": true}`
+    summary: "Run a finished run again (`run retry --json`); needs job.run. Tasks that succeeded keep their
+      outcome unless the body says {all: true}"
     parameters: [{name: run_id, in: path, required: true, schema: {type: string}}]
     requestBody: {content: {application/json: {schema: {type: object, properties: {all: {type: boolean}}}}}}
     responses: {200: {description: "{run_id, status}: the new run"}, 401: {description: no login},
