@@ -103,7 +103,7 @@ def test_log_in_run_and_cancel_in_the_browser_and_be_refused_without_the_privile
         page.goto(base + "/login?next=/jobs/month-end")
         page.fill("input[name=token]", tokens["bob"])
         page.click("form[data-login] button")
-        page.wait_for_url("**/jobs/month-end")
+        page.wait_for_url(f"{base}/jobs/month-end")
         assert page.inner_text("header .who").startswith("bob")
         page.fill("input[name=params]", '{"period": "2026-12"}')
         page.fill("input[name=at]", "2031-01-01T00:00")
@@ -115,10 +115,12 @@ def test_log_in_run_and_cancel_in_the_browser_and_be_refused_without_the_privile
         page.wait_for_selector("#run-status .state-cancelled")  # live, without a reload
 
         page.click("header [data-logout]")
+        page.wait_for_url(f"{base}/")
+        assert "log in first" in page.content()  # the session ended
         page.goto(base + "/login?next=/jobs/month-end")
         page.fill("input[name=token]", tokens["carol"])
         page.click("form[data-login] button")
-        page.wait_for_url("**/jobs/month-end")
+        page.wait_for_url(f"{base}/jobs/month-end")
         page.click("form[data-run-form] button")
         page.wait_for_selector("#notice.error")
         assert page.inner_text("#notice") == "permission denied: carol lacks job.run"
