@@ -87,6 +87,7 @@ class WorkloadSpec:
     cancels_per_h: float = 0.0
     reschedules_per_h: float = 0.0  # unschedule a job, and schedule it again a little later
     hostile_per_h: float = 0.0  # a hostile user's tries: values at the limits, and past them (which must be refused)
+    backfills_per_h: float = 0.0  # `job backfill` of a scheduled job's last hour, racing its schedulers
 
 
 @dataclass(frozen=True)

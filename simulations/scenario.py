@@ -114,6 +114,7 @@ def _workload(table: Mapping[str, Any]) -> WorkloadSpec:
         cancels_per_h=float(table.get("cancels_per_hour", default.cancels_per_h)),
         reschedules_per_h=float(table.get("reschedules_per_hour", default.reschedules_per_h)),
         hostile_per_h=float(table.get("hostile_per_hour", default.hostile_per_h)),
+        backfills_per_h=float(table.get("backfills_per_hour", default.backfills_per_h)),
     )
 
 

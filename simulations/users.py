@@ -59,6 +59,7 @@ class Users:
         connection = ServerStore(self.log, WRITER, WriteFaults(random.Random(0), 0.0, 0.0, enabled=False),
                                  lambda: self.loop.now_us / 1e6)
         self.commands = Commands(connection, USER, _LoopClock(self.loop), self._new_id)
+        self.backfilled = 0  # runs the users' backfills created
 
     def _new_id(self) -> uuid.UUID:
         """As random_id(), from the seed."""
@@ -80,6 +81,8 @@ class Users:
             self.loop.at(self.loop.to_us(at), partial(self._cancel_run, run_id))
         for at_s in self.workload.hostile:
             self.loop.at(us(at_s), self._hostile)
+        for at_s in self.workload.backfills:
+            self.loop.at(us(at_s), self._backfill)
 
     def _add_jobs(self) -> None:
         self.commands.add_jobs(self.workload.jobs)
@@ -117,6 +120,20 @@ class Users:
                                   self.loop.now) from None
             return
         raise CheckFailed("gateway", f"{what} was accepted", self.loop.now)
+
+    def _backfill(self) -> None:
+        """Backfill the last hour of a scheduled job, after the moment it was scheduled (no fire time of its
+        schedulers): fire times they decided already get no second run, missed ones (misfire policies) get one."""
+        scheduled = [j for j in self.views.jobs.values() if j.scheduled_at is not None and j.definition is not None]
+        if not scheduled:
+            return
+        job = self.rng.choice(scheduled)
+        assert job.definition is not None and job.scheduled_at is not None
+        start = max(job.scheduled_at + timedelta(microseconds=1), self.loop.now - timedelta(hours=1))
+        if start < self.loop.now:
+            with contextlib.suppress(Conflict):  # a scheduler won every retry: it made those runs itself
+                self.backfilled += sum(b.created for b in self.commands.backfill(job.definition.name, start,
+                                                                                  self.loop.now))
 
     def _cancel(self) -> None:
         if self.views.active:

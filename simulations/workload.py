@@ -51,6 +51,7 @@ class Workload:
     recorded: tuple[Event, ...] = ()
     recorded_cancels: tuple[tuple[datetime, UUID], ...] = ()  # (when, which run)
     hostile: tuple[float, ...] = ()  # moments a hostile user tries something (see HOSTILE_JOBS, REFUSED_RUNS)
+    backfills: tuple[float, ...] = ()  # moments a user backfills a scheduled job's last hour
 
 
 def generate(spec: WorkloadSpec, rng: random.Random, horizon_s: float) -> Workload:
@@ -64,9 +65,11 @@ def generate(spec: WorkloadSpec, rng: random.Random, horizon_s: float) -> Worklo
             submissions.append(Submission(at_s, rng.choice(on_demand), due_in_s))
     reschedules = [(at_s, at_s + rng.uniform(30, 1800)) for at_s in _poisson(rng, spec.reschedules_per_h, horizon_s)]
     cancels = tuple(_poisson(rng, spec.cancels_per_h, horizon_s))
-    # Drawn last, and not at all at rate 0: a seed without a hostile user gives the workload it always gave.
-    return Workload(jobs, tuple(submissions), cancels, tuple(reschedules),
-                    hostile=tuple(_poisson(rng, spec.hostile_per_h, horizon_s)))
+    # Drawn last, and not at all at rate 0: a seed without a hostile user (or backfills) gives the workload it
+    # always gave.
+    hostile = tuple(_poisson(rng, spec.hostile_per_h, horizon_s))
+    return Workload(jobs, tuple(submissions), cancels, tuple(reschedules), hostile=hostile,
+                    backfills=tuple(_poisson(rng, spec.backfills_per_h, horizon_s)))
 
 
 def offered_load(spec: WorkloadSpec) -> float:

@@ -219,3 +219,11 @@ def test_the_simulator_reads_no_clock_and_draws_no_unseeded_random_number() -> N
                 if pair in BANNED_CALLS or (node.value.id == "random" and node.attr not in ("Random", "SystemRandom")):
                     offences.append(f"{where} uses {pair[0]}.{pair[1]}")
     assert offences == []
+
+
+def test_backfills_racing_the_schedulers_never_make_a_second_run() -> None:
+    simulation = Simulation(load_scenario(SIMULATIONS / "scenarios" / "backfill.toml", seed=1))
+    result = simulation.run()
+    assert result.failure is None, explain(result)  # one-run-per-fire-time held through every backfill
+    assert len(simulation.workload.backfills) > 10
+    assert simulation.users.backfilled > 0  # some filled fire times missed while servers were down
