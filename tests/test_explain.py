@@ -27,3 +27,28 @@ def test_a_waiting_task_names_what_it_waits_for_and_a_retry_its_time() -> None:
     assert reasons["b"] == ["waits for all of: a succeeded: not yet decided (a is ready)"]
     assert reasons["a"][-1] == f"retry 1 of 1 waits until {(T0 + timedelta(seconds=30)).isoformat()}"
     assert list(explain(run, "a")) == ["a"]
+
+
+def test_a_ready_task_says_what_it_waits_for_and_a_kept_task_where_it_comes_from() -> None:
+    from uuid import UUID
+
+    from actorbatch.domain.retries import retry
+    from actorbatch.domain.runs import Run
+
+    run = new_run(parse_job({"name": "j", "group": "reports", "tasks": [
+        {"name": "a", "run": "m:f"}, {"name": "b", "run": "m:f", "after": {"a": "succeeded"}}]}))
+    assert run.due_at is not None
+    assert explain(run)["a"][-1] == (f"ready: starts when the run is due ({run.due_at.isoformat()}) and a live "
+                                     "server of group 'reports' has a free thread (see `server list`)")
+    run.apply(run.claim("a", "s1", T0, 30))
+    run.apply(run.finish("a", 1, T0, exit_status=None, result=7))
+    run.apply(run.claim("b", "s1", T0, 30))
+    run.apply(run.finish("b", 1, T0, exit_status="boom"))
+    created, link = retry(run, UUID(int=9), "u", T0 + timedelta(minutes=1), everything=False)
+    again = Run()
+    again.apply(created)
+    assert created.kept == {"a": 7}
+    assert explain(again)["a"][-1] == f"kept from run {run.id}: it succeeded there, as did every task it depends on"
+    assert again.tasks["a"].result == 7 and again.tasks["b"].status == "ready"
+    run.apply(link)
+    assert run.retried_by == (UUID(int=9),)

@@ -169,3 +169,23 @@ def test_a_repeated_key_returns_the_first_run(client: actorbatch.Client) -> None
     assert len(client.runs()) == 3
     assert UUID(other) != first
     assert client.run(first)["params"] == {"n": 1}
+
+
+@pytest.mark.postgres
+def test_retry_backfill_key_and_the_status_counts_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    with actorbatch.connect(pg_url, user="pg") as client:
+        add_chain(client, tmp_path)
+        client.add_job(parse_job(DAILY))
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        assert sum(b["created"] for b in client.backfill("nightly", today - timedelta(days=5), today)) == 5
+        assert sum(b["created"] for b in client.backfill("nightly", today - timedelta(days=5), today)) == 0
+        assert client.run_job("chain", key="k") == client.run_job("chain", key="k")
+        tally = client.status(rows=2)["counts"]
+        assert (tally["active_runs"], tally["queued_runs"], tally["started_runs"]) == (6, 6, 0)
+        (tmp_path / "b.fail").touch()
+        with actorbatch.BatchServer(pg_url, actorbatch.ServerConfig(name="pg1", threads=2, lease_timeout_s=5)):
+            first = client.wait(client.run_job("chain"), timeout=60)
+            (tmp_path / "b.fail").unlink()
+            second = client.wait(client.retry(first["id"]), timeout=60)
+        assert second["status"] == "succeeded" and second["retry_of"] == first["id"]
+        assert counts(tmp_path)["a"] == 2  # the keyed run's and the first run's; the retry kept it
