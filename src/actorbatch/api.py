@@ -33,7 +33,7 @@ from actorbatch.domain.users import ADMIN
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
 from actorbatch.node.users import token_user
-from actorbatch.projections import retention
+from actorbatch.projections import retention, why
 from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
 from actorbatch.projections.verification import Head
@@ -281,8 +281,7 @@ class Client:
 
     def _run_as_of(self, ref: str | UUID, moment: datetime) -> Run:
         run_id = self.resolve_run(ref)
-        history = [*map(self.store.decode, self.views.projector.archive.of(run_id)), *self.store.events(run_id)]
-        events = list(itertools.takewhile(lambda e: e.timestamp <= moment, history))
+        events = list(itertools.takewhile(lambda e: e.timestamp <= moment, why.history(self.views, run_id)))
         if not events:
             raise NotFound(f"run {run_id} did not exist yet at {iso(moment)}")
         return fold_stream(Run, events)
@@ -307,12 +306,26 @@ class Client:
                 "retried_by": [str(r) for r in run.retried_by],
                 "tasks": [_task_detail(t) for t in run.tasks.values()], "archived": self.views.run(run.id) is None}
 
-    def explain(self, ref: str | UUID, task: str | None = None) -> dict[str, list[str]]:
-        """Why each task ran, waited, was skipped or retried."""
-        run = self._run(ref)
+    def explain(self, ref: str | UUID, task: str | None = None, cite: bool = False) -> dict[str, list[Any]]:
+        """Why each task ran, waited, was skipped or retried: sentences from the run's state; with `cite`, every
+        reason (the servers' and the schedule's too) as `{"text", "events": [{"subject", "version", "action",
+        "at"}]}`. The full id of a fire time the overlap policy skipped explains that skip, a job's name its
+        schedule."""
+        try:
+            run = self._run(ref)
+        except NotFound:
+            self._catch_up()
+            skip = why.fire(self.views, UUID(str(ref))) if re.fullmatch(r"[0-9a-fA-F-]{32,36}", str(ref)) else None
+            found = [skip] if skip is not None else why.job(self.views, str(ref), self.clock.now())
+            if not found:
+                raise
+            return {"fire" if skip else "job": [r.to_dict() if cite else r.text for r in found]}
         if task is not None and task not in run.tasks:
             raise NotFound(f"run {run.id} has no task {task!r}")
-        return explain(run, task)
+        if not cite:
+            return dict(explain(run, task))
+        return {name: [r.to_dict() for r in found]
+                for name, found in why.why(self.views, run, self.clock.now(), task).items()}
 
     def logs(self, ref: str | UUID, task: str | None = None, after: int = 0) -> list[LogLine]:
         """The run log, after log position `after`: (position, task, attempt, at, line) per line, in order."""

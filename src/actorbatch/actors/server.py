@@ -189,7 +189,7 @@ class BatchServer:
     def _register(self) -> Server:
         c = self.config
         return register(self.store, c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(),
-                        os.getpid(), self.clock.now())
+                        os.getpid(), self.clock.now(), c.windows, c.timezone)
 
     def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
         """Seed from the read models; returns the log position they reflect, where the follower starts."""

@@ -129,15 +129,22 @@ def run_wait(run_id: RunId,
 
 def explain_run(run_id: RunId, task: Annotated[str | None, typer.Option("--task", metavar="NAME",
                                                                         help="Only this task.")] = None,
+                cite: Annotated[bool, typer.Option("--cite", help="With --json: each reason as {\"text\", "
+                                                   "\"events\"}, the events it rests on.")] = False,
                 as_json: Json = False) -> None:
-    """Why each task of a run ran, waited, was skipped or retried."""
+    """Why each task of a run ran, waited, was skipped or retried, with the events behind each answer (a skipped
+    fire time's full id explains the skip)."""
     from actorbatch.cli import render
 
-    reasons = with_client(lambda c: c.explain(run_id, task), problems=True)
+    reasons = with_client(lambda c: c.explain(run_id, task, cite=True), problems=True)
     if as_json:
-        render.emit_json(reasons)
+        render.emit_json(reasons if cite else {name: [r["text"] for r in found] for name, found in reasons.items()})
         return
-    for name, lines in reasons.items():
+    for name, found in reasons.items():
         render.console.print(f"[bold]{name}[/bold]")
-        for line in lines:
-            render.console.print(f"  {line}", markup=False)
+        for reason in found:
+            render.console.print(f"  {reason['text']}", markup=False)
+            if reason["events"]:
+                cited = "; ".join(f"{c['subject']} v{c['version']} {c['action']} {render.short_time(c['at'])}"
+                                  for c in reason["events"])
+                render.console.print(f"    events: {cited}", markup=False, style="dim")

@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,6 +52,22 @@ def parse_window(spec: str) -> Window:
     return Window(frozenset(days), start, end, int(match["threads"]))
 
 
+def window_fields(window: Window) -> tuple[tuple[int, ...], str, str, int]:
+    """A window as events and read models keep it: (weekdays, start, end, threads)."""
+    return tuple(sorted(window.days)), window.start.isoformat("minutes"), window.end.isoformat("minutes"), \
+        window.threads
+
+
+def window_of(fields: Sequence[Any]) -> Window:
+    days, start, end, threads = fields
+    return Window(frozenset(days), time.fromisoformat(start), time.fromisoformat(end), int(threads))
+
+
+def window_text(fields: Sequence[Any]) -> str:
+    days, start, end, threads = fields
+    return f"{','.join(DAYS[d] for d in days)} {start}-{end}={threads}"
+
+
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -71,13 +88,22 @@ class ServerEvent(Event):
 
 @dataclass(frozen=True)
 class ServerStarted(ServerEvent):
+    """`windows`: its capacity windows as `window_fields` (version 2: older events had none recorded)."""
+
     ACTION = "server.started"
+    class_version = 2
     name: str
     groups: tuple[str, ...]
     threads: int
     lease_timeout_s: float
     host: str
     pid: int
+    windows: tuple[tuple[tuple[int, ...], str, str, int], ...] = ()
+    timezone: str = "UTC"
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["windows"], state["timezone"] = (), "UTC"
 
 
 @dataclass(frozen=True)
@@ -129,15 +155,27 @@ class Server:
         self.started_at: datetime | None = None
         self.lease_until: datetime | None = None
         self.stopped = True
+        self.windows: tuple[tuple[tuple[int, ...], str, str, int], ...] = ()
+        self.timezone = "UTC"
 
     def alive(self, now: datetime) -> bool:
         return not self.stopped and self.lease_until is not None and self.lease_until >= now
 
     def start(self, name: str, groups: Sequence[str], threads: int, lease_timeout_s: float, host: str, pid: int,
-              now: datetime) -> ServerStarted:
+              now: datetime, windows: Sequence[Window] = (), timezone: str = "UTC") -> ServerStarted:
         return ServerStarted(originator_id=self.id or server_id(name), originator_version=self.version + 1,
                              timestamp=now, name=name, groups=tuple(groups), threads=threads,
-                             lease_timeout_s=lease_timeout_s, host=host, pid=pid)
+                             lease_timeout_s=lease_timeout_s, host=host, pid=pid,
+                             windows=tuple(window_fields(w) for w in windows), timezone=timezone)
+
+    def capacity(self, now: datetime) -> int:
+        """Its threads at `now`, by the windows it started with."""
+        return capacity(self.threads, [window_of(w) for w in self.windows], zone(self.timezone), now)
+
+    def window_at(self, now: datetime) -> str | None:
+        """The window that covers `now`, as its spec, if one does."""
+        local = now.astimezone(zone(self.timezone))
+        return next((window_text(w) for w in self.windows if window_of(w).covers(local)), None)
 
     def heartbeat(self, running: int, now: datetime) -> ServerHeartbeat:
         assert self.id is not None
@@ -155,6 +193,7 @@ class Server:
         if isinstance(event, ServerStarted):
             self.name, self.groups, self.threads = event.name, event.groups, event.threads
             self.lease_timeout_s, self.stopped, self.running = event.lease_timeout_s, False, 0
+            self.windows, self.timezone = event.windows, event.timezone
             self.started_at = event.timestamp
             self.lease_until = event.timestamp + timedelta(seconds=event.lease_timeout_s)
         elif isinstance(event, ServerHeartbeat):

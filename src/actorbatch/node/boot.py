@@ -14,7 +14,7 @@ from actorbatch.domain.events import server_id
 from actorbatch.domain.jobs import JobState
 from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import Run
-from actorbatch.domain.servers import Server
+from actorbatch.domain.servers import Server, Window
 from actorbatch.errors import ActorbatchError, Conflict
 from actorbatch.node.ports import EventLog
 
@@ -22,11 +22,11 @@ REGISTER_ATTEMPTS = 10
 
 
 def register(log: EventLog, name: str, groups: Sequence[str], threads: int, lease_timeout_s: float, host: str,
-             pid: int, now: datetime) -> Server:
+             pid: int, now: datetime, windows: Sequence[Window] = (), timezone: str = "UTC") -> Server:
     """Record that this process now serves under `name`; a racing start of the same name makes it try again."""
     for _ in range(REGISTER_ATTEMPTS):
         server = _record(log, name)
-        event = server.start(name, groups, threads, lease_timeout_s, host, pid, now)
+        event = server.start(name, groups, threads, lease_timeout_s, host, pid, now, windows, timezone)
         try:
             log.append(event)
         except Conflict:
