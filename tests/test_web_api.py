@@ -43,8 +43,12 @@ def finished_store(db_url: str, tmp_path: Path) -> tuple[str, str]:
 
 def test_every_listing_equals_the_cli_json(finished_store: tuple[str, str]) -> None:
     url, run_id = finished_store
+    with actorbatch.connect(url) as client:
+        moment = client.run(run_id)["due_at"]  # the run exists, no task has started
     with web_console(url) as base, http(base) as web:
         pairs = {
+            f"/api/status?as_of={moment}": ("status", "--as-of", moment),
+            f"/api/runs/{run_id}?as_of={moment}": ("run", "show", run_id, "--as-of", moment),
             "/api/jobs": ("job", "list"),
             "/api/jobs/report": ("job", "show", "report"),
             "/api/runs": ("run", "list"),

@@ -74,6 +74,12 @@ def test_every_page_shows_the_store(db_url: str, page: Any, tmp_path: Path) -> N
                 assert "batch-1" in page.inner_text("#live") and "default" in page.inner_text("#live")
                 page.goto(base + "/audit")
                 assert "job.added" in page.inner_text("#live") and "alice" in page.inner_text("#live")
+                page.goto(base + "/")
+                assert "<strong>2</strong> jobs" in page.inner_html("#live .counts")
+                page.eval_on_selector("#as-of-slider", "s => { s.value = 0; s.dispatchEvent(new Event('input')); }")
+                page.wait_for_selector("#screen-at[data-past=yes]")  # the status as the log began, no reload
+                assert "<strong>1</strong> jobs" in page.inner_html("#live .counts")
+                assert "as_of=" in page.url
                 page.set_viewport_size({"width": 390, "height": 844})  # a phone
                 page.goto(base + "/")
                 assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -30,6 +30,7 @@ def query_text(request: Request, name: str) -> str | None:
 
 
 def query_time(request: Request, name: str) -> Any:
+    """A time from the query, read as the CLI reads its options (UTC without an offset)."""
     text = query_text(request, name)
     return api.parse_time(text, field=name) if text is not None else None
 
@@ -49,12 +50,16 @@ def query_limit(request: Request, default: int) -> int:
 def status(request: Request) -> Json:
     """
     ---
-    summary: The status screen (`status --json`)
-    parameters: [{name: rows, in: query, description: at most this many rows of each kind (the counts cover all),
-                  schema: {type: integer, default: 10, minimum: 1, maximum: 10000}}]
+    summary: The status screen (`status --json`), now or as it was at a past moment
+    parameters:
+      - {name: rows, in: query, description: at most this many rows of each kind (the counts cover all),
+         schema: {type: integer, default: 10, minimum: 1, maximum: 10000}}
+      - {name: as_of, in: query, description: "ISO 8601 (UTC without an offset): as it was then (`--as-of`)",
+         schema: {type: string}}
     responses: {200: {description: "counts; jobs, active runs, running tasks, servers; problems"}}
     """
-    return Json(_client(request).status(query_count(request, "rows", api.STATUS_ROWS, 1, 10_000)))
+    return Json(_client(request).status(query_count(request, "rows", api.STATUS_ROWS, 1, 10_000),
+                                        query_time(request, "as_of")))
 
 
 def jobs(request: Request) -> Json:
@@ -107,12 +112,15 @@ def full_run_id(text: str) -> str:
 def run(request: Request) -> Json:
     """
     ---
-    summary: A run's detail (`run show RUN_ID --json`); the id or a unique prefix
-    parameters: [{name: run_id, in: path, required: true, schema: {type: string}}]
+    summary: A run's detail (`run show RUN_ID --json`); the id or a unique prefix; as it was at `as_of`
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+      - {name: as_of, in: query, description: "ISO 8601 (UTC without an offset)", schema: {type: string}}
     responses: {200: {description: "{id, job, status, due_at, started_at, ended_at, tasks: [...]}"},
                 404: {description: "no such run"}}
     """
-    return Json(api.run_show_json(_client(request).run(request.path_params["run_id"])))
+    client, as_of = _client(request), query_time(request, "as_of")
+    return Json(api.run_show_json(client.run(request.path_params["run_id"], as_of)))
 
 
 def run_logs(request: Request) -> Json:

@@ -41,8 +41,12 @@ def _client(request: Request) -> Any:
 
 
 def status(request: Request) -> Response:
-    rows = query_count(request, "rows", STATUS_ROWS, 1, 10_000)
-    return render(request, "status", screen=_client(request).status(rows))
+    """The status screen, now or (`as_of`) as it was at a past moment, with a slider over the log's time."""
+    client = _client(request)
+    rows, as_of = query_count(request, "rows", STATUS_ROWS, 1, 10_000), query_time(request, "as_of")
+    first = client.audit(limit=1)
+    return render(request, "status", screen=client.status(rows, as_of), as_of=as_of is not None,
+                  log_start=first[0]["at"] if first else None)
 
 
 def runs(request: Request) -> Response:

@@ -52,6 +52,7 @@ function startLive() {
   if (!live || !live.children.length || !window.EventSource) return;
   let busy = false, again = false;
   async function refresh() {
+    if (new URL(location.href).searchParams.get("as_of")) return;  // the past does not change
     if (busy) { again = true; return; }
     busy = true;
     const url = new URL(location.href);
@@ -73,6 +74,34 @@ function startLive() {
     setTimeout(refresh, 50);
   });
   document.body.dataset.live = "on";
+}
+
+// The status screen as of a past moment: the slider spans the log's time, from its first entry to now.
+function startSlider() {
+  const form = document.querySelector("form[data-as-of]");
+  if (!form) return;
+  const slider = form.querySelector("input[type=range]"), moment = form.elements.as_of;
+  // The first entry's time in ms, rounded up (it has microseconds): the slider's left end shows that entry.
+  const start = Date.parse(form.dataset.start) + 1, live = document.getElementById("live");
+  const end = () => Date.now();
+  if (moment.value) {
+    const at = Date.parse(moment.value.endsWith("Z") ? moment.value : moment.value + "Z");
+    slider.value = Math.round(1000 * (at - start) / Math.max(1, end() - start));
+  }
+  let timer = null;
+  slider.addEventListener("input", () => {
+    const at = new Date(start + (end() - start) * slider.value / 1000);
+    moment.value = slider.value === "1000" ? "" : at.toISOString().slice(0, 23);
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const url = new URL(location.href);
+      if (moment.value) url.searchParams.set("as_of", moment.value); else url.searchParams.delete("as_of");
+      history.replaceState(null, "", url);
+      url.searchParams.set("fragment", "1");
+      const response = await fetch(url, {credentials: "same-origin"});
+      if (response.ok) live.innerHTML = await response.text();
+    }, 250);
+  });
 }
 
 function startActions() {
@@ -113,4 +142,4 @@ function startActions() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { startLive(); startActions(); });
+document.addEventListener("DOMContentLoaded", () => { startLive(); startSlider(); startActions(); });
