@@ -20,10 +20,11 @@ from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.domain.users import AccessDenied, UserEvent, UserState
-from actorbatch.projections import schema, snapshots
+from actorbatch.projections import schema
 from actorbatch.projections.queries import Queries
 from actorbatch.projections.rows import RunRows, codec, definition_key, iso
 from actorbatch.projections.seals import Sealer
+from actorbatch.projections.snapshots import Snapshots
 from actorbatch.store.archive import Archive
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
@@ -50,11 +51,13 @@ class Projector:
         self._open_runs: dict[UUID, Run] = {}
         self._open_runs_at = -1
         self.sealer = Sealer(store, db, self.archive)
+        self.snapshots = Snapshots(db)
 
     def forget(self) -> None:
         """After a catch-up failed half-way (the database went away): what this process believes the read models
         hold may not have been written, so it is read from them again."""
         self.rows.definitions.clear()
+        self.snapshots.forget()
         self._open_runs_at = -1
 
     def position(self, lock: bool = False) -> int:
@@ -76,7 +79,7 @@ class Projector:
             if position != self._open_runs_at:
                 self._open_runs.clear()  # someone else moved the read models on: our copies may be stale
             if self.past is None:
-                notes = self.store.read_raw(position, min(batch_size, snapshots.room(self.db, position)))
+                notes = self.store.read_raw(position, min(batch_size, self.snapshots.room(position)))
             else:
                 notes = self.past.read(self.store, position, batch_size)
             if self.past is None:
@@ -99,7 +102,7 @@ class Projector:
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
                 if self.past is None:
                     self.sealer.write(seals)
-                    snapshots.take_if_due(self.db, batch[-1][0], max(event.timestamp for _, event in batch))
+                    self.snapshots.take_if_due(batch[-1][0], max(event.timestamp for _, event in batch))
             self._keep_open(changes[1], batch[-1][0])
             applied += len(batch)
             if on_batch:
@@ -124,6 +127,7 @@ class Projector:
     def _forget(self) -> None:
         """Drop what this process remembers of the rows, which a rebuild replaces."""
         self.rows.definitions.clear()
+        self.snapshots.forget()
         self._open_runs.clear()
         self._open_runs_at = -1
 

@@ -28,7 +28,7 @@ class Sealer:
 
     def __init__(self, store: EventStore, db: SqlDb, archive: Archive) -> None:
         self.store, self.db, self.archive = store, db, archive
-        self._last: tuple[int, str] = (0, GENESIS)
+        self._last: tuple[int, str] = (-1, GENESIS)  # the last seal this process wrote: none yet
 
     def sealed_until(self) -> int:
         rows = self.db.query("SELECT MAX(position) FROM ab_seals")
@@ -37,7 +37,8 @@ class Sealer:
     def seals(self, after: int, notes: Sequence[Any]) -> list[Seal]:
         """The seals of `notes` (the notifications after position `after`) not sealed yet. Events before them
         that have no seal (a store older than seals) are sealed first, in transactions of their own."""
-        until = self.sealed_until()
+        # Seals are written with the read models' position: if this process sealed up to `after`, none are beyond.
+        until = after if after == self._last[0] else self.sealed_until()
         if after > until:
             for backlog in batches(self.store, self.archive, until, after):
                 with self.db.transaction():

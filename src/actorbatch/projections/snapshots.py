@@ -29,30 +29,46 @@ _COPIED = (
 )
 
 
-def _last(db: SqlDb) -> tuple[int, int, str | None]:
-    """(position, rows, at) of the latest snapshot."""
-    rows = db.query("SELECT position, size, at FROM ab_snapshots ORDER BY position DESC LIMIT 1")
-    return (int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else (0, 0, None)
+class Snapshots:
+    """Takes the snapshots of one read-model database; remembers the latest it knows of, and asks the database
+    only when one seems due (another process may have taken it)."""
 
+    def __init__(self, db: SqlDb) -> None:
+        self.db = db
+        self._last: tuple[int, int, str | None] | None = None  # position, rows, at
 
-def room(db: SqlDb, position: int) -> int:
-    """How many events a catch-up from `position` may fold before the next snapshot is due (at least 1), so that
-    snapshots fall every SNAPSHOT_EVERY events however big the batches (a rebuild's)."""
-    previous, size, _ = _last(db)
-    return max(1, previous + max(SNAPSHOT_EVERY, size) - position)
+    def _known(self, fresh: bool = False) -> tuple[int, int, str | None]:
+        if self._last is None or fresh:
+            rows = self.db.query("SELECT position, size, at FROM ab_snapshots ORDER BY position DESC LIMIT 1")
+            self._last = (int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else (0, 0, None)
+        return self._last
 
+    def forget(self) -> None:
+        """The table was replaced (a rebuild) or a write failed: ask the database next time."""
+        self._last = None
 
-def take_if_due(db: SqlDb, position: int, latest: datetime) -> None:
-    """Inside the projector's transaction, after it wrote the batch that ends at `position`."""
-    previous, size, at = _last(db)
-    if position - previous < max(SNAPSHOT_EVERY, size):
-        return
-    tables = {table: db.query(f"SELECT {columns} FROM {table} {where}")  # noqa: S608 - fixed statements
-              for table, columns, where in _COPIED}
-    stamp = max(iso(latest) or "", at or "")
-    db.execute("INSERT INTO ab_snapshots (position, at, size, data) VALUES (?, ?, ?, ?) "
-               "ON CONFLICT (position) DO NOTHING",
-               (position, stamp, sum(len(rows) for rows in tables.values()), zlib.compress(codec.encode(tables), 1)))
+    def room(self, position: int) -> int:
+        """How many events a catch-up from `position` may fold before the next snapshot is due (at least 1), so
+        that snapshots fall every SNAPSHOT_EVERY events however big the batches (a rebuild's)."""
+        previous, size, _ = self._known()
+        return max(1, previous + max(SNAPSHOT_EVERY, size) - position)
+
+    def take_if_due(self, position: int, latest: datetime) -> None:
+        """Inside the projector's transaction, after it wrote the batch that ends at `position`."""
+        previous, size, _ = self._known()
+        if position - previous < max(SNAPSHOT_EVERY, size):
+            return
+        previous, size, at = self._known(fresh=True)
+        if position - previous < max(SNAPSHOT_EVERY, size):
+            return
+        tables = {table: self.db.query(f"SELECT {columns} FROM {table} {where}")  # noqa: S608 - fixed statements
+                  for table, columns, where in _COPIED}
+        stamp = max(iso(latest) or "", at or "")
+        rows = sum(len(found) for found in tables.values())
+        self.db.execute("INSERT INTO ab_snapshots (position, at, size, data) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (position) DO NOTHING",
+                        (position, stamp, rows, zlib.compress(codec.encode(tables), 1)))
+        self._last = (position, rows, stamp)
 
 
 def latest_before(db: SqlDb, moment: datetime) -> tuple[int, bytes] | None:
