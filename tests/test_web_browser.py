@@ -72,6 +72,8 @@ def test_every_page_shows_the_store(db_url: str, page: Any, tmp_path: Path) -> N
                 assert "UTC (" in page.inner_text("#live dl")  # next fires, UTC and local
                 page.goto(base + "/servers")
                 assert "batch-1" in page.inner_text("#live") and "default" in page.inner_text("#live")
+                row = page.locator("#live tbody tr").first.inner_text()
+                assert "/3" in row  # running of its capacity now: 3 threads, no windows
                 page.goto(base + "/audit")
                 assert "job.added" in page.inner_text("#live") and "alice" in page.inner_text("#live")
                 page.goto(base + "/")

@@ -1,6 +1,7 @@
 """The web console's pure helpers: the task graph's layout and schedules put into words."""
 
 from actorbatch.domain.jobfile import parse_job
+from actorbatch.domain.servers import parse_window, window_fields, window_spec
 from actorbatch.web import words
 from actorbatch.web.graph import BOX_W, layout
 from tests.web_screens import MONTH_END
@@ -42,3 +43,10 @@ def test_schedules_in_words() -> None:
         "monthly on the last day at 23:00 (UTC), until 2027-01-01 00:00:00 UTC"
     assert words.schedule({"cron": "0 2 * * mon-fri", "timezone": "UTC"}) == "cron 0 2 * * mon-fri (UTC)"
     assert words.schedule({"at": "2026-12-01T02:00:00Z", "timezone": "UTC"}) == "once, at 2026-12-01 02:00:00 UTC"
+
+
+def test_a_window_is_shown_as_the_option_that_makes_it() -> None:
+    window = parse_window("mon-fri 08:00-18:00=2")
+    spec = window_spec(window_fields(window))
+    assert spec == "mon,tue,wed,thu,fri 08:00-18:00=2"
+    assert parse_window(spec) == window

@@ -58,6 +58,12 @@ def window_fields(window: Window) -> tuple[tuple[int, ...], str, str, int]:
         window.threads
 
 
+def window_spec(fields: Sequence[Any]) -> str:
+    """A window as `--window` takes it: `mon,tue 08:00-18:00=2`."""
+    days, start, end, threads = fields
+    return f"{','.join(DAYS[d] for d in days)} {start}-{end}={threads}"
+
+
 def window_of(fields: Sequence[Any]) -> Window:
     days, start, end, threads = fields
     return Window(frozenset(days), time.fromisoformat(start), time.fromisoformat(end), int(threads))

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from actorbatch.domain.durations import show_duration
+from actorbatch.domain.servers import capacity, window_of, window_spec, zone
 from actorbatch.domain.statuses import RunStatus
 from actorbatch.web import words
 from actorbatch.web.auth import acting, reader, who
@@ -101,7 +102,14 @@ def _spec(task: dict[str, Any]) -> Any:
 
 
 def servers(request: Request) -> Response:
-    return render(request, "servers", servers=_client(request).servers())
+    """`server list`, with each server's capacity now (its windows, in its zone) and the windows themselves."""
+    client = _client(request)
+    now = client.clock.now()
+    windows = {s.name: (capacity(s.threads, [window_of(w) for w in s.windows], zone(s.timezone), now),
+                        [window_spec(w) for w in s.windows], s.timezone) for s in client.views.servers()}
+    rows = [{**row, "capacity": windows[row["name"]][0], "windows": windows[row["name"]][1],
+             "timezone": windows[row["name"]][2]} if row["name"] in windows else row for row in client.servers()]
+    return render(request, "servers", servers=rows)
 
 
 def audit(request: Request) -> Response:
