@@ -116,3 +116,15 @@ def test_the_openapi_document_describes_every_endpoint(db_url: str) -> None:
             "/api/logout"} <= {path for path, methods in document["paths"].items() if "post" in methods}
     runs = document["paths"]["/api/runs"]["get"]
     assert {p["name"] for p in runs["parameters"]} == {"job", "status", "since", "limit", "after"}
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_is_served_the_same(pg_url: str) -> None:
+    with actorbatch.connect(pg_url) as client:
+        client.add_job(parse_job({"name": "pg-job", "tasks": [{"name": "t", "run": "actorbatch.examples:noop"}]}))
+        run_id = str(client.run_job("pg-job"))
+    with web_console(pg_url) as base, http(base) as web:
+        for path, command in {"/api/jobs": ("job", "list"), "/api/runs": ("run", "list"),
+                              f"/api/runs/{run_id}": ("run", "show", run_id), "/api/audit": ("audit", "log")}.items():
+            assert web.get(path).json() == cli_json(pg_url, *command), path
+        assert web.get("/").status_code == 200

@@ -17,7 +17,7 @@ from tests.web import web_console
 
 CHROMIUM = os.environ.get("ACTORBATCH_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = {"status": "/", "runs": "/runs", "run": "/runs/{run_id}", "jobs": "/jobs", "job": "/jobs/month-end",
-         "servers": "/servers", "audit": "/audit"}
+         "servers": "/servers", "audit": "/audit", "login": "/login"}
 
 MONTH_END = {"name": "month-end", "description": "Extract ledgers, build the report, archive it", "priority": "high",
              "schedule": {"daily": "02:00", "timezone": "Europe/Berlin"},
