@@ -34,10 +34,11 @@ class Group(TyperGroup):
 
 
 class Cli(typer.Typer):
-    """A typer application whose commands and groups read as above."""
+    """A typer application whose commands and groups read as above, in plain text: rich's help renderer alone
+    would double the time `--help` takes (it loads rich and a markdown parser)."""
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(cls=Group, **options)
+        super().__init__(cls=Group, rich_markup_mode=None, **options)
 
     def command(self, name: str | None = None, **options: Any) -> Callable[[CommandFunctionType],
                                                                            CommandFunctionType]:
