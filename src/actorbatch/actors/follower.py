@@ -24,6 +24,8 @@ from actorbatch.errors import ActorbatchError
 from actorbatch.store.eventstore import EventStore
 
 BATCH = 2000
+FIRST_BATCH = 50  # a backlog is read in batches that double from this size up to BATCH: the first claims of a
+# server starting on thousands of unheard runs wait for 50 of them to be decoded and folded, not for all of them
 FRESH_S = 0.1  # with nothing new, still say "the log was read up to now" this often: leases are judged by it
 QUIET_S = 1.0  # polling without notifications: after this long with nothing new, poll every `relaxed_s` instead
 
@@ -87,6 +89,7 @@ class Follower(pykka.ThreadingActor):
         self._token = 0  # names the planned read; a Due with another token is a replaced plan
         self._wanted = False  # a read was asked for and is still owed
         self._at_head = False  # the last read reached the end of the log
+        self._batch = FIRST_BATCH  # how many notifications the next read asks for
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -122,9 +125,10 @@ class Follower(pykka.ThreadingActor):
         if self._at_head and self.store.unchanged():  # SQLite: nothing committed since the last look
             events, read = [], 0
         else:
-            self.position, events, read = self.store.follow(self.position, BATCH)
+            self.position, events, read = self.store.follow(self.position, self._batch)
         self.pace.read(read_at, bool(events))  # what this process wrote itself it has heard already
-        at_head = self._at_head = read < BATCH
+        at_head = self._at_head = read < self._batch
+        self._batch = FIRST_BATCH if at_head else min(2 * self._batch, BATCH)
         fresh = at_head and (self._told_at is None or (read_at - self._told_at).total_seconds() >= FRESH_S)
         if events or fresh:
             self._told_at = read_at if at_head else self._told_at
