@@ -15,7 +15,8 @@ LAYERS = [
     {"node"},  # the node core: a server's steps, through declared ports
     {"projections", "runners", "examples"},  # read models over the log; how task bodies run
     {"actors"},  # the pykka shells of a batch server
-    {"api", "maintenance"},  # the Python API; retention and upkeep, and the maintenance job's bodies
+    {"api", "maintenance", "embedded"},  # the Python API; retention and upkeep, and the maintenance job's bodies;
+    # a server in the client's process
     {"web"},  # the web console, on the Python API
     {"cli", "__main__"},  # the command line
 ]

@@ -12,14 +12,16 @@ from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, P
 
 if TYPE_CHECKING:
     from actorbatch.actors.server import BatchServer, ServerConfig
-    from actorbatch.api import Client, Job, Server, connect, init, load_job_file
+    from actorbatch.api import Client, Job, connect, init, load_job_file
     from actorbatch.domain.jobs import JobDefinition, TaskSpec
+    from actorbatch.embedded import Server
     from actorbatch.runners.context import TaskContext
 
 _LAZY = {"BatchServer": "actorbatch.actors.server", "ServerConfig": "actorbatch.actors.server",
-         "Client": "actorbatch.api", "Job": "actorbatch.api", "Server": "actorbatch.api", "connect": "actorbatch.api",
-         "init": "actorbatch.api", "load_job_file": "actorbatch.api", "JobDefinition": "actorbatch.domain.jobs",
-         "TaskSpec": "actorbatch.domain.jobs", "TaskContext": "actorbatch.runners.context"}
+         "Client": "actorbatch.api", "Job": "actorbatch.api", "Server": "actorbatch.embedded",
+         "connect": "actorbatch.api", "init": "actorbatch.api", "load_job_file": "actorbatch.api",
+         "JobDefinition": "actorbatch.domain.jobs", "TaskSpec": "actorbatch.domain.jobs",
+         "TaskContext": "actorbatch.runners.context"}
 
 
 if not TYPE_CHECKING:  # mypy sees the imports above; a typo'd name stays an error for it

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-from actorbatch.actors.server import BatchServer, ServerConfig
 from actorbatch.clock import Clock, SystemClock, random_id, random_secret
 from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
@@ -91,14 +90,6 @@ def init(url: str | None = None) -> str:
     finally:
         db.close()
         store.close()
-
-
-class Server(BatchServer):
-    """A full batch server in this process, on a client's store and clock: `with actorbatch.Server(client): ...`.
-    `options` are ServerConfig's (`groups`, `lease_timeout_s`, `timezone`, `windows`, `projector`, ...)."""
-
-    def __init__(self, client: "Client", name: str = "embedded", threads: int = 4, **options: Any) -> None:
-        super().__init__(client.url, ServerConfig(name=name, threads=threads, **options), clock=client.clock)
 
 
 def connect(url: str | None = None, user: str | None = None, clock: Clock | None = None) -> "Client":
