@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 STORE_WAIT_S = 30.0
 STOP_RETRY_S = 5.0  # and how long the last words of a stopping server may wait for it
 HEALTHY_RUN_S = 60.0  # a projector child that ran this long before dying is restarted without delay
+PROJECTOR_NICE = 10  # the read models may lag (every read catches them up first); claims and outcomes may not
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,12 @@ class BatchServer:
         self.stop()
 
 
+def _projector_child(server_pid: int) -> None:
+    """In the projector child before it runs: die with the server, and leave the CPU to it when both want it."""
+    die_with_parent(server_pid)
+    os.nice(PROJECTOR_NICE)
+
+
 class ProjectorProcess:
     """The read models kept by a child process (`projections follow`), on another core; restarted with backoff
     if it dies, and reaped, never left defunct."""
@@ -313,7 +320,7 @@ class ProjectorProcess:
         self._started_s = monotonic_s()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "actorbatch", "--db", self.url, "projections", "follow"],
-            preexec_fn=functools.partial(die_with_parent, os.getpid()))  # noqa: PLW1509 - prctl and getppid
+            preexec_fn=functools.partial(_projector_child, os.getpid()))  # noqa: PLW1509 - prctl, getppid, nice
 
     def tend(self) -> None:
         code = self._process.poll()
