@@ -189,3 +189,18 @@ def test_retry_backfill_key_and_the_status_counts_on_postgresql(pg_url: str, tmp
             second = client.wait(client.retry(first["id"]), timeout=60)
         assert second["status"] == "succeeded" and second["retry_of"] == first["id"]
         assert counts(tmp_path)["a"] == 2  # the keyed run's and the first run's; the retry kept it
+
+
+def test_racing_submits_with_one_key_make_one_run(client: actorbatch.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client.add_job(parse_job(DAILY))
+
+    def submit(_: int) -> UUID:
+        with actorbatch.connect(client.url, user="racer") as own:
+            return own.run_job("nightly", key="once")
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(submit, range(16)))
+    assert len(ids) == 1
+    assert [r["id"] for r in client.runs(job="nightly")] == [str(ids.pop())]
