@@ -89,3 +89,23 @@ def test_run_logs_on_the_command_line_with_times_and_as_json(client: actorbatch.
     assert document[-1]["line"] == "ValueError: t gave up"
     followed = runner.invoke(app, ["--db", client.url, "run", "logs", run_id, "--follow", "--json"])
     assert [json.loads(line) for line in followed.stdout.splitlines()] == document  # JSON lines
+
+
+def test_a_process_without_stdout_still_captures_what_bodies_print() -> None:
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from actorbatch.clock import SystemClock
+from actorbatch.runners.capture import capturing
+from actorbatch.runners.context import RunLog, TaskLogger
+sys.stdout = None
+log = RunLog(SystemClock().now)
+with capturing(TaskLogger(log)):
+    print("into the run log")
+print("nowhere, as before")
+sys.stderr.write(repr(log.take()[0]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "('into the run log',)")

@@ -50,28 +50,31 @@ def _attempt() -> _Attempt | None:
 class _Router(io.TextIOBase):
     """Stands in for `sys.stdout` or `sys.stderr`: the attempt's run log on an attempt's thread, else the original."""
 
-    def __init__(self, stream: str, original: TextIO) -> None:
+    def __init__(self, stream: str, original: TextIO | None) -> None:
         super().__init__()
-        self.stream, self.original = stream, original
+        self.stream, self.original = stream, original  # None: a process without that stream (a daemon's, say)
 
     def write(self, text: str) -> int:
         attempt = _attempt()
-        if attempt is None:
+        if attempt is not None:
+            attempt.write(self.stream, text)
+        elif self.original is not None:
             return self.original.write(text)
-        attempt.write(self.stream, text)
         return len(text)
 
     def flush(self) -> None:
-        if _attempt() is None:
+        if _attempt() is None and self.original is not None:
             self.original.flush()
 
     def writable(self) -> bool:
         return True
 
     def isatty(self) -> bool:
-        return _attempt() is None and self.original.isatty()
+        return _attempt() is None and self.original is not None and self.original.isatty()
 
     def fileno(self) -> int:
+        if self.original is None:
+            raise io.UnsupportedOperation("fileno")
         return self.original.fileno()
 
     def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer ... of the stream it stands in for
