@@ -11,7 +11,7 @@ import pytest
 
 import actorbatch
 from actorbatch.domain.jobfile import parse_job
-from tests.processes import start_server, stop
+from tests.processes import start_server, stop, wait_for
 from tests.web import http, web_console
 
 pytestmark = pytest.mark.slow
@@ -128,3 +128,6 @@ def test_a_postgresql_store_is_served_the_same(pg_url: str) -> None:
                               f"/api/runs/{run_id}": ("run", "show", run_id), "/api/audit": ("audit", "log")}.items():
             assert web.get(path).json() == cli_json(pg_url, *command), path
         assert web.get("/").status_code == 200
+        with actorbatch.connect(pg_url) as client:
+            later = str(client.run_job("pg-job"))  # heard through the log's commit notifications
+        wait_for(lambda: any(r["id"] == later for r in web.get("/api/runs").json()), 30, "the new run")

@@ -13,8 +13,10 @@ import anyio.to_thread
 
 from actorbatch.api import Client
 from actorbatch.errors import ActorbatchError
+from actorbatch.store.notify import LogListener
 
 FOLLOW_S = 0.25  # how often the loop looks at the log: a live page trails it by about this much
+IDLE_S = 5.0  # on PostgreSQL, while commit notifications are heard: look anyway this often
 log = logging.getLogger(__name__)
 
 
@@ -35,18 +37,38 @@ class Console:
         return self.client.views.position()
 
     async def follow(self) -> None:
-        """Keep the read models caught up until cancelled, waking the live pages on every move."""
-        while True:
-            try:
-                position = await anyio.to_thread.run_sync(self.refresh)
-            except ActorbatchError as error:  # the store is away: keep serving what the read models hold
-                log.warning("web console: %s", error)
-                position = self.position
-            if position != self.position:
-                self.position = position
-                async with self._moved:
-                    self._moved.notify_all()
-            await asyncio.sleep(FOLLOW_S)
+        """Keep the read models caught up until cancelled, waking the live pages on every move. On PostgreSQL
+        it waits for the log's commit notifications (as servers do), so an idle console sends no queries but one
+        every IDLE_S; elsewhere, or while notifications are not heard, it looks every FOLLOW_S."""
+        heard = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        url = self.client.store.url
+
+        def wake() -> None:  # on the listening thread
+            loop.call_soon_threadsafe(heard.set)
+
+        listener = LogListener(url, wake, lambda on: None).start() if url.kind == "postgresql" else None
+        try:
+            while True:
+                heard.clear()  # before reading: a commit during the read wakes the next wait at once
+                await self._look()
+                idle_s = IDLE_S if listener is not None and listener.listening else FOLLOW_S
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heard.wait(), idle_s)
+        finally:
+            if listener is not None:
+                await anyio.to_thread.run_sync(listener.stop)
+
+    async def _look(self) -> None:
+        try:
+            position = await anyio.to_thread.run_sync(self.refresh)
+        except ActorbatchError as error:  # the store is away: keep serving what the read models hold
+            log.warning("web console: %s", error)
+            return
+        if position != self.position:
+            self.position = position
+            async with self._moved:
+                self._moved.notify_all()
 
     async def moved_past(self, seen: int, timeout_s: float) -> int:
         """The log position once it differs from `seen`, or `seen` after `timeout_s` of quiet."""
