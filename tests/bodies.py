@@ -90,3 +90,8 @@ def counted(ctx: TaskContext) -> str:
     if (folder / f"{ctx.task}.fail").exists():
         raise RuntimeError(f"{ctx.task} was told to fail")
     return f"{ctx.task} done"
+
+
+def whoami(ctx: TaskContext) -> str:
+    """The acting user the body was given."""
+    return ctx.user

@@ -16,6 +16,7 @@ from actorbatch.domain.runs import (
     RunCreated,
     RunEvent,
     TaskClaimed,
+    TaskDenied,
     TaskFailed,
     TaskSucceeded,
     scheduled_run_id,
@@ -80,6 +81,8 @@ def _run_step(views: Projection, event: RunEvent) -> tuple[str, str] | None:
     if isinstance(event, AttemptLost) and not (running and event.attempt == state.attempt
                                                and event.server == state.server):
         return "transitions", f"{where}: attempt {event.attempt} lost while {state.status} at {state.attempt}"
+    if isinstance(event, TaskDenied) and state.status != "ready":
+        return "transitions", f"{where}: denied (missing {event.privilege}) while {state.status}"
     if isinstance(event, ResultIgnored) and running and event.attempt == state.attempt:
         return "fencing", f"{where}: the result of the running attempt {event.attempt} was ignored"
     return None

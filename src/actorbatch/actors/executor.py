@@ -117,7 +117,7 @@ class ExecutorPool(pykka.ThreadingActor):
                 result = run_python(a.run, ctx)
             else:
                 assert a.command is not None
-                run_shell(a.command, ctx, a.timeout_s)
+                run_shell(a.command, ctx, a.timeout_s, a.os_user)
         except TaskError as error:
             exit_status = str(error)
         except BaseException as error:  # noqa: BLE001 - nothing may end the worker thread without a report

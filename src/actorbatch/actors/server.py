@@ -29,6 +29,7 @@ from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock, SystemClock, monotonic_s
+from actorbatch.domain.access import Privileges
 from actorbatch.domain.events import Event
 from actorbatch.domain.limits import (
     LEASE_TIMEOUT_S,
@@ -41,6 +42,7 @@ from actorbatch.domain.limits import (
     show,
 )
 from actorbatch.domain.servers import Server, Window, capacity, zone
+from actorbatch.domain.users import ACCESS_ID, AccessState
 from actorbatch.errors import Conflict, InvalidJob, StoreFailed, StoreUnavailable
 from actorbatch.node.boot import register, seed
 from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
@@ -200,7 +202,10 @@ class BatchServer:
             servers = self.views.servers()
             jobs = self.views.job_states()
             problems = [p for p in self.views.problems() if p.rested is None]
-        seed(behaviour, schedules, self.server, jobs, runs, servers, problems)
+            users = self.views.users()
+        # Closed, as the log has it now: if that is later than the read models, the follower brings it again.
+        closed = self.store.load(AccessState, ACCESS_ID) is not None
+        seed(behaviour, schedules, self.server, jobs, runs, servers, problems, Privileges(users, closed))
         self.problems.report(problems)
         return position
 

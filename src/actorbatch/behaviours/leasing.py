@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from actorbatch.domain.access import Privileges
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import Quarantine
-from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed
+from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskClaimed, TaskDenied
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.domain.tasks import TaskRun
+from actorbatch.domain.users import AccessClosed, UserEvent
 
 Key = tuple[UUID, str]  # (run id, task name)
 Entry = tuple[int, datetime, str, UUID, str]  # a ready task: (-priority, due, run id as text, run id, task)
@@ -64,6 +66,7 @@ class Attempt:
     command: tuple[str, ...] | None
     timeout_s: float | None
     starts_at: datetime
+    os_user: str | None = None  # a shell command runs as this OS user (the job asks for it: `run_as_os_user`)
 
     @property
     def key(self) -> Key:
@@ -92,6 +95,7 @@ class LeaseBehaviour:
         self.draining = False
         self.started_at: datetime | None = None  # drain requests older than this were for an earlier process
         self.quarantine = Quarantine()  # runs and servers whose events cannot be read or folded: out of the book
+        self.privileges = Privileges()  # who holds what: a task whose acting user lacks a privilege is denied
 
     # ---- what the log says ----
 
@@ -106,6 +110,8 @@ class LeaseBehaviour:
                     self._drains[event.server] = max(event.timestamp, self._drains.get(event.server, event.timestamp))
             elif isinstance(event, ServerEvent):
                 self._observe_server(event)
+            elif isinstance(event, UserEvent | AccessClosed):
+                self.privileges.observe(event)
             elif isinstance(event, RunEvent):
                 run = self.runs.get(event.originator_id)
                 if run is None:
@@ -197,8 +203,11 @@ class LeaseBehaviour:
 
     # ---- decisions ----
 
-    def claims(self, now: datetime, free: int, early_s: float = 0.0, load: float = 0.0) -> list[TaskClaimed]:
+    def claims(self, now: datetime, free: int, early_s: float = 0.0, load: float = 0.0
+               ) -> list[TaskClaimed | TaskDenied]:
         """Claim up to `free` ready tasks of our groups (due within `early_s`), applying each to the book at once.
+        A task whose run's acting user lacks one of its privileges is denied instead (it fails unrun, taking no
+        thread); denials and claims come back in the order they were applied.
 
         `load`: this server's attempts per thread as the step begins. While it exceeds that of the least busy live
         peer serving the task's group (not draining; running attempts from the lease index over the threads its
@@ -207,9 +216,10 @@ class LeaseBehaviour:
         delays work, never starves it. Within one step the load is not raised claim by claim, so a server that
         may claim takes a whole batch (one commit for many claims).
         """
-        claims: list[TaskClaimed] = []
+        decided: list[TaskClaimed | TaskDenied] = []
         if self.draining:
-            return claims
+            return decided
+        claimed = 0
         floors: dict[str, float] = {}  # per group, the least load among live peers (worked out once per step)
         for group, held in list(self._yielded.items()):  # as busy as any peer again: take back what was held
             if free > 0 and load <= self._floor(group, now, floors):
@@ -218,7 +228,7 @@ class LeaseBehaviour:
                     taken += self._requeue(heapq.heappop(held))
                 if not held:
                     del self._yielded[group]
-        while self._ready and len(claims) < free:
+        while self._ready and claimed < free:
             entry = heapq.heappop(self._ready)
             self._queued.discard(entry)
             _, due, _, run_id, task = entry
@@ -237,12 +247,20 @@ class LeaseBehaviour:
                 if until is not None and now + timedelta(seconds=early_s) < until:
                     heapq.heappush(self._yielded.setdefault(group, []), (until, str(run_id), run_id, task))
                     continue
+            lacking = self.privileges.missing(run.user, run.definition.needs(run.tasks[task].spec))
+            if lacking is not None:
+                denial = run.deny(task, lacking, now)
+                self._held.pop((run_id, task), None)
+                self._reindex(run, run.apply(denial))
+                decided.append(denial)
+                continue
             claim = run.claim(task, self.name, now, self.lease_timeout_s, early_s)
             run.apply(claim)
             self._lease((run_id, task), self.name)
             self._held.pop((run_id, task), None)
-            claims.append(claim)
-        return claims
+            decided.append(claim)
+            claimed += 1
+        return decided
 
     def _yield_until(self, key: Key, group: str, load: float, now: datetime,
                      floors: dict[str, float]) -> datetime | None:
@@ -278,9 +296,11 @@ class LeaseBehaviour:
         for claim in events:
             run = self.runs[claim.originator_id]
             spec = run.tasks[claim.task].spec  # not definition.task(), which searches the whole list
+            assert run.definition is not None
             attempt = Attempt(run_id=run.id, task=claim.task, attempt=claim.attempt, job=run.job, user=run.user,
                               params={**spec.params, **run.params}, run=spec.run, command=spec.command,
-                              timeout_s=spec.timeout_s, starts_at=claim.starts_at)
+                              timeout_s=spec.timeout_s, starts_at=claim.starts_at,
+                              os_user=run.user if run.definition.run_as_os_user else None)
             self.mine[attempt.key] = attempt
             attempts.append(attempt)
         return attempts

@@ -6,7 +6,8 @@ the first `admin` grant closes it; from then on `admin` holds every privilege, b
 
 from collections.abc import Iterable
 
-from actorbatch.domain.users import ADMIN
+from actorbatch.domain.events import Event
+from actorbatch.domain.users import ADMIN, AccessClosed, UserEvent, UserState
 
 # What each command needs, by the audit name of the event it writes. Reading needs nothing.
 NEEDS = {
@@ -39,3 +40,25 @@ def needs(action: str, actor: str, owner: str | None = None) -> str | None:
     if owner is not None and owner == actor and action in ("run.cancelled", "user.profile_set", "user.token_issued"):
         return None
     return NEEDS[action]
+
+
+class Privileges:
+    """Every user's privileges and whether the store is closed, folded from the log: what the lease core asks
+    when a task would start. Folding an event twice (seeded, then heard again) changes nothing."""
+
+    def __init__(self, users: Iterable[UserState] = (), closed: bool = False) -> None:
+        self.users = {u.name: u for u in users}
+        self.closed = closed
+
+    def observe(self, event: Event) -> None:
+        if isinstance(event, AccessClosed):
+            self.closed = True
+        elif isinstance(event, UserEvent):
+            state = self.users.setdefault(event.name, UserState.named(event.name))
+            if event.originator_version == state.version + 1:
+                state.apply(event)
+
+    def missing(self, user: str, needed: Iterable[str]) -> str | None:
+        """The first of `needed` that `user` lacks (None: it may start)."""
+        state = self.users.get(user)
+        return missing(state.privileges if state else (), needed, is_open=not self.closed)

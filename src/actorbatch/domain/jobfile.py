@@ -18,6 +18,7 @@ from actorbatch.domain.limits import (
     check_count,
     check_name,
     check_params,
+    check_privilege,
     check_text,
     show,
     stored_bytes,
@@ -26,9 +27,11 @@ from actorbatch.domain.recurrence import parse_schedule
 from actorbatch.errors import InvalidJob
 
 _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-_JOB_KEYS = {"name", "description", "group", "priority", "alerts", "schedule", "tasks"}
+_JOB_KEYS = {"name", "description", "group", "priority", "alerts", "schedule", "tasks", "privileges",
+             "run_as_os_user"}
+MAX_PRIVILEGES = 100  # named by one job or task
 _TASK_KEYS = {"name", "run", "command", "params", "retries", "retry_delay", "timeout", "ignore_failure",
-              "lost_retries", "after", "when"}
+              "lost_retries", "after", "when", "privileges"}
 
 
 def parse_jobs(document: Mapping[str, Any]) -> list[JobDefinition]:
@@ -73,7 +76,8 @@ def validate_definition(job: object) -> JobDefinition:
 def _table(job: JobDefinition) -> dict[str, Any]:
     """The job-file table of a definition: what `parse_job` reads back into an equal definition."""
     table: dict[str, Any] = {"name": job.name, "description": job.description, "group": job.group,
-                             "priority": job.priority, "alerts": job.alerts}
+                             "priority": job.priority, "alerts": job.alerts, "privileges": job.privileges,
+                             "run_as_os_user": job.run_as_os_user}
     if job.schedule is not None:
         table["schedule"] = job.schedule
     tasks = job.tasks
@@ -88,6 +92,7 @@ def _task_table(task: object, job: object) -> object:
     table: dict[str, Any] = {
         "name": task.name, "params": task.params, "retries": task.retries, "retry_delay": task.retry_delay_s,
         "ignore_failure": task.ignore_failure, "lost_retries": task.lost_retries, "when": task.when,
+        "privileges": task.privileges,
         "after": _after_table(task.after, f"job {show(job)}, task {show(task.name)}"),
     }
     for key, value in (("run", task.run), ("timeout", task.timeout_s)):
@@ -145,6 +150,8 @@ def parse_job(table: Mapping[str, Any]) -> JobDefinition:
         priority=_choice(table.get("priority", "normal"), tuple(PRIORITIES), f"{where}: priority"),
         alerts=_choice(table.get("alerts", "on-error"), ALERTS, f"{where}: alerts"),
         schedule=schedule,
+        privileges=_privileges(table.get("privileges", []), f"{where}: privileges"),
+        run_as_os_user=_bool(table.get("run_as_os_user", False), f"{where}: run_as_os_user"),
     )
     if sum(map(_stored_bytes, tasks)) > MAX_JOB_BYTES:  # each run carries a copy of its job's definition
         raise InvalidJob(f"{where}: too big: more than {MAX_JOB_BYTES:,} bytes as stored")
@@ -153,7 +160,7 @@ def parse_job(table: Mapping[str, Any]) -> JobDefinition:
 
 def _stored_bytes(task: TaskSpec) -> int:
     """About what a task takes in a stored definition: its texts, its params and the keys around them."""
-    texts = len(task.name) + len(task.run or "") + sum(map(len, task.command or ()))
+    texts = len(task.name) + len(task.run or "") + sum(map(len, task.command or ())) + sum(map(len, task.privileges))
     return 200 + texts + 30 * len(task.after) + (stored_bytes(task.params) if task.params else 0)
 
 
@@ -193,7 +200,15 @@ def _parse_task(table: object, job: str) -> TaskSpec:
         lost_retries=check_count(table.get("lost_retries", 3), f"{where}: lost_retries", 0, MAX_RETRIES),
         after=tuple(after.items()),
         when=_choice(table.get("when", "all"), WHEN, f"{where}: when"),
+        privileges=_privileges(table.get("privileges", []), f"{where}: privileges"),
     )
+
+
+def _privileges(value: object, where: str) -> tuple[str, ...]:
+    """`privileges = ["invoice.post"]`: privilege names, each once (a tuple from Python is taken too)."""
+    if not isinstance(value, list | tuple) or len(value) > MAX_PRIVILEGES:
+        raise InvalidJob(f"{where}: expected a list of at most {MAX_PRIVILEGES} privilege names, got {show(value)}")
+    return tuple(dict.fromkeys(check_privilege(p, where) for p in value))
 
 
 def _check_graph(tasks: Sequence[TaskSpec], job: str) -> None:

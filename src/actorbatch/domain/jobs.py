@@ -32,6 +32,7 @@ class TaskSpec:
     lost_retries: int = 3
     after: tuple[tuple[str, str], ...] = ()
     when: str = "all"
+    privileges: tuple[str, ...] = ()  # application privileges the acting user must hold when it would start
 
     def retry_wait_s(self, failures: int) -> float:
         """Delay before the retry that follows the `failures`-th failure: doubles each time, capped at 10x."""
@@ -49,6 +50,12 @@ class JobDefinition:
     priority: str = "normal"
     alerts: str = "on-error"
     schedule: Mapping[str, Any] | None = None
+    privileges: tuple[str, ...] = ()  # the acting user must hold these for every task to start
+    run_as_os_user: bool = False  # shell commands run as the OS user named like the acting user (root servers)
+
+    def needs(self, task: TaskSpec) -> tuple[str, ...]:
+        """The privileges a task's acting user must hold: the job's, then the task's own."""
+        return (*self.privileges, *task.privileges) if task.privileges else self.privileges
 
     @property
     def priority_rank(self) -> int:
@@ -65,11 +72,12 @@ class JobDefinition:
         return {
             "name": self.name, "description": self.description, "group": self.group,
             "priority": self.priority, "alerts": self.alerts, "schedule": self.schedule,
+            "privileges": list(self.privileges), "run_as_os_user": self.run_as_os_user,
             "tasks": [{
                 "name": t.name, "run": t.run, "command": list(t.command) if t.command else None,
                 "params": dict(t.params), "retries": t.retries, "retry_delay_s": t.retry_delay_s,
                 "timeout_s": t.timeout_s, "ignore_failure": t.ignore_failure, "lost_retries": t.lost_retries,
-                "after": [list(a) for a in t.after], "when": t.when,
+                "after": [list(a) for a in t.after], "when": t.when, "privileges": list(t.privileges),
             } for t in self.tasks],
         }
 
@@ -79,10 +87,11 @@ class JobDefinition:
             name=t["name"], run=t["run"], command=tuple(t["command"]) if t["command"] else None,
             params=t["params"], retries=t["retries"], retry_delay_s=t["retry_delay_s"],
             timeout_s=t["timeout_s"], ignore_failure=t["ignore_failure"], lost_retries=t["lost_retries"],
-            after=tuple((p, c) for p, c in t["after"]), when=t["when"],
-        ) for t in data["tasks"])
+            after=tuple((p, c) for p, c in t["after"]), when=t["when"], privileges=tuple(t.get("privileges", ())),
+        ) for t in data["tasks"])  # definitions stored before privileges existed have none
         return cls(name=data["name"], tasks=tasks, description=data["description"], group=data["group"],
-                   priority=data["priority"], alerts=data["alerts"], schedule=data["schedule"])
+                   priority=data["priority"], alerts=data["alerts"], schedule=data["schedule"],
+                   privileges=tuple(data.get("privileges", ())), run_as_os_user=data.get("run_as_os_user", False))
 
 # Events of the Job aggregate: its id is job_id(name), so two concurrent `job add` of one name conflict.
 

@@ -85,6 +85,16 @@ class TaskFailed(RunEvent):
 
 
 @dataclass(frozen=True)
+class TaskDenied(RunEvent):
+    """The run's acting user lacked `privilege` when the task would have started: it fails without running (no
+    attempt, no retry), exit status `missing privilege: NAME`."""
+
+    ACTION = "task.denied"
+    task: str
+    privilege: str
+
+
+@dataclass(frozen=True)
 class AttemptLost(RunEvent):
     """The holder stopped renewing its lease: the attempt is over, whatever it may still be doing."""
 
@@ -142,7 +152,7 @@ class LogWritten(Event):
         state["times"] = ()
 
 
-TaskEvent = TaskClaimed | TaskSucceeded | TaskFailed | AttemptLost | ResultIgnored
+TaskEvent = TaskClaimed | TaskSucceeded | TaskFailed | AttemptLost | ResultIgnored | TaskDenied
 
 
 _RUN_FIELDS = ("id", "version", "job_version", "params", "user", "due_at", "created_at", "fire_time", "started_at",
@@ -255,6 +265,11 @@ class Run:
                            task=task, attempt=state.attempt + 1, server=server, starts_at=starts_at,
                            lease_until=starts_at + timedelta(seconds=lease_timeout_s))
 
+    def deny(self, task: str, privilege: str, now: datetime) -> TaskDenied:
+        """Fail a claimable task, unrun, because the acting user lacks `privilege`."""
+        return TaskDenied(originator_id=self.id, originator_version=self.version + 1, timestamp=now, task=task,
+                          privilege=privilege)
+
     def finish(self, task: str, attempt: int, now: datetime, *, exit_status: str | None,
                result: Any = None) -> Event:
         """Record the outcome of an attempt (`exit_status` None means success), fenced by attempt number."""
@@ -366,6 +381,8 @@ class Run:
                 self._retry(state, exit_status, now)
             else:
                 self._end(state, TaskStatus.FAILED, exit_status, now)
+        elif isinstance(event, TaskDenied):
+            self._end(self.tasks[event.task], TaskStatus.FAILED, f"missing privilege: {event.privilege}", now)
         elif isinstance(event, ResultIgnored):
             for entry in self.tasks[event.task].history:
                 if entry["attempt"] == event.attempt:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
+from actorbatch.domain.access import Privileges
 from actorbatch.domain.events import server_id
 from actorbatch.domain.jobs import JobState
 from actorbatch.domain.quarantine import Problem, Quarantine
@@ -53,10 +54,13 @@ def copy_runs(runs: Iterable[Run]) -> list[Run]:
 
 
 def seed(lease: LeaseBehaviour, schedules: ScheduleBehaviour, me: Server, jobs: Iterable[JobState],
-         runs: Sequence[Run], servers: Iterable[Server], problems: Sequence[Problem]) -> None:
-    """Hand the read models' jobs, active runs and servers to the two behaviours, each its own copies of runs.
-    Aggregates quarantined by open `problems` stay out of both books: their rows stop before the bad event."""
+         runs: Sequence[Run], servers: Iterable[Server], problems: Sequence[Problem],
+         privileges: Privileges | None = None) -> None:
+    """Hand the read models' jobs, active runs, servers and users' privileges to the two behaviours, each its own
+    copies of runs. Aggregates quarantined by open `problems` stay out of both books: their rows stop before the
+    bad event."""
     lease.quarantine, schedules.quarantine = Quarantine(problems), Quarantine(problems)
+    lease.privileges = privileges or Privileges()
     runs = [r for r in runs if r.id not in lease.quarantine]
     jobs = [j for j in jobs if j.id not in lease.quarantine]
     by_job: dict[str, list[Run]] = {}

@@ -5,16 +5,19 @@ import ctypes
 import functools
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from actorbatch.runners.context import TaskContext
 from actorbatch.runners.python import TaskError
 
 GRACE_S = 5.0
+SECRETS = ("ACTORBATCH_DB", "ACTORBATCH_SIGNING_KEY", "ACTORBATCH_SMTP_URL", "PGPASSWORD")  # not for other users
 _PR_SET_PDEATHSIG = 1
 # The command runs under a small shell in its own process group. When the server dies the kernel sends that shell
 # SIGHUP (see die_with_parent), and it kills the whole group: the command and whatever the command started.
@@ -30,15 +33,19 @@ def die_with_parent(parent_pid: int, signum: int = signal.SIGKILL) -> None:
         os._exit(1)
 
 
-def run_shell(command: Sequence[str], ctx: TaskContext, timeout_s: float | None) -> None:
-    """Run the command; raises TaskError with the exit status unless it exits 0."""
+def run_shell(command: Sequence[str], ctx: TaskContext, timeout_s: float | None, os_user: str | None = None
+              ) -> None:
+    """Run the command (as `os_user`, if given); raises TaskError with the exit status unless it exits 0."""
     env = {**os.environ, "ACTORBATCH_RUN_ID": str(ctx.run_id), "ACTORBATCH_JOB": ctx.job,
            "ACTORBATCH_TASK": ctx.task, "ACTORBATCH_ATTEMPT": str(ctx.attempt), "ACTORBATCH_USER": ctx.user,
            "ACTORBATCH_PARAMS": json.dumps(dict(ctx.params), default=str)}
-    if shutil.which(command[0]) is None:
+    identity: dict[str, Any] = {}
+    if os_user is not None:
+        identity = _as_os_user(os_user, env)
+    if shutil.which(command[0], path=env.get("PATH")) is None:
         raise TaskError(f"cannot start {command[0]}: not found or not executable")
     proc = subprocess.Popen([*_GUARD, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True,
+                            start_new_session=True, **identity,
                             preexec_fn=functools.partial(die_with_parent, os.getpid(), signal.SIGHUP),  # noqa: PLW1509
                             text=True, errors="replace")
     exited = threading.Event()
@@ -53,6 +60,23 @@ def run_shell(command: Sequence[str], ctx: TaskContext, timeout_s: float | None)
             raise TaskError(f"killed by signal {signal.Signals(number).name}")
     if proc.returncode != 0:
         raise TaskError(f"exit code {proc.returncode}")
+
+
+def _as_os_user(name: str, env: dict[str, str]) -> dict[str, Any]:
+    """Popen's arguments that run the child as OS user `name`, its groups and home; the server's secrets are taken
+    out of `env` (that user is not the server). TaskError if this server cannot (it is not root, no such user)."""
+    if os.geteuid() != 0:
+        raise TaskError(f"cannot run as OS user {name}: the server does not run as root")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise TaskError(f"cannot run as OS user {name}: no such user") from None
+    for secret in SECRETS:
+        env.pop(secret, None)
+    env.update(HOME=entry.pw_dir, USER=name, LOGNAME=name)
+    home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(name, entry.pw_gid),
+            "cwd": home}
 
 
 def _pump(proc: subprocess.Popen[str], ctx: TaskContext, exited: threading.Event) -> None:

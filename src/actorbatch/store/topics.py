@@ -24,6 +24,7 @@ from actorbatch.domain.runs import (
     RunCreated,
     RunRetried,
     TaskClaimed,
+    TaskDenied,
     TaskFailed,
     TaskSucceeded,
 )
@@ -51,6 +52,7 @@ EVENTS: dict[str, type[Event]] = {
     "actorbatch.domain.runs:AttemptLost": AttemptLost,
     "actorbatch.domain.runs:ResultIgnored": ResultIgnored,
     "actorbatch.domain.runs:RunCancelled": RunCancelled,
+    "actorbatch.domain.runs:TaskDenied": TaskDenied,
     "actorbatch.domain.runs:FireSkipped": FireSkipped,
     "actorbatch.domain.runs:LogWritten": LogWritten,
     "actorbatch.domain.runs:RetryCreated": RetryCreated,
