@@ -290,12 +290,16 @@ class Client:
     def run(self, ref: str | UUID, as_of: datetime | None = None) -> dict[str, Any]:
         """Run detail: the same data as `run show --json`; `as_of` (aware): as it was then, folded from its
         events up to the first one stamped later."""
-        run = self._run(ref) if as_of is None else self._run_as_of(ref, as_of)
+        run = self.run_state(ref, as_of)
         now = as_of or self.clock.now()
         return {**_run_summary(run, now), "user": run.user, "params": dict(run.params),
                 "retry_of": str(run.retry_of) if run.retry_of else None,
                 "retried_by": [str(r) for r in run.retried_by],
                 "tasks": [_task_detail(t) for t in run.tasks.values()], "archived": self.views.run(run.id) is None}
+
+    def run_state(self, ref: str | UUID, as_of: datetime | None = None) -> Run:
+        """The run as the domain folds it (its tasks' specs and conditions: the web console draws its graph)."""
+        return self._run(ref) if as_of is None else self._run_as_of(ref, as_of)
 
     def explain(self, ref: str | UUID, task: str | None = None, cite: bool = False) -> dict[str, list[Any]]:
         """Why each task ran, waited, was skipped or retried: sentences from the run's state; with `cite`, every

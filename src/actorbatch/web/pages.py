@@ -6,7 +6,6 @@ fetches it again whenever the log moves (see `live.py`), so pages update without
 
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from jinja2 import select_autoescape
 from starlette.requests import Request
@@ -14,7 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from actorbatch.api import Client
 from actorbatch.domain.durations import show_duration
+from actorbatch.domain.jobs import TaskSpec
 from actorbatch.domain.servers import capacity, window_of, window_spec, zone
 from actorbatch.domain.statuses import RunStatus
 from actorbatch.web import words
@@ -36,9 +37,10 @@ def render(request: Request, name: str, **context: Any) -> Response:
     return templates.TemplateResponse(request, template, {"user": who(request), "page": name, **context})
 
 
-def _client(request: Request) -> Any:
+def _client(request: Request) -> Client:
     reader(request)
-    return request.app.state.console.client
+    client: Client = request.app.state.console.client
+    return client
 
 
 def status(request: Request) -> Response:
@@ -64,8 +66,8 @@ def runs(request: Request) -> Response:
 
 def run(request: Request) -> Response:
     client = _client(request)
-    detail = client.run(request.path_params["run_id"])
-    state = client.views.run(UUID(detail["id"]))
+    state = client.run_state(request.path_params["run_id"])
+    detail = client.run(state.id)
     specs = [task.spec for task in state.tasks.values()]
     graph = layout(specs, {t["name"]: t["status"] for t in detail["tasks"]})
     lines = client.logs(detail["id"])
@@ -88,16 +90,15 @@ def job(request: Request) -> Response:
                   runs=client.runs(detail["name"], None, None, 20))
 
 
-def _job(client: Any, name: str, fires: int = 3) -> dict[str, Any]:
+def _job(client: Client, name: str, fires: int = 3) -> dict[str, Any]:
     detail: dict[str, Any] = client.job(name)
     schedule = detail["definition"]["schedule"]
     detail["fires"] = client.next_fires(name, fires) if detail["scheduled"] and schedule else []
     return detail
 
 
-def _spec(task: dict[str, Any]) -> Any:
-    from actorbatch.domain.jobs import TaskSpec
-
+def _spec(task: dict[str, Any]) -> TaskSpec:
+    """Enough of a task's spec to draw it: its name and its conditions."""
     return TaskSpec(name=task["name"], after=tuple((p, c) for p, c in task["after"]), when=task["when"])
 
 
