@@ -1,5 +1,6 @@
 """How `--help` reads: flags without a type (`--json`, not `--json <bool>`), required arguments named plainly in
-the usage line (`RUN_ID`, not `{RUN_ID}`). Every command and group of the CLI is made with these classes."""
+the usage line (`RUN_ID`, not `{RUN_ID}`), whichever typer renders it (0.29 and later write both the other way;
+tests/test_cli_habits.py holds the shape). Every command and group of the CLI is made with these classes."""
 
 import re
 from collections.abc import Callable
