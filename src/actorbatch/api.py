@@ -20,7 +20,7 @@ from actorbatch.clock import Clock, SystemClock, random_id, random_secret
 from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
-from actorbatch.domain.limits import check_head, check_time, check_user, show
+from actorbatch.domain.limits import check_head, check_name, check_time, check_user, show
 from actorbatch.domain.quarantine import Problem, fold_stream
 from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
@@ -37,11 +37,12 @@ from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
 from actorbatch.projections.verification import Head
 from actorbatch.projections.views import Views
+from actorbatch.store import roles
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.identity import vouched_user
 from actorbatch.store.signing import signing_key
 from actorbatch.store.sql import SqlDb
-from actorbatch.store.urls import default_url
+from actorbatch.store.urls import default_url, parse_url
 
 W = TypeVar("W")
 RUN_STATUSES = tuple(status.value for status in RunStatus)
@@ -80,12 +81,21 @@ class Job(JobDefinition):
         return jobs[0]
 
 
-def init(url: str | None = None) -> str:
-    """Create (or upgrade) the store's tables; the only operation that does."""
-    store = EventStore(url or default_url(), create=True)
+def init(url: str | None = None, role: str | None = None) -> str:
+    """Create (or upgrade) the store's tables; the only operation that does. A new SQLite file is made readable
+    and writable by its owner only (0600): whoever can write it can do anything. On PostgreSQL, `role` is set up
+    (see `store.roles`) so that its members may append events and read them, never change or delete them."""
+    target = parse_url(url or default_url())
+    if target.kind == "sqlite" and not os.path.exists(target.path):
+        os.close(os.open(target.path, os.O_CREAT | os.O_WRONLY, 0o600))
+    store = EventStore(target, create=True)
     db = SqlDb(store.url)
     try:
         Views(store, db).create()
+        if role is not None:
+            if store.url.kind != "postgresql":
+                raise ActorbatchError("--role: roles are PostgreSQL's; a SQLite store is guarded by its file's mode")
+            roles.restrict(store.url, check_name(role, "--role"))
         return str(store.url)
     finally:
         db.close()

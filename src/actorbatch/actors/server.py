@@ -323,8 +323,11 @@ class ProjectorProcess:
 
     def _spawn(self) -> None:
         self._started_s = monotonic_s()
+        # The URL (which may hold a password) goes by the environment, never argv, which `ps` shows everyone;
+        # the child acts as the user the store vouches for.
+        env = {k: v for k, v in os.environ.items() if k != "ACTORBATCH_USER"} | {"ACTORBATCH_DB": self.url}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "actorbatch", "--db", self.url, "projections", "follow"],
+            [sys.executable, "-m", "actorbatch", "projections", "follow"], env=env,
             preexec_fn=functools.partial(_projector_child, os.getpid()))  # noqa: PLW1509 - prctl, getppid, nice
 
     def tend(self) -> None:

@@ -62,12 +62,21 @@ def main(
 @app.command()
 def init(maintenance: Annotated[bool, typer.Option("--maintenance/--no-maintenance",
                                                    help="Add the daily job actorbatch-maintenance if missing.")]
-         = True) -> None:
+         = True,
+         role: Annotated[str | None, typer.Option(
+             "--role", metavar="NAME", help="PostgreSQL: set up this role (created if missing) so that its members "
+                                            "may append and read events but never change or delete them.")] = None,
+         ) -> None:
     """Create or upgrade the store (the only command that creates tables)."""
+    if role is not None:
+        from actorbatch.domain.limits import check_name
+
+        with usage():
+            check_name(role, "--role")
     with failures():
         from actorbatch import api
 
-        url = api.init(settings.db)
+        url = api.init(settings.db, role)
     typer.echo(f"store ready: {url}")
     if maintenance:
         from actorbatch.maintenance import JOB, install

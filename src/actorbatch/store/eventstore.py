@@ -55,7 +55,8 @@ def _env(url: StoreUrl, create: bool) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": url.sqlite_target(),
                 "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": create_table}
     if url.kind == "postgresql":
-        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": url.dbname,
+        return {"PERSISTENCE_MODULE": "actorbatch.store.pgfactory:Factory", "ACTORBATCH_CONNINFO": url.extra_conninfo(),
+                "POSTGRES_DBNAME": url.dbname,
                 "POSTGRES_HOST": url.host, "POSTGRES_PORT": str(url.port), "POSTGRES_USER": url.user,
                 "POSTGRES_PASSWORD": url.password, "POSTGRES_LOCK_TIMEOUT": "30", "POSTGRES_POOL_SIZE": "4",
                 "POSTGRES_CONNECT_TIMEOUT": "5",

@@ -37,9 +37,8 @@ def connect(url: StoreUrl) -> Any:
     """A connection of its own, outside any pool, with TCP keepalives so that a silently lost peer is noticed."""
     import psycopg
 
-    return psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password or None,
-                           dbname=url.dbname, autocommit=True, connect_timeout=5, keepalives=1, keepalives_idle=10,
-                           keepalives_interval=2, keepalives_count=3)
+    return psycopg.connect(url.conninfo(connect_timeout=5, keepalives=1, keepalives_idle=10, keepalives_interval=2,
+                                        keepalives_count=3), autocommit=True)
 
 
 def install(url: StoreUrl) -> None:

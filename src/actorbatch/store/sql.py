@@ -37,9 +37,7 @@ class SqlDb:
             return conn
         import psycopg
 
-        return psycopg.connect(host=self.url.host, port=self.url.port, user=self.url.user,
-                               password=self.url.password or None, dbname=self.url.dbname, autocommit=True,
-                               connect_timeout=5)
+        return psycopg.connect(self.url.conninfo(connect_timeout=5), autocommit=True)
 
     @property
     def conn(self) -> Any:

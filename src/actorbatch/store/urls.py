@@ -1,9 +1,13 @@
 """Store URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `postgresql://user@host:port/db`,
-and `memory://` (an in-process store for tests and simulations)."""
+and `memory://` (an in-process store for tests and simulations).
+
+A PostgreSQL URL keeps every query parameter (`sslmode`, `options`, `application_name`, a Unix-socket folder as
+`host`, ...): each connection gets them all as libpq conninfo. A password is kept in memory only, never shown.
+"""
 
 import os
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from actorbatch.errors import ActorbatchError
 
@@ -24,6 +28,22 @@ class StoreUrl:
     user: str = ""
     password: str = ""
     dbname: str = ""
+    params: tuple[tuple[str, str], ...] = ()  # the URL's other libpq parameters, in order
+
+    def conninfo(self, **defaults: str | int) -> str:
+        """libpq conninfo with every parameter of the URL; `defaults` (e.g. connect_timeout) where it gives none."""
+        from psycopg.conninfo import make_conninfo
+
+        given = dict(self.params)
+        chosen = {k: v for k, v in defaults.items() if k not in given}
+        return make_conninfo("", host=self.host, port=self.port, user=self.user, password=self.password or None,
+                             dbname=self.dbname, **chosen, **given)
+
+    def extra_conninfo(self) -> str:
+        """The parameters beyond host, port, user, password and database, as conninfo."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo("", **dict(self.params))
 
     def read_only(self) -> bool:
         """A SQLite file this process cannot write (a read-only file, folder or mount): it is opened read-only,
@@ -47,7 +67,11 @@ class StoreUrl:
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
         if self.kind == "postgresql":
-            return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+            shown = [(k, v) for k, v in self.params if "password" not in k]  # sslpassword, say
+            query = f"?{urlencode(shown)}" if shown else ""
+            if self.host.startswith("/"):  # a Unix-socket folder
+                return f"postgresql://{self.user}@/{self.dbname}?{urlencode([('host', self.host), *shown])}"
+            return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}{query}"
         return "memory://"
 
 
@@ -61,10 +85,38 @@ def parse_url(url: str) -> StoreUrl:
         return StoreUrl("memory")
     parts = urlsplit(url)
     if parts.scheme in ("postgresql", "postgres"):
-        dbname = parts.path.lstrip("/")
-        if not parts.hostname or not dbname:
-            raise ActorbatchError(f"store URL {url!r}: expected postgresql://user@host:port/dbname")
-        return StoreUrl("postgresql", host=parts.hostname, port=parts.port or 5432,
-                        user=unquote(parts.username or "postgres"), password=unquote(parts.password or ""),
-                        dbname=dbname)
-    raise ActorbatchError(f"unsupported store URL {url!r}: use sqlite:///FILE or postgresql://user@host:port/db")
+        return _postgresql(url, parts.hostname, parts.path, parts.query, parts.username, parts.password, parts.port)
+    raise ActorbatchError(f"unsupported store URL {_without_password(url)!r}: use sqlite:///FILE or "
+                          "postgresql://user@host:port/db")
+
+
+def _postgresql(url: str, hostname: str | None, path: str, query: str, username: str | None,
+                password: str | None, port: int | None) -> StoreUrl:
+    """`postgresql://user[:password]@host[:port]/db[?param=value&...]`; `host`, `port`, `user`, `password` and
+    `dbname` may be given as parameters instead (`postgresql://user@/db?host=/var/run/postgresql`)."""
+    shown = _without_password(url)
+    try:
+        params = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError:
+        raise ActorbatchError(f"store URL {shown!r}: cannot read its parameters") from None
+    host = params.pop("host", "") or hostname
+    dbname = params.pop("dbname", "") or unquote(path.lstrip("/"))
+    if not host or not dbname:
+        raise ActorbatchError(f"store URL {shown!r}: expected postgresql://user@host:port/dbname "
+                              "(or postgresql://user@/dbname?host=/socket/folder)")
+    port_text = params.pop("port", None)
+    try:
+        number = int(port_text) if port_text is not None else port or 5432
+    except ValueError:
+        raise ActorbatchError(f"store URL {shown!r}: port must be a number") from None
+    return StoreUrl("postgresql", host=host, port=number, user=params.pop("user", "") or unquote(username or
+                    "postgres"), password=params.pop("password", "") or unquote(password or ""), dbname=dbname,
+                    params=tuple(params.items()))
+
+
+def _without_password(url: str) -> str:
+    """The URL as an error may show it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url.split("?", 1)[0]
+    return url.split("?", 1)[0].replace(f":{parts.password}@", ":***@", 1)
