@@ -19,10 +19,13 @@ class Guard:
 
     def __init__(self, log: EventLog, clock: Clock, new_id: Callable[[], UUID]) -> None:
         self.log, self.clock, self.new_id = log, clock, new_id
+        self._closed = False  # a store once closed stays closed: then it need not be asked again
 
     def is_open(self) -> bool:
         """Open until the first `admin` grant: every user then counts as admin."""
-        return self.log.load(AccessState, ACCESS_ID) is None
+        if not self._closed:
+            self._closed = self.log.load(AccessState, ACCESS_ID) is not None
+        return not self._closed
 
     def record(self, name: str) -> UserState:
         """The user's record (an empty one, named, if there is none yet)."""
