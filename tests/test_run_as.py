@@ -9,6 +9,7 @@ import pytest
 
 import actorbatch
 from actorbatch.domain.jobfile import parse_job
+from tests.processes import wait_for
 
 JOB = {"name": "invoice-run", "privileges": ["invoice.view"], "tasks": [
     {"name": "prepare", "run": "tests.bodies:whoami"},
@@ -87,3 +88,40 @@ def test_privileges_in_a_job_file_are_checked_and_kept() -> None:
             parse_job({**JOB, **bad})
     with pytest.raises(actorbatch.InvalidJob, match="task 'post': privileges"):
         parse_job({**JOB, "tasks": [{"name": "post", "run": "m:f", "privileges": [""]}]})
+
+
+def test_the_lease_core_denies_a_task_whose_user_lacks_a_privilege_and_takes_no_thread_for_it() -> None:
+    from uuid import UUID
+
+    from actorbatch.behaviours.leasing import LeaseBehaviour
+    from actorbatch.domain.runs import Run, TaskClaimed, TaskDenied
+    from actorbatch.domain.users import ACCESS_ID, AccessClosed, PrivilegesGranted, user_id
+    from tests.conftest import T0
+
+    job = parse_job({"name": "j", "tasks": [{"name": "free", "run": "m:f"},
+                                             {"name": "guarded", "run": "m:f", "privileges": ["invoice.post"]}]})
+    behaviour = LeaseBehaviour("s1", ["default"], 30)
+    behaviour.observe([AccessClosed(originator_id=ACCESS_ID, originator_version=1, timestamp=T0, user="root"),
+                       Run.create(UUID(int=1), job, 1, {}, "alice", T0, T0)])
+    assert [(type(e), e.task) for e in behaviour.claims(T0, free=1)] == [(TaskClaimed, "free")]
+    [denial] = behaviour.claims(T0, free=1)  # denied, not claimed: it takes no thread
+    assert isinstance(denial, TaskDenied) and (denial.task, denial.privilege) == ("guarded", "invoice.post")
+    assert behaviour.runs[UUID(int=1)].tasks["guarded"].exit_status == "missing privilege: invoice.post"
+    granted = PrivilegesGranted(originator_id=user_id("alice"), originator_version=1, timestamp=T0, name="alice",
+                                user="root", privileges=("invoice.post",))
+    behaviour.observe([granted, Run.create(UUID(int=2), job, 1, {}, "alice", T0, T0)])
+    assert {e.task for e in behaviour.claims(T0, free=2)} == {"free", "guarded"}  # granted: both are claimed
+
+
+@pytest.mark.slow
+def test_scheduled_runs_act_as_the_jobs_owner(admin: actorbatch.Client, store: str) -> None:
+    admin.grant("alice", ["job.manage", "invoice.view"])
+    scheduled = {**JOB, "name": "nightly", "schedule": {"every": "1s"}}
+    with actorbatch.connect(store, user="alice") as alice, \
+            actorbatch.Server(admin, name="run-as-schedule", threads=2, lease_timeout_s=5):
+        alice.add_job(parse_job(scheduled))  # alice owns it; she lacks invoice.post
+        wait_for(lambda: any(r["status"] == "failed" for r in admin.runs(job="nightly")), 60, "a scheduled run")
+        alice.unschedule("nightly")
+        run = admin.run(next(r["id"] for r in admin.runs(job="nightly") if r["status"] == "failed"))
+    assert run["user"] == "alice" and tasks(run)["prepare"]["result"] == "alice"
+    assert tasks(run)["post"]["exit_status"] == "missing privilege: invoice.post"
