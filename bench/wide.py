@@ -13,7 +13,6 @@ each server's RSS <= 250 MB.
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
