@@ -22,7 +22,7 @@ def backup(url: StoreUrl, target: Path) -> None:
             raise ActorbatchError(f"no store at {url.path}")
         _sqlite_copy(url.path, target)
     elif url.kind == "postgresql":
-        _run("pg_dump", url, ["--format=custom", "--no-owner", f"--file={target}", url.dbname])
+        _run("pg_dump", url, ["--format=custom", "--no-owner", f"--file={target}", url.database()])
     else:
         raise ActorbatchError(f"store {url} cannot be backed up: it lives in memory")
 
@@ -35,7 +35,7 @@ def restore(url: StoreUrl, source: Path) -> None:
         _sqlite_copy(str(source), Path(url.path))
     elif url.kind == "postgresql":
         _run("pg_restore", url, ["--clean", "--if-exists", "--no-owner", "--single-transaction",
-                                 f"--dbname={url.dbname}", str(source)])
+                                 f"--dbname={url.database()}", str(source)])
     else:
         raise ActorbatchError(f"store {url} cannot be restored: it lives in memory")
 

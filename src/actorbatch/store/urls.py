@@ -39,6 +39,13 @@ class StoreUrl:
         return make_conninfo("", host=self.host, port=self.port, user=self.user, password=self.password or None,
                              dbname=self.dbname, **chosen, **given)
 
+    def database(self) -> str:
+        """The database and the URL's other parameters as conninfo, without any password: what a client tool
+        (pg_dump, pg_restore) takes as its database name on a command line, which `ps` shows."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo("", dbname=self.dbname, **{k: v for k, v in self.params if "password" not in k})
+
     def extra_conninfo(self) -> str:
         """The parameters beyond host, port, user, password and database, as conninfo."""
         from psycopg.conninfo import make_conninfo
