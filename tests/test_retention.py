@@ -20,6 +20,7 @@ from actorbatch.domain.retention import parse_retention
 from actorbatch.errors import InvalidJob
 from actorbatch.node.boot import register
 from actorbatch.store.eventstore import EventStore
+from actorbatch.store.urls import parse_url
 
 runner = CliRunner()
 DAY_S = 86_400.0
@@ -222,3 +223,10 @@ def test_each_scheduled_jobs_latest_fire_stays_live(db_url: str, client: actorba
     later.rebuild_projections()
     assert [j.to_dict() for j in later.views.job_states()] == [j.to_dict() for j in jobs]
     later.close()
+
+
+@pytest.mark.parametrize("url", ["postgresql://bob:s%3Acret@db:5433/batch?sslmode=require",
+                                 "postgresql://bob@db/batch", "postgresql://bob:pw@/batch?host=/run/pg"])
+def test_the_maintenance_job_reconnects_with_every_parameter_of_the_url(url: str) -> None:
+    parsed = parse_url(url)
+    assert parse_url(parsed.with_password()) == parsed

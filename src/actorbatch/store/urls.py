@@ -64,11 +64,13 @@ class StoreUrl:
         return f"file:{quote(self.path)}?mode=ro&immutable=1" if self.read_only() else self.path
 
     def with_password(self) -> str:
-        """The URL to connect with again (`str()` leaves the password out, for showing)."""
-        if self.kind != "postgresql" or not self.password:
-            return str(self)
-        return f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{self.host}:{self.port}/" \
-               f"{self.dbname}"
+        """The URL to connect with again, every parameter kept (`str()` leaves passwords out, for showing)."""
+        shown = str(self)
+        secret = [(k, v) for k, v in self.params if "password" in k]
+        if self.kind != "postgresql" or not (secret or self.password):
+            return shown
+        secret += [("password", self.password)] if self.password else []
+        return f"{shown}{'&' if '?' in shown else '?'}{urlencode(secret)}"
 
     def __str__(self) -> str:
         if self.kind == "sqlite":
