@@ -1,6 +1,7 @@
 """History retention: finished runs past their age move to the archive, which keeps the audit chain whole; a
 server's start reads one event of its name however long it heartbeated; servers silent for long leave the list."""
 
+import getpass
 import json
 import socket
 import time
@@ -17,7 +18,7 @@ from actorbatch.clock import ManualClock, SystemClock
 from actorbatch.domain.events import Event
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.retention import parse_retention
-from actorbatch.errors import InvalidJob
+from actorbatch.errors import InvalidJob, PermissionDenied
 from actorbatch.node.boot import register
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.urls import parse_url
@@ -230,3 +231,14 @@ def test_each_scheduled_jobs_latest_fire_stays_live(db_url: str, client: actorba
 def test_the_maintenance_job_reconnects_with_every_parameter_of_the_url(url: str) -> None:
     parsed = parse_url(url)
     assert parse_url(parsed.with_password()) == parsed
+
+
+def test_pruning_a_closed_store_needs_admin(db_url: str, client: actorbatch.Client) -> None:
+    client.grant(getpass.getuser(), ["admin"])  # the identity SQLite vouches for: it may act as tester
+    with actorbatch.connect(db_url, user="tester") as tester:
+        assert maintenance.prune(tester, dry_run=True)["dry_run"]  # reading needs nothing
+        with pytest.raises(PermissionDenied, match="permission denied: tester lacks admin"):
+            maintenance.prune(tester)
+    with actorbatch.connect(db_url, user=getpass.getuser()) as boss:
+        assert maintenance.prune(boss)["events"] == 0
+        assert boss.audit()[-1]["action"] == "access.denied"

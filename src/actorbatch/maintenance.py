@@ -50,12 +50,15 @@ def policy() -> dict[str, float]:
 def prune(client: Client, dry_run: bool = False, keep: dict[str, float] | None = None) -> dict[str, Any]:
     """Archive finished runs past their retention and superseded heartbeats (see projections.retention)."""
     keep = policy() if keep is None else keep
+    if not dry_run:
+        client.commands.guard.check(client.user, "history.pruned", "history")
     client.views.catch_up()
     return retention.prune(client.views.projector, keep, client.clock.now(), dry_run)
 
 
 def upkeep(client: Client) -> list[dict[str, str | float]]:
     """VACUUM/ANALYZE (SQLite) or VACUUM ANALYZE/REINDEX (PostgreSQL) of the project's tables."""
+    client.commands.guard.check(client.user, "history.pruned", "upkeep")
     return database.upkeep(client.views.db, (*schema.ALL_TABLES, "ab_archive"))
 
 

@@ -16,6 +16,7 @@ NEEDS = {
     "run.created": "job.run",  # run now or later, retry
     "run.cancelled": "run.cancel",  # of another user's run: everyone may cancel their own
     "server.drain_requested": "server.manage",
+    "history.pruned": ADMIN,  # history prune and the store's upkeep (a dry run reads only)
     "user.granted": ADMIN, "user.revoked": ADMIN,
     "user.profile_set": ADMIN, "user.token_issued": ADMIN,  # of another user: one's own needs nothing
 }
