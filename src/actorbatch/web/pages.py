@@ -137,8 +137,6 @@ def login_first(request: Request, reason: str) -> Response:
                                                               "next": request.url.path}, status_code=401)
 
 
-ROUTES = [
-    Route("/", status), Route("/runs", runs), Route("/runs/{run_id}", run), Route("/jobs", jobs),
-    Route("/jobs/{name}", job), Route("/servers", servers), Route("/audit", audit), Route("/messages", messages),
-    Route("/login", login),
-]
+ROUTES = [Route(path, endpoint, include_in_schema=False) for path, endpoint in (  # pages: not in the API's schema
+    ("/", status), ("/runs", runs), ("/runs/{run_id}", run), ("/jobs", jobs), ("/jobs/{name}", job),
+    ("/servers", servers), ("/audit", audit), ("/messages", messages), ("/login", login))]
