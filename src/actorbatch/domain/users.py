@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -101,7 +102,7 @@ class UserState:
         elif isinstance(event, TokenIssued):
             self.salt, self.digest = event.salt, event.digest
 
-    def event(self, cls: type[UserEvent], user: str, now: Any, **fields: Any) -> UserEvent:
+    def event(self, cls: type[UserEvent], user: str, now: datetime, **fields: Any) -> UserEvent:
         """The next event of this user's record (`name` must be set for a user with no record yet)."""
         return cls(originator_id=user_id(self.name), originator_version=self.version + 1, timestamp=now,
                    name=self.name, user=user, **fields)
