@@ -42,8 +42,9 @@ class Timing:
 @dataclass(frozen=True)
 class Fault:
     """A planned fault: `crash` (down until `for_s` passes; None = lost for good), `pause` (frozen for `for_s`),
-    `fail` (the server's store connection fails, its actor dies and the supervisor restarts it), or `outage` (the
-    store answers no server for `for_s`; `server` is empty)."""
+    `fail` (the server's store connection fails, its actor dies and the supervisor restarts it), `outage` (the
+    store answers no server for `for_s`; `server` is empty), or `endpoint` (the SMTP server and the webhook
+    receivers refuse every delivery for `for_s`; `server` is empty)."""
 
     kind: str
     server: str
@@ -60,6 +61,7 @@ class FaultSpec:
     ambiguous_p: float = 0.0  # an append writes, then raises (the commit's answer was lost)
     slow_p: float = 0.0  # an attempt takes `slow_factor` times its usual time
     slow_factor: float = 20.0
+    endpoint_fail_p: float = 0.0  # a delivery (e-mail, webhook) fails: the flaky endpoint
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class WorkloadSpec:
     reschedules_per_h: float = 0.0  # unschedule a job, and schedule it again a little later
     hostile_per_h: float = 0.0  # a hostile user's tries: values at the limits, and past them (which must be refused)
     backfills_per_h: float = 0.0  # `job backfill` of a scheduled job's last hour, racing its schedulers
+    alerts: Mapping[str, float] = field(default_factory=lambda: {"on-error": 1.0})  # the jobs' alerts policies
+    webhooks: float = 0.0  # share of jobs with a `notify` webhook
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,18 @@ from datetime import datetime
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.domain.events import Event
+from actorbatch.domain.notifications import RetryPolicy
 from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.servers import Server, ServerHeartbeat, capacity, parse_window, zone
 from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.boot import register, seed
 from actorbatch.node.lease import Done, LeaseCore
+from actorbatch.node.notify import TICK_S as NOTIFY_TICK_S
+from actorbatch.node.notify import Delivered, Delivery, NotifyCore
 from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
 from actorbatch.node.schedule import ScheduleCore
 from simulations.config import ServerSpec, Timing
+from simulations.endpoint import Endpoint
 from simulations.eventloop import Action, Loop, us
 from simulations.executor import BodyModel, Executor, Watcher
 from simulations.log import ServerStore, SimLog, WriteFailed, WriteFaults
@@ -52,6 +56,8 @@ class Environment:
     bodies: BodyModel
     watcher: Watcher
     lifecycle: Callable[[Change], None]  # what happened to which server, for the checks and the report
+    endpoint: Endpoint  # where e-mails and webhooks go
+    retry: RetryPolicy  # how the notifiers retry a failed delivery
 
 
 class SimServer:
@@ -70,6 +76,7 @@ class SimServer:
         self.store = ServerStore(env.log, spec.name, env.writes, self._seconds)
         self.lease: LeaseCore | None = None
         self.schedules: ScheduleCore | None = None
+        self.notifier: NotifyCore | None = None
         self.executor = self._executor()
         self._cursor = 0
         self._polling = False
@@ -182,6 +189,11 @@ class SimServer:
         self.lease = LeaseCore(behaviour, server, self.store, self, self.capacity, self.read_at, self.problems.extend,
                                skip_idle_reaps=timing.skip_idle_reaps, lazy_heartbeats=timing.lazy_heartbeats)
         self.schedules = ScheduleCore(schedules, self.store, _ScheduleWakeup(self), self.problems.extend)
+        self.notifier = NotifyCore(self.name, self.store, _NotifyOutbox(self), _Addresses(), ("email", "webhook"),
+                                   timing.lease_timeout_s, self.env.retry, self.read_at, self.problems.extend)
+        _, runs, servers = views.seed()
+        self.notifier.seed(runs, views.deliveries(), servers)
+        self.every(NOTIFY_TICK_S, self._notify_tick)
         self.every(timing.tick_s, self._tick)
         self.every(SCHEDULE_TICK_S, self._schedule_tick)
         self.every(timing.lease_timeout_s / 3, self._heartbeat)
@@ -223,7 +235,7 @@ class SimServer:
     def _die(self, kind: str, reason: str = "") -> None:
         self.up = False
         self.executor.kill()
-        self.lease = self.schedules = None
+        self.lease = self.schedules = self.notifier = None
         self._changed(kind, reason=reason)
 
     def _changed(self, kind: str, for_s: float = 0.0, reason: str = "") -> None:
@@ -255,10 +267,15 @@ class SimServer:
 
     def heard(self, events: Sequence[Event]) -> None:
         """This process appended: its own actors hear it at once, through the store's listener."""
-        if self.lease is not None and self.schedules is not None:
-            lease = self.lease
+        if self.lease is not None and self.schedules is not None and self.notifier is not None:
+            lease, notifier = self.lease, self.notifier
             self.soon(lambda: lease.observed(events))
-            self.soon(lambda: self._schedules_hear(events))
+
+            def hear() -> None:  # the scheduler and the notifier, in one step of the loop
+                self._schedules_hear(events)
+                notifier.observed(events, self.now())
+
+            self.soon(hear)
 
     def _poll(self) -> None:
         try:
@@ -279,6 +296,8 @@ class SimServer:
             self._schedules_hear(events)  # the scheduler folds no server events: only its step is skipped
         if events:
             self.lease.observed(events)
+            if self.notifier is not None:
+                self.notifier.observed(events, self.now())
 
     def _schedules_hear(self, events: Sequence[Event]) -> None:
         """As the scheduler actor: fold the message, then step."""
@@ -289,6 +308,12 @@ class SimServer:
     def _schedule_tick(self) -> None:
         if self.schedules is not None:
             self.schedules.tick(self.now())
+
+    def _notify_tick(self) -> None:
+        """The notifier's periodic tick (deliveries of other servers to reap), skipped while it has none: a real
+        server's costs a message, a simulated one a step of the loop for every server and second."""
+        if self.notifier is not None and not self.notifier.idle:
+            self.notifier.tick()
 
     def _heartbeat(self) -> None:
         if self.lease is not None:
@@ -344,3 +369,40 @@ class _ScheduleWakeup:
     def _tick(self) -> None:
         if self.server.schedules is not None:
             self.server.schedules.tick(self.server.now())
+
+
+class _NotifyOutbox:
+    """The notifier core's outbox: deliveries go to the simulated endpoint, outcomes come back as messages."""
+
+    def __init__(self, server: SimServer) -> None:
+        self.server = server
+
+    def deliver(self, delivery: Delivery) -> None:
+        server, incarnation = self.server, self.server.incarnation
+        server.env.endpoint.deliver(delivery, lambda: server.up and server.incarnation == incarnation,
+                                    lambda outcome: server.soon(lambda: self._report(outcome)))
+
+    def _report(self, outcome: Delivered) -> None:
+        if self.server.notifier is not None:
+            self.server.notifier.delivered(outcome)
+
+    def wake_at(self, when: datetime) -> None:
+        self.server.timer(when, self._tick)
+
+    def again(self) -> None:
+        self.server.then(self._step)
+
+    def _tick(self) -> None:
+        if self.server.notifier is not None:
+            self.server.notifier.tick()
+
+    def _step(self) -> None:
+        if self.server.notifier is not None:
+            self.server.notifier.step(self.server.now())
+
+
+class _Addresses:
+    """Every simulated user has an e-mail address."""
+
+    def email(self, user: str) -> str | None:
+        return f"{user}@example.com"

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobEvent, JobState
+from actorbatch.domain.notifications import Notification, NotificationEvent, NotificationQueued
 from actorbatch.domain.quarantine import Quarantine, kind_of
 from actorbatch.domain.runs import FireSkipped, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import Server, ServerEvent, ServerStarted
@@ -27,6 +28,7 @@ class Projection:
         self.servers: dict[UUID, Server] = {}
         self.fires: dict[UUID, FireSkipped] = {}
         self.active: dict[UUID, Run] = {}  # runs not complete yet: what a starting server adopts
+        self.notifications: dict[UUID, Notification] = {}
         self.quarantine = Quarantine()
 
     def apply(self, event: Event) -> None:
@@ -36,7 +38,7 @@ class Projection:
             return
         if not self.quarantine.guard(kind_of(type(event)), event.originator_id, event.originator_version,
                                      functools.partial(self._apply, event), "cannot fold event"):
-            for aggregates in (self.runs, self.active, self.jobs, self.servers):
+            for aggregates in (self.runs, self.active, self.jobs, self.servers, self.notifications):
                 aggregates.pop(event.originator_id, None)
 
     def _apply(self, event: Event) -> None:
@@ -54,6 +56,12 @@ class Projection:
             run.apply(event)
             if run.complete:
                 self.active.pop(run.id, None)
+        elif isinstance(event, NotificationEvent):
+            notification = self.notifications.get(event.originator_id)
+            if notification is None and isinstance(event, NotificationQueued):
+                notification = self.notifications[event.originator_id] = Notification()
+            if notification is not None:
+                notification.apply(event)
         elif isinstance(event, JobEvent):
             self.jobs.setdefault(event.originator_id, JobState()).apply(event)
         elif isinstance(event, ServerEvent):
@@ -70,6 +78,10 @@ class Projection:
         every simulated restart cost seconds); everything a server changes is copied."""
         jobs = [copy.copy(j) for j in self.jobs.values() if j.exists]
         return jobs, copy_runs(self.active.values()), [copy.copy(s) for s in self.servers.values()]
+
+    def deliveries(self) -> list[Notification]:
+        """Copies of the e-mails and webhooks not finished, as a starting server's notifier reads them."""
+        return [copy.copy(n) for n in self.notifications.values() if n.status in ("queued", "sending", "retrying")]
 
 
 def fold(events: Iterable[Event]) -> Projection:

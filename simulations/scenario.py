@@ -15,7 +15,7 @@ from typing import Any
 from actorbatch.domain.durations import parse_duration_s
 from simulations.config import Fault, FaultSpec, ServerSpec, SimConfig, Timing, WorkloadSpec
 
-FAULT_KINDS = ("crash", "pause", "fail", "outage")
+FAULT_KINDS = ("crash", "pause", "fail", "outage", "endpoint")
 
 
 class BadScenario(ValueError):
@@ -115,6 +115,8 @@ def _workload(table: Mapping[str, Any]) -> WorkloadSpec:
         reschedules_per_h=float(table.get("reschedules_per_hour", default.reschedules_per_h)),
         hostile_per_h=float(table.get("hostile_per_hour", default.hostile_per_h)),
         backfills_per_h=float(table.get("backfills_per_hour", default.backfills_per_h)),
+        alerts=dict(table.get("alerts", default.alerts)),
+        webhooks=float(table.get("webhooks", default.webhooks)),
     )
 
 
@@ -123,7 +125,7 @@ def _faults(table: Mapping[str, Any], servers: tuple[ServerSpec, ...], safety_s:
     names = [s.name for s in servers]
     planned = []
     for entry in table.get("planned", []):
-        allowed = ("",) if entry["kind"] == "outage" else tuple(names)  # an outage is the store's, not a server's
+        allowed = ("",) if entry["kind"] in ("outage", "endpoint") else tuple(names)  # not a server's
         if entry["kind"] not in FAULT_KINDS or entry.get("server", "") not in allowed:
             raise ValueError(f"faults.planned: kind must be one of {FAULT_KINDS} and server one of {names}, "
                              f"got {entry!r}")
@@ -142,4 +144,5 @@ def _faults(table: Mapping[str, Any], servers: tuple[ServerSpec, ...], safety_s:
     return FaultSpec(planned=tuple(sorted(planned, key=lambda f: f.at_s)),
                      write_fail_p=float(table.get("write_fail", 0.0)),
                      ambiguous_p=float(table.get("ambiguous", 0.0)),
-                     slow_p=float(table.get("slow", 0.0)), slow_factor=float(table.get("slow_factor", 20.0)))
+                     slow_p=float(table.get("slow", 0.0)), slow_factor=float(table.get("slow_factor", 20.0)),
+                     endpoint_fail_p=float(table.get("endpoint_fail", 0.0)))

@@ -15,14 +15,17 @@ from datetime import datetime
 from functools import partial
 
 from actorbatch.domain.events import Event
+from actorbatch.domain.notifications import RetryPolicy
 from actorbatch.domain.servers import ServerHeartbeat
 from simulations.checkers import CheckFailed
 from simulations.checkers.books import check_book, check_projection, check_read_models
+from simulations.checkers.deliveries import Deliveries
 from simulations.checkers.fires import FireTimes
 from simulations.checkers.live import LiveAttempts
 from simulations.checkers.suspicion import Suspicions
 from simulations.checkers.transitions import illegal
 from simulations.config import Fault, SimConfig
+from simulations.endpoint import Endpoint
 from simulations.eventloop import Loop, RunawayLoop, us
 from simulations.executor import BodyModel, ProfiledBodies
 from simulations.log import SimLog, WriteFaults
@@ -63,7 +66,7 @@ class Simulation:
         self.config = config
         seed = random.Random(config.seed)
         # One generator per concern, split off in a fixed order: workload, env, writes, bodies, users, starts.
-        rngs = [random.Random(seed.getrandbits(64)) for _ in range(6)]
+        rngs = [random.Random(seed.getrandbits(64)) for _ in range(7)]  # ... and the endpoint
         self.workload = workload or generate(config.workload, rngs[0], config.safety_s)
         self.loop = Loop(config.start, config.max_steps)
         self.log = SimLog()
@@ -78,8 +81,11 @@ class Simulation:
                                  paused_until_us=lambda name: self.servers[name].paused_until_us)
         self.suspicions = Suspicions(self.loop, self._running, self._paused_since)
         self.fires = FireTimes(tolerance_s=2 * skew_s + timing.poll_s[1] + timing.start_s[1] + 1.0)
+        self.deliveries = Deliveries()
+        self.endpoint_retry = RetryPolicy()
+        self.endpoint = Endpoint(self.loop, rngs[6], config.faults.endpoint_fail_p, self.deliveries)
         env = Environment(self.loop, self.log, self.views, timing, rngs[1], self.writes, self.bodies, self.live,
-                          self._lifecycle)
+                          self._lifecycle, self.endpoint, self.endpoint_retry)
         self.servers = {spec.name: SimServer(spec, env) for spec in config.servers}
         self.users = Users(self.loop, self.log, self.views, self.workload, rngs[4])
         self._starts = rngs[5]
@@ -153,9 +159,12 @@ class Simulation:
         for server in self.servers.values():
             server.hear("", beats_only=False)  # followers read what they missed
 
+    def _endpoint_back(self) -> None:
+        self.endpoint.down = False
+
     def _inject(self, fault: Fault) -> None:
         server = self.servers.get(fault.server)
-        if server is None and fault.kind != "outage":
+        if server is None and fault.kind not in ("outage", "endpoint"):
             raise ValueError(f"fault {fault}: no server {fault.server!r}")
         if fault.kind == "crash" and server is not None:
             server.crash(lost=fault.for_s is None)
@@ -167,6 +176,9 @@ class Simulation:
             self.log.down = True  # appends in flight at that moment may be written with their replies lost
             self.log.swallowing = {s.writer for s in self.servers.values() if s.up and self.writes.rng.random() < 0.5}
             self.loop.at(self.loop.now_us + us(fault.for_s or 0.0), self._store_back)
+        elif fault.kind == "endpoint":
+            self.endpoint.down = True
+            self.loop.at(self.loop.now_us + us(fault.for_s or 0.0), self._endpoint_back)
         elif fault.kind == "fail" and server is not None and server.up and not server.paused:
             server.fail("planned: the store connection broke")
 
@@ -180,19 +192,23 @@ class Simulation:
         """The end of the safety phase: no more failing writes or slow bodies; crashed servers come back."""
         self.writes.enabled = False
         self.log.down = False
+        self.endpoint.faulty = False
         if isinstance(self.bodies, ProfiledBodies):
             self.bodies.faulty = False
         for server in self.servers.values():
             server.start()  # a no-op for a running server and for one lost for good
 
     def _liveness(self) -> None:
-        """Every run open when the faults stopped completes (runs created later may still be running)."""
+        """Every run open when the faults stopped completes (runs created later may still be running), and so does
+        every delivery waiting then (the endpoint is back)."""
         open_runs = list(self.views.active.values())
         deadline_us = us(self.config.safety_s + self.config.liveness_s)
         while True:
             open_runs = [r for r in open_runs if not r.complete]
-            if not open_runs:
+            if not open_runs and not self.deliveries.pending(self.views.notifications.values()):
                 return
+            if self.loop.now_us >= deadline_us and not open_runs:
+                return  # the delivery check at the end names what is still waiting
             if self.loop.now_us >= deadline_us:
                 run = open_runs[0]
                 tasks = ", ".join(f"{n}={t.status}" for n, t in run.tasks.items())
@@ -214,12 +230,15 @@ class Simulation:
             if server.up and server.lease is not None:
                 check_book(server.name, server.lease.behaviour, self.log, self.views, now)
         check_projection(self.views, self.log, now)
+        self.deliveries.final(self.views.notifications.values(), self.endpoint_retry.tries, now)
         if self.log.head() <= READ_MODEL_CHECK_MAX_EVENTS:
             check_read_models(self.views, self.log, now)
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {"events": self.log.head(), "jobs": len(self.workload.jobs),
-                                  "runs": len(self.views.runs), "fire_skips": len(self.views.fires)}
+                                  "runs": len(self.views.runs), "fire_skips": len(self.views.fires),
+                                  "notifications": len(self.views.notifications),
+                                  "deliveries": len(self.deliveries.arrived)}
         for change in self.timeline:
             counts[change.kind] = counts.get(change.kind, 0) + 1
         return counts

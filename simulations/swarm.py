@@ -30,10 +30,10 @@ def swarm(seed: int) -> SimConfig:
     groups = GROUPS[:rng.randint(1, len(GROUPS))]
     servers = _servers(rng, groups, lease_timeout_s)
     safety_s = rng.uniform(1200, 5400)
-    return SimConfig(
+    return _alerts(rng, SimConfig(
         seed=seed, name="swarm", start=EPOCH + timedelta(hours=rng.randrange(0, 24 * 7)),
         safety_s=safety_s, liveness_s=12 * 3600.0, servers=servers, workload=_workload(rng, groups, servers),
-        faults=_faults(rng, servers, safety_s, lease_timeout_s), timing=timing, check_every_s=300.0)
+        faults=_faults(rng, servers, safety_s, lease_timeout_s), timing=timing, check_every_s=300.0))
 
 
 def _servers(rng: random.Random, groups: tuple[str, ...], lease_timeout_s: float) -> tuple[ServerSpec, ...]:
@@ -109,6 +109,20 @@ def _faults(rng: random.Random, servers: tuple[ServerSpec, ...], safety_s: float
         planned.append(Fault("outage", "", at_s, min(rng.uniform(1, 2 * lease_timeout_s), safety_s - at_s)))
     return FaultSpec(planned=tuple(sorted(planned, key=lambda f: f.at_s)), write_fail_p=write_fail_p,
                      ambiguous_p=ambiguous_p, slow_p=slow_p)
+
+
+def _alerts(rng: random.Random, config: SimConfig) -> SimConfig:
+    """Alerts policies, webhooks and a flaky SMTP server and webhook receivers (down for a while, sometimes):
+    drawn after everything else, so that every other knob of a seed is what it was before alerts existed."""
+    workload = replace(config.workload, webhooks=rng.choice((0.0, 0.5)),
+                       alerts={"always": rng.choice((0.0, 1.0)), "on-error": 1.0, "never": rng.choice((0.0, 1.0))})
+    planned = list(config.faults.planned)
+    for _ in range(rng.choice((0, 1))):
+        at_s = rng.uniform(0, config.safety_s)
+        planned.append(Fault("endpoint", "", at_s, min(rng.uniform(10, 900), config.safety_s - at_s)))
+    faults = replace(config.faults, planned=tuple(sorted(planned, key=lambda f: f.at_s)),
+                     endpoint_fail_p=rng.choice((0.0, 0.1, 0.5)))
+    return replace(config, workload=workload, faults=faults)
 
 
 def _losable(rng: random.Random, servers: tuple[ServerSpec, ...]) -> str | None:

@@ -9,7 +9,7 @@ decide the fire times.
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
@@ -68,8 +68,17 @@ def generate(spec: WorkloadSpec, rng: random.Random, horizon_s: float) -> Worklo
     # Drawn last, and not at all at rate 0: a seed without a hostile user (or backfills) gives the workload it
     # always gave.
     hostile = tuple(_poisson(rng, spec.hostile_per_h, horizon_s))
-    return Workload(jobs, tuple(submissions), cancels, tuple(reschedules), hostile=hostile,
-                    backfills=tuple(_poisson(rng, spec.backfills_per_h, horizon_s)))
+    backfills = tuple(_poisson(rng, spec.backfills_per_h, horizon_s))
+    if spec.webhooks or set(spec.alerts) != {"on-error"}:  # after those, and only then, for the same reason
+        jobs = tuple(_alerting(job, spec, rng) for job in jobs)
+    return Workload(jobs, tuple(submissions), cancels, tuple(reschedules), hostile=hostile, backfills=backfills)
+
+
+def _alerting(job: JobDefinition, spec: WorkloadSpec, rng: random.Random) -> JobDefinition:
+    """The job with an alerts policy drawn from the mix, and perhaps a webhook."""
+    webhook = rng.random() < spec.webhooks
+    return replace(job, alerts=_pick(rng, spec.alerts),
+                   notify=(f"https://hooks.example.com/{job.name}",) if webhook else ())
 
 
 def offered_load(spec: WorkloadSpec) -> float:

@@ -5,15 +5,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_server(url: str, name: str, threads: int = 2, lease_timeout_s: float = 2.0,
-                 log: Path | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+                 log: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`actorbatch server start` in a child process; `env`: variables to set besides the environment's."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child gets its own copy
     try:
         return subprocess.Popen(

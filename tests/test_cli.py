@@ -21,7 +21,8 @@ from actorbatch.cli.app import app
 runner = CliRunner()
 
 RUN_SHOW_KEYS = {"id", "job", "status", "due_at", "started_at", "ended_at", "tasks"}
-RUN_SHOW_EXTRA_KEYS = {"archived", "user", "params", "retry_of", "retried_by"}  # added since the design named the shape
+RUN_SHOW_EXTRA_KEYS = {"archived", "user", "params", "retry_of", "retried_by",  # added since the design named
+                       "notifications"}  # the shape
 TASK_KEYS = {"name", "status", "attempts", "server", "started_at", "ended_at", "exit_status"}
 TASK_EXTRA_KEYS = {"history", "result"}
 RUN_LIST_KEYS = {"id", "job", "status", "due_at", "started_at", "ended_at", "duration_s"}

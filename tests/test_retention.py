@@ -34,8 +34,8 @@ def listings(client: actorbatch.Client) -> list[Any]:
 def finished_history(url: str) -> dict[str, Any]:
     """Three succeeded runs (with log lines), one failed, one cancelled, run by a real server."""
     with actorbatch.connect(url, user="tester") as client:
-        client.add_job(parse_job({"name": "hello", "tasks": [{"name": "a", "run": "actorbatch.examples:echo",
-                                                               "params": {"say": "hi"}}]}))
+        client.add_job(parse_job({"name": "hello", "alerts": "always", "tasks": [  # messages: archived with a run
+            {"name": "a", "run": "actorbatch.examples:echo", "params": {"say": "hi"}}]}))
         client.add_job(parse_job({"name": "bad", "tasks": [{"name": "a", "run": "actorbatch.examples:fail"}]}))
         ok = [client.run_job("hello") for _ in range(3)]
         failed = client.run_job("bad")
@@ -71,6 +71,8 @@ def prune_and_check(url: str) -> None:
     archived = later.run(str(runs["ok"][0])[:8])
     assert archived["archived"] is True and {**archived, "archived": False} == shown
     assert later.logs(runs["ok"][0]) == logged and [line.line for line in logged] == ["INFO: say = hi"]
+    assert [n["channel"] for n in archived["notifications"]] == ["message"]
+    assert [m.run_id for m in later.views.messages("tester", unread_only=False)] == [runs["failed"]]
     assert later.verify()["ok"], later.verify()
     assert later.verify()["events"] == pruned["live_events"] + pruned["archived_events"]
 

@@ -23,6 +23,7 @@ from simulations.swarm import swarm
 import actorbatch
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.domain.events import Event
+from actorbatch.domain.notifications import Notification, RetryPolicy
 from actorbatch.domain.runs import Run, TaskFailed, TaskSucceeded
 from actorbatch.node.lease import LeaseCore
 from actorbatch.store.eventstore import EventStore
@@ -227,3 +228,26 @@ def test_backfills_racing_the_schedulers_never_make_a_second_run() -> None:
     assert result.failure is None, explain(result)  # one-run-per-fire-time held through every backfill
     assert len(simulation.workload.backfills) > 10
     assert simulation.users.backfilled > 0  # some filled fire times missed while servers were down
+
+
+def test_claiming_a_delivery_in_flight_is_caught_by_the_one_delivery_checker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plant the bug: a delivery being sent counts as claimable, so it is sent again."""
+    claimable = Notification.claimable
+
+    def eager(notification: Notification, now: datetime) -> bool:
+        return notification.status == "sending" or claimable(notification, now)
+
+    monkeypatch.setattr(Notification, "claimable", eager)
+    assert first_failure(FIXED_SEEDS).failure.checker == "one-delivery"  # type: ignore[union-attr]
+
+
+def test_giving_up_at_the_first_failure_is_caught_by_the_delivery_checker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plant the bug: a failed delivery is never retried."""
+    finish = Notification.finish
+
+    def hasty(notification: Notification, attempt: int, now: datetime, error: str | None, policy: RetryPolicy
+              ) -> Any:
+        return finish(notification, attempt, now, error, RetryPolicy(tries=1))
+
+    monkeypatch.setattr(Notification, "finish", hasty)
+    assert first_failure(FIXED_SEEDS).failure.checker == "delivery-liveness"  # type: ignore[union-attr]

@@ -58,7 +58,8 @@ def check_book(name: str, book: LeaseBehaviour, log: SimLog, views: Projection, 
 def check_projection(views: Projection, log: SimLog, at: datetime) -> None:
     """The incrementally kept read models against a fold of the whole log from scratch."""
     truth = fold(event for event, _ in log.entries)
-    for name, mine, theirs in (("run", views.runs, truth.runs), ("job", views.jobs, truth.jobs)):
+    for name, mine, theirs in (("run", views.runs, truth.runs), ("job", views.jobs, truth.jobs),
+                               ("notification", views.notifications, truth.notifications)):
         if mine.keys() != theirs.keys():
             raise CheckFailed(CHECKER, f"the read models hold {len(mine)} {name}s, the log {len(theirs)}", at)
         for key, aggregate in mine.items():
@@ -86,6 +87,11 @@ def check_read_models(views: Projection, log: SimLog, at: datetime) -> None:
         for job_id, job in views.jobs.items():
             if job.exists and jobs.get(job_id) != job.to_dict():
                 raise CheckFailed(CHECKER, f"the SQL read model of job {job_id} differs from the log", at)
+        for notification_id, notification in views.notifications.items():
+            stored = real.queries.notification(notification_id)
+            if stored is None or stored.to_dict() != notification.to_dict():
+                raise CheckFailed(CHECKER, f"the SQL read model of notification {notification_id} differs from the "
+                                  "log", at)
         servers = {s.id: vars(s) for s in real.servers()}
         for server_id, server in views.servers.items():
             if servers.get(server_id) != vars(server):

@@ -8,6 +8,7 @@ counts only for the attempt that is running now; a late one must be recorded as 
 
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobEvent
+from actorbatch.domain.notifications import DeliveryClaimed, NotificationEvent
 from actorbatch.domain.runs import (
     AttemptLost,
     FireSkipped,
@@ -34,6 +35,11 @@ def illegal(views: Projection, event: Event) -> tuple[str, str] | None:
     if isinstance(event, JobEvent):
         job = views.jobs.get(event.originator_id)
         return _gap(event, job.version if job is not None else 0)
+    if isinstance(event, NotificationEvent):
+        notification = views.notifications.get(event.originator_id)
+        if isinstance(event, DeliveryClaimed) and (notification is None or not notification.claimable(event.timestamp)):
+            return "transitions", f"notification {event.originator_id} claimed while it is not claimable"
+        return _gap(event, notification.version if notification is not None else 0)
     if isinstance(event, ServerEvent):
         server = views.servers.get(event.originator_id)
         if server is None and not isinstance(event, ServerStarted):

@@ -21,18 +21,19 @@ from actorbatch.domain.explain import explain
 from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
 from actorbatch.domain.limits import check_head, check_name, check_time, check_user, show
+from actorbatch.domain.notifications import Notification, notification_ids
 from actorbatch.domain.quarantine import Problem, fold_stream
 from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import current, zone
 from actorbatch.domain.statuses import RunStatus
-from actorbatch.domain.tasks import TaskRun
 from actorbatch.domain.users import ADMIN
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
 from actorbatch.node.users import token_user
 from actorbatch.projections import retention, why
+from actorbatch.projections.documents import message, run_detail, run_summary
 from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
 from actorbatch.projections.verification import Head
@@ -45,6 +46,7 @@ from actorbatch.store.sql import SqlDb
 from actorbatch.store.urls import default_url, parse_url
 
 W = TypeVar("W")
+A = TypeVar("A")
 RUN_STATUSES = tuple(status.value for status in RunStatus)
 STATUS_ROWS = 10  # rows of each kind on the status screen: it fits one terminal screen under any load
 MAX_PENDING = 1_000_000  # pending runs `job remove --force` cancels with the job, at most
@@ -287,6 +289,17 @@ class Client:
             raise NotFound(f"run {run_id} did not exist yet at {iso(moment)}")
         return fold_stream(Run, events)
 
+    def _notifications(self, run: Run, archived: bool, as_of: datetime | None) -> list[Notification]:
+        """The run's notifications: from the read models, the archive, or as they were at `as_of`."""
+        if as_of is not None:
+            assert run.definition is not None
+            ids = notification_ids(run.id, run.user, run.definition.notify)
+            histories = ([e for e in self.store.events(i) if e.timestamp <= as_of] for i in ids)
+            return [fold_stream(Notification, events) for events in histories if events]
+        if archived:
+            return retention.archived_notifications(self.views.projector.archive, self.store, run)
+        return self.views.notifications(run.id)
+
     def runs(self, job: str | None = None, status: str | None = None, since: datetime | None = None,
              limit: int = 100, after: str | None = None) -> list[dict[str, Any]]:
         """The process monitor: one row per run, newest due first; `after` (a run id) pages on past that run."""
@@ -294,18 +307,18 @@ class Client:
             raise ActorbatchError(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
         self._catch_up()
         now = self.clock.now()
-        return [_run_summary(r, now) for r in self.views.runs(job=job, status=status, now=now, since=since,
-                                                              limit=limit, after=after)]
+        return [run_summary(r, now) for r in self.views.runs(job=job, status=status, now=now, since=since,
+                                                             limit=limit, after=after)]
 
     def run(self, ref: str | UUID, as_of: datetime | None = None) -> dict[str, Any]:
         """Run detail: the same data as `run show --json`; `as_of` (aware): as it was then, folded from its
         events up to the first one stamped later."""
         run = self.run_state(ref, as_of)
         now = as_of or self.clock.now()
-        return {**_run_summary(run, now), "user": run.user, "params": dict(run.params),
+        archived = self.views.run(run.id) is None
+        return {**run_detail(run, now, self._notifications(run, archived, as_of)),
                 "retry_of": str(run.retry_of) if run.retry_of else None,
-                "retried_by": [str(r) for r in run.retried_by],
-                "tasks": [_task_detail(t) for t in run.tasks.values()], "archived": self.views.run(run.id) is None}
+                "retried_by": [str(r) for r in run.retried_by], "archived": archived}
 
     def run_state(self, ref: str | UUID, as_of: datetime | None = None) -> Run:
         """The run as the domain folds it (its tasks' specs and conditions: the web console draws its graph)."""
@@ -388,6 +401,17 @@ class Client:
     def token_user(self, token: str) -> str | None:
         """The user whose current API token `token` is, or None."""
         return token_user(self.commands.guard, token)
+
+    # ---- system messages ----
+
+    def messages(self, all_messages: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
+        """The acting user's system messages (unread ones; with `all_messages`, read ones after them), newest
+        first; reading them marks them read."""
+        self._catch_up()
+        shown = self.views.messages(self.user, unread_only=not all_messages, limit=limit)
+        if any(not m.read for m in shown):
+            self.commands.read_messages(m for m in shown if not m.read)
+        return [message(m) for m in shown]
 
     # ---- servers and the status screen ----
 
@@ -482,7 +506,7 @@ def _status(views: Views, now: datetime, rows: int) -> dict[str, Any]:
               "queued_runs": queued_runs, "scheduled_runs": scheduled_runs, "running_tasks": len(running_tasks),
               "servers": len(servers), "live_servers": sum(s["alive"] for s in servers)}
     return {"at": iso(now), "counts": counts, "jobs": jobs[:rows],
-            "runs": [_run_summary(r, now) for r in views.active_runs(rows)],
+            "runs": [run_summary(r, now) for r in views.active_runs(rows)],
             "running_tasks": running_tasks[:rows], "servers": live[:rows],
             "problems": [p.to_dict() for p in views.problems() if p.rested is None]}
 
@@ -502,19 +526,6 @@ def _job_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 def iso_seconds(moment: datetime) -> str:
     """A fire time in UTC with `Z` (microseconds only where the schedule has them)."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _run_summary(run: Run, now: datetime) -> dict[str, Any]:
-    duration = (run.ended_at - run.started_at).total_seconds() if run.ended_at and run.started_at else None
-    return {"id": str(run.id), "job": run.job, "status": run.status(now), "due_at": iso(run.due_at),
-            "started_at": iso(run.started_at), "ended_at": iso(run.ended_at), "duration_s": duration}
-
-
-def _task_detail(task: TaskRun) -> dict[str, Any]:
-    return {"name": task.spec.name, "status": task.status, "attempts": task.attempt, "server": task.server,
-            "started_at": iso(task.started_at), "ended_at": iso(task.ended_at), "exit_status": task.exit_status,
-            "result": task.result, "history": [{**h, "started_at": iso(h["started_at"]), "ended_at": iso(h["ended_at"])}
-                        for h in task.history]}
 
 
 def parse_time(text: str, tz_name: str = "UTC", field: str = "time") -> datetime:

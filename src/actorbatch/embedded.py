@@ -3,8 +3,10 @@
 Apart from the API so that a client that only submits and reads never loads the server's actors.
 """
 
+import os
 from typing import Any
 
+from actorbatch.actors.senders import notify_options
 from actorbatch.actors.server import BatchServer, ServerConfig
 from actorbatch.api import Client
 
@@ -14,4 +16,5 @@ class Server(BatchServer):
     `options` are ServerConfig's (`groups`, `lease_timeout_s`, `timezone`, `windows`, `projector`, ...)."""
 
     def __init__(self, client: Client, name: str = "embedded", threads: int = 4, **options: Any) -> None:
+        options = {**notify_options(os.environ), **options}  # e-mail as `server start` would send it
         super().__init__(client.url, ServerConfig(name=name, threads=threads, **options), clock=client.clock)

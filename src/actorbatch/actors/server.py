@@ -5,6 +5,7 @@ a projector (keeps read models fresh) and a timer (the only sleeper). Collaborat
 """
 
 import contextlib
+import copy
 import functools
 import logging
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,8 +24,10 @@ from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.follower import Doorbell, Follower, Pace, Projector
 from actorbatch.actors.lease_manager import LeaseManager
 from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Listening, Observed, Poll, Tick
+from actorbatch.actors.notifier import Notifier, NotifierSeed, Profiles
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.scheduler import Scheduler
+from actorbatch.actors.senders import SmtpSettings, check_retry
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
@@ -41,10 +44,12 @@ from actorbatch.domain.limits import (
     check_text,
     show,
 )
+from actorbatch.domain.notifications import RetryPolicy
 from actorbatch.domain.servers import Server, Window, capacity, zone
 from actorbatch.domain.users import ACCESS_ID, AccessState
 from actorbatch.errors import Conflict, InvalidJob, StoreFailed, StoreUnavailable
-from actorbatch.node.boot import register, seed
+from actorbatch.node.boot import copy_runs, register, seed
+from actorbatch.node.notify import TICK_S as NOTIFY_TICK_S
 from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
 from actorbatch.projections.views import Views
 from actorbatch.runners.shell import die_with_parent
@@ -84,6 +89,8 @@ class ServerConfig:
     metrics_host: str = "127.0.0.1"  # --metrics-host
     load_bias: float = 1.0  # --load-bias: 0 = every free thread competes equally; larger = a server busier than
     # a live peer of a task's group holds the task back longer for it (LeaseBehaviour.claims)
+    smtp: SmtpSettings | None = None  # where e-mail alerts go (ACTORBATCH_SMTP_URL, _FROM); None: no e-mail
+    notify_retry: RetryPolicy = field(default_factory=RetryPolicy)  # how failed e-mails and webhooks are retried
 
     def __post_init__(self) -> None:
         """Checked before anything is written: a server.started event with a bad value would stop every reader."""
@@ -112,6 +119,9 @@ class ServerConfig:
         check_number(self.safety_poll_s, "safety_poll_s", 0.001, 3600, unit="s")
         check_number(self.idle_poll_s, "idle_poll_s", 0.001, 60, unit="s")
         check_number(self.tick_s, "tick_s", 0.001, 60, unit="s")
+        if not isinstance(self.smtp, SmtpSettings | None):
+            raise InvalidJob(f"smtp: expected SmtpSettings (see smtp_settings), got {show(self.smtp)}")
+        check_retry(self.notify_retry)
         if self.projector not in ("thread", "process", "off"):
             raise InvalidJob(f"--projector: expected thread, process or off, got {show(self.projector)}")
 
@@ -133,7 +143,7 @@ class BatchServer:
         self.server = self._register()
         behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s, c.load_bias)
         schedules = ScheduleBehaviour(self.clock.now())
-        position = self._seed(behaviour, schedules)
+        position, seeded = self._seed(behaviour, schedules)
         tz = zone(c.timezone)
         self.timer = Timer(self.clock)
 
@@ -146,11 +156,13 @@ class BatchServer:
         self.executor = ExecutorPool.start(self.store, self.clock, max_threads, self.manager)
         self.manager.tell(Connect(self.executor))
         self.scheduler = Scheduler.start(schedules, self.store, self.clock, self.timer, self.problems)
+        self.notifier = Notifier.start(c.name, self.store, self.clock, self.timer, Profiles(self.views), c.smtp,
+                                       c.lease_timeout_s, c.notify_retry, self.problems, seeded)
         postgres = self.store.url.kind == "postgresql"
         self.pace = Pace(c.poll_s, c.safety_poll_s, None if postgres else c.idle_poll_s)
         doorbell = Doorbell()
         self.metrics: MetricsEndpoint | None = None
-        hearers = [self.manager, self.scheduler]
+        hearers = [self.manager, self.scheduler, self.notifier]
         if c.metrics_port is not None:
             from actorbatch.actors import metrics  # prometheus-client, loaded only when asked for
 
@@ -160,7 +172,7 @@ class BatchServer:
         self.listener: LogListener | None = None
         if postgres:  # commit notifications wake the follower; SQLite has none, so there it polls
             self.listener = LogListener(self.store.url, doorbell.ring, self._listening).start()
-        self._refs = [self.follower, self.scheduler, self.manager, self.executor]
+        self._refs = [self.follower, self.scheduler, self.manager, self.executor, self.notifier]
         self._projector_process: ProjectorProcess | None = None
         if c.projector == "thread":
             projector = Projector.start(self.views)
@@ -174,6 +186,7 @@ class BatchServer:
         self.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
         self.timer.every(0.5, self.executor, Tick())
         self.timer.every(SCHEDULE_TICK_S, self.scheduler, Tick())
+        self.timer.every(NOTIFY_TICK_S, self.notifier, Tick())
         self.manager.tell(Tick())
         self.scheduler.tell(Tick())
         self._started = True
@@ -186,6 +199,7 @@ class BatchServer:
     def _heard(self, events: Sequence[Event]) -> None:
         self.manager.tell(Observed(events))
         self.scheduler.tell(Observed(events))
+        self.notifier.tell(Observed(events))
         if self.metrics is not None:
             self.metrics.recorded(events)
 
@@ -194,8 +208,9 @@ class BatchServer:
         return register(self.store, c.name, c.groups, c.threads, c.lease_timeout_s, socket.gethostname(),
                         os.getpid(), self.clock.now(), c.windows, c.timezone)
 
-    def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> int:
-        """Seed from the read models; returns the log position they reflect, where the follower starts."""
+    def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> tuple[int, NotifierSeed]:
+        """Seed from the read models; returns the log position they reflect, where the follower starts, and what
+        the notifier starts from."""
         with self.views.db.transaction():
             position = self.views.position()
             runs = self.views.runs(status="active", limit=10**9)
@@ -203,11 +218,13 @@ class BatchServer:
             jobs = self.views.job_states()
             problems = [p for p in self.views.problems() if p.rested is None]
             users = self.views.users()
+            deliveries = self.views.deliveries()
         # Closed, as the log has it now: if that is later than the read models, the follower brings it again.
         closed = self.store.load(AccessState, ACCESS_ID) is not None
+        seeded = (copy_runs(runs), deliveries, [copy.copy(s) for s in servers])
         seed(behaviour, schedules, self.server, jobs, runs, servers, problems, Privileges(users, closed))
         self.problems.report(problems)
-        return position
+        return position, seeded
 
     def healthy(self) -> bool:
         """False once any actor of this server has died or its store cannot write: the supervisor then stops the
@@ -236,10 +253,11 @@ class BatchServer:
         return self._ask()[1]
 
     def drain(self, timeout_s: float | None = None) -> bool:
-        """Stop claiming and wait for running attempts to end; False if `timeout_s` ran out first."""
+        """Stop claiming and wait for running attempts and deliveries to end; False if `timeout_s` ran out first."""
         self.manager.tell(Drain())
+        self.notifier.tell(Drain())
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while self.busy():
+        while self.busy() or self.notifier.ask(Busy()):
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.05)

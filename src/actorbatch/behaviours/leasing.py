@@ -34,14 +34,31 @@ YIELD_S = 0.1
 
 
 def lease_end(state: TaskRun, holder: Server | None) -> datetime:
-    """When a running attempt's lease ends: its own expiry, extended by its holder's heartbeats, or the holder's
-    restart if it has restarted since the attempt began (the process that ran it is gone)."""
+    """When a running attempt's lease ends (see `held_until`)."""
     assert state.lease_until is not None and state.started_at is not None
-    if holder is not None and holder.started_at is not None and holder.started_at > state.started_at:
-        return min(state.lease_until, holder.started_at)
+    return held_until(state.lease_until, state.started_at, holder)
+
+
+def held_until(lease_until: datetime, started_at: datetime, holder: Server | None) -> datetime:
+    """When a lease taken at `started_at` ends: its own expiry, extended by its holder's heartbeats, or the holder's
+    restart if it has restarted since (the process that held it is gone). Task attempts and deliveries alike."""
+    if holder is not None and holder.started_at is not None and holder.started_at > started_at:
+        return min(lease_until, holder.started_at)
     if holder is not None and not holder.stopped and holder.lease_until is not None:
-        return max(state.lease_until, holder.lease_until)
-    return state.lease_until
+        return max(lease_until, holder.lease_until)
+    return lease_until
+
+
+def observe_server(servers: dict[UUID, Server], event: ServerEvent, quarantine: Quarantine) -> None:
+    """Fold a server's event into `servers`. A quarantined server is dropped: its leases are judged by their own
+    expiry until it restarts."""
+    server = servers.get(event.originator_id)
+    if server is None:
+        if not isinstance(event, ServerStarted):
+            return
+        server = servers[event.originator_id] = Server()
+    if event.originator_version > server.version and not quarantine.fold(server, event):
+        del servers[event.originator_id]
 
 
 def holder_gone(state: TaskRun, holder: Server | None) -> bool:
@@ -143,13 +160,7 @@ class LeaseBehaviour:
         return self._reindex(fresh, fresh.tasks)
 
     def _observe_server(self, event: ServerEvent) -> None:
-        server = self.servers.get(event.originator_id)
-        if server is None:
-            if not isinstance(event, ServerStarted):
-                return
-            server = self.servers[event.originator_id] = Server()
-        if event.originator_version > server.version and not self.quarantine.fold(server, event):
-            del self.servers[event.originator_id]  # its leases are judged by their own expiry until it restarts
+        observe_server(self.servers, event, self.quarantine)
 
     def _reindex(self, run: Run, touched: Iterable[str]) -> list[Attempt]:
         """Bring the indexes in line with the `touched` tasks of `run` (those an event changed: the others are

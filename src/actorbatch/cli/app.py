@@ -15,6 +15,7 @@ from actorbatch.cli.backup import backup, restore
 from actorbatch.cli.common import AsOf, failures, settings, usage, with_client
 from actorbatch.cli.history import history_app
 from actorbatch.cli.jobs import job_app
+from actorbatch.cli.messages import messages
 from actorbatch.cli.projections import projections_app
 from actorbatch.cli.runs import explain_run, run_app
 from actorbatch.cli.servers import server_app
@@ -89,6 +90,7 @@ app.command("explain")(explain_run)
 app.command("backup")(backup)
 app.command("restore")(restore)
 app.command("web")(web)
+app.command("messages")(messages)
 
 
 @app.command()

@@ -156,6 +156,20 @@ def run_detail(run: Mapping[str, Any]) -> None:
     for retry in run.get("retried_by", ()):
         console.print(f"retried as run {retry}", markup=False)
     tasks_table(run)
+    notifications_table(run.get("notifications", ()))
+
+
+def notifications_table(notifications: Sequence[Mapping[str, Any]]) -> None:
+    if notifications:
+        table("Notifications", ["channel", "recipient", "status", "attempts", "error"],
+              [(n["channel"], n["recipient"], status(n["status"]), n["attempts"], n["error"]) for n in notifications],
+              "")
+
+
+def messages_table(messages: Sequence[Mapping[str, Any]]) -> None:
+    table(None, ["", "at", "job", "status", "message"],
+          [("" if m["read"] else "new", short_time(m["at"]), m["job"], status(m["status"]), escape(m["text"]))
+           for m in messages], "no messages")
 
 
 def servers_table(servers: Sequence[Mapping[str, Any]], title: str | None = None) -> None:

@@ -39,6 +39,7 @@ def server_start(
     import os
     import socket
 
+    from actorbatch.actors.senders import notify_options
     from actorbatch.actors.server import BatchServer, ServerConfig
     from actorbatch.domain.servers import parse_window
     from actorbatch.store.urls import default_url
@@ -51,7 +52,7 @@ def server_start(
                               groups=tuple(g.strip() for g in groups.split(",") if g.strip()), threads=threads,
                               windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
                               lease_timeout_s=lease_timeout, load_bias=load_bias, projector=projector,
-                              metrics_port=metrics_port, metrics_host=metrics_host)
+                              metrics_port=metrics_port, metrics_host=metrics_host, **notify_options(os.environ))
     stop = {"requested": False}
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -62,7 +63,8 @@ def server_start(
     signal.signal(signal.SIGINT, request_stop)
     with failures():
         server = BatchServer(settings.db or default_url(), config).start()
-    typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads", err=True)
+    mail = f"; e-mail alerts through {config.smtp.shown}" if config.smtp else ""
+    typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads{mail}", err=True)
     if server.metrics is not None:
         typer.echo(f"metrics at http://{metrics_host}:{server.metrics.port}/metrics", err=True)
     while not stop["requested"] and server.healthy() and not server.drain_requested():

@@ -15,11 +15,13 @@ from actorbatch.domain.limits import (
     MAX_RETRIES,
     MAX_TASKS,
     MAX_TEXT_CHARS,
+    MAX_WEBHOOKS,
     check_count,
     check_name,
     check_params,
     check_privilege,
     check_text,
+    check_url,
     show,
     stored_bytes,
 )
@@ -27,7 +29,7 @@ from actorbatch.domain.recurrence import parse_schedule
 from actorbatch.errors import InvalidJob
 
 _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-_JOB_KEYS = {"name", "description", "group", "priority", "alerts", "schedule", "tasks", "privileges",
+_JOB_KEYS = {"name", "description", "group", "priority", "alerts", "notify", "schedule", "tasks", "privileges",
              "run_as_os_user"}
 MAX_PRIVILEGES = 100  # named by one job or task
 _TASK_KEYS = {"name", "run", "command", "params", "retries", "retry_delay", "timeout", "ignore_failure",
@@ -77,7 +79,8 @@ def _table(job: JobDefinition) -> dict[str, Any]:
     """The job-file table of a definition: what `parse_job` reads back into an equal definition."""
     table: dict[str, Any] = {"name": job.name, "description": job.description, "group": job.group,
                              "priority": job.priority, "alerts": job.alerts, "privileges": job.privileges,
-                             "run_as_os_user": job.run_as_os_user}
+                             "run_as_os_user": job.run_as_os_user,
+                             "notify": list(job.notify) if isinstance(job.notify, tuple) else job.notify}
     if job.schedule is not None:
         table["schedule"] = job.schedule
     tasks = job.tasks
@@ -152,10 +155,21 @@ def parse_job(table: Mapping[str, Any]) -> JobDefinition:
         schedule=schedule,
         privileges=_privileges(table.get("privileges", []), f"{where}: privileges"),
         run_as_os_user=_bool(table.get("run_as_os_user", False), f"{where}: run_as_os_user"),
+        notify=_webhooks(table.get("notify", []), where),
     )
     if sum(map(_stored_bytes, tasks)) > MAX_JOB_BYTES:  # each run carries a copy of its job's definition
         raise InvalidJob(f"{where}: too big: more than {MAX_JOB_BYTES:,} bytes as stored")
     return job
+
+
+def _webhooks(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > MAX_WEBHOOKS:
+        raise InvalidJob(f"{where}: notify must be a list of at most {MAX_WEBHOOKS} webhook URLs, got {show(value)}")
+    urls = tuple(check_url(url, f"{where}: notify[{index}]") for index, url in enumerate(value))
+    twice = _first_repeat(urls)
+    if twice is not None:
+        raise InvalidJob(f"{where}: notify names {twice!r} twice")
+    return urls
 
 
 def _stored_bytes(task: TaskSpec) -> int:

@@ -52,6 +52,7 @@ class JobDefinition:
     schedule: Mapping[str, Any] | None = None
     privileges: tuple[str, ...] = ()  # the acting user must hold these for every task to start
     run_as_os_user: bool = False  # shell commands run as the OS user named like the acting user (root servers)
+    notify: tuple[str, ...] = ()  # webhook URLs told of each completed run the alerts policy announces
 
     def needs(self, task: TaskSpec) -> tuple[str, ...]:
         """The privileges a task's acting user must hold: the job's, then the task's own."""
@@ -72,7 +73,7 @@ class JobDefinition:
         return {
             "name": self.name, "description": self.description, "group": self.group,
             "priority": self.priority, "alerts": self.alerts, "schedule": self.schedule,
-            "privileges": list(self.privileges), "run_as_os_user": self.run_as_os_user,
+            "privileges": list(self.privileges), "run_as_os_user": self.run_as_os_user, "notify": list(self.notify),
             "tasks": [{
                 "name": t.name, "run": t.run, "command": list(t.command) if t.command else None,
                 "params": dict(t.params), "retries": t.retries, "retry_delay_s": t.retry_delay_s,
@@ -91,7 +92,8 @@ class JobDefinition:
         ) for t in data["tasks"])  # definitions stored before privileges existed have none
         return cls(name=data["name"], tasks=tasks, description=data["description"], group=data["group"],
                    priority=data["priority"], alerts=data["alerts"], schedule=data["schedule"],
-                   privileges=tuple(data.get("privileges", ())), run_as_os_user=data.get("run_as_os_user", False))
+                   privileges=tuple(data.get("privileges", ())), run_as_os_user=data.get("run_as_os_user", False),
+                   notify=tuple(data.get("notify", ())))  # definitions recorded before webhooks had none
 
 # Events of the Job aggregate: its id is job_id(name), so two concurrent `job add` of one name conflict.
 

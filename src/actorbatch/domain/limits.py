@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from actorbatch.errors import InvalidJob
 
@@ -31,11 +32,14 @@ MAX_USER_CHARS = 256  # OS users, database roles, e-mail addresses
 MAX_TEXT_CHARS = 65_536  # description, run, each command argument, each string in params
 MAX_COMMAND_ARGS = 1000
 MAX_KEY_CHARS = 256  # an idempotency key of `job run --key`
+MAX_URL_CHARS = 2048  # a webhook URL
+MAX_WEBHOOKS = 20  # per job
 MAX_PARAMS_BYTES = 65_536  # one params table (a task's, or a run's), about as stored
 MAX_PARAMS_DEPTH = 32  # tables and lists inside params
 MAX_JOB_BYTES = 64 * 1024 * 1024  # a whole job definition, about as stored (each run carries a copy)
 INT_RANGE = (-(2**63), 2**64 - 1)  # what msgpack stores
 
+_URL = re.compile(r"[!-~]+")  # printable ASCII, no spaces: an IRI must be written percent-encoded
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{MAX_NAME_CHARS - 1}}}")
 _HEAD = re.compile(r"[0-9]{1,18}:[0-9a-f]{64}")
 _SCALAR_BYTES = 9  # a number, a boolean or null as stored, at most
@@ -80,6 +84,22 @@ def check_email(value: object, field: str) -> str:
 def check_privilege(value: object, field: str) -> str:
     """A privilege is a name (`job.run`, `invoice.post`): the job-file key and `user grant` share this check."""
     return check_name(value, field)
+
+
+def check_url(value: object, field: str) -> str:
+    """A webhook URL: http or https, a host, no spaces or control characters, no user:password part (it would
+    be shown in `run show` and the logs)."""
+    url = check_text(value, field, MAX_URL_CHARS)
+    parts = urlsplit(url) if _URL.fullmatch(url) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidJob(f"{field}: expected an http:// or https:// URL, got {show(url)}")
+    if "@" in parts.netloc:
+        raise InvalidJob(f"{field}: a webhook URL may not hold a user or password, got {show(url)}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise InvalidJob(f"{field}: invalid port in {show(url)}") from None
+    return url
 
 
 def check_text(value: object, field: str, max_chars: int = MAX_TEXT_CHARS) -> str:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.jobs import JobEvent, JobRemoved
+from actorbatch.domain.notifications import NotificationEvent
 from actorbatch.domain.runs import FireSkipped, LogWritten, RunCancelled, RunEvent
 from actorbatch.domain.servers import DrainRequested, ServerEvent, ServerStarted
 from actorbatch.errors import ActorbatchError
@@ -26,7 +27,7 @@ REST: frozenset[type[Event]] = frozenset({RunCancelled, JobRemoved, ServerStarte
 REST_COMMAND = {"run": "run cancel RUN_ID", "job": "job remove NAME", "server": "server start --name NAME"}
 _KINDS: tuple[tuple[type[Event], str], ...] = (
     (RunEvent, "run"), (JobEvent, "job"), (ServerEvent, "server"), (FireSkipped, "fire"), (LogWritten, "log"),
-    (DrainRequested, "drain"))
+    (DrainRequested, "drain"), (NotificationEvent, "notification"))
 _UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # an unreadable record's time is inside the bytes it lost
 MAX_REASON = 200
 
@@ -76,10 +77,16 @@ class UnreadableServerEvent(Unreadable, ServerEvent):
     pass
 
 
+@dataclass(frozen=True)
+class UnreadableNotificationEvent(Unreadable, NotificationEvent):
+    pass
+
+
 def unreadable(event_class: type | None, aggregate_id: UUID, version: int, topic: str, reason: str) -> Unreadable:
     """The stand-in for a record of `event_class` (None if even its topic is unknown) that failed to decode."""
     what = getattr(event_class, "ACTION", topic)
-    family = {RunEvent: UnreadableRunEvent, JobEvent: UnreadableJobEvent, ServerEvent: UnreadableServerEvent}
+    family = {RunEvent: UnreadableRunEvent, JobEvent: UnreadableJobEvent, ServerEvent: UnreadableServerEvent,
+              NotificationEvent: UnreadableNotificationEvent}
     cls = next((u for base, u in family.items() if event_class is not None and issubclass(event_class, base)),
                Unreadable)
     return cls(originator_id=aggregate_id, originator_version=version, timestamp=_UNKNOWN_TIME, topic=topic,

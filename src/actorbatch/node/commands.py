@@ -5,6 +5,7 @@ person makes passes the same validation gateway and the same conflict handling. 
 fail with Conflict rather than corrupt anything; cancelling decides again on the fresh run.
 """
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -24,6 +25,7 @@ from actorbatch.domain.jobs import (
     JobUnscheduled,
 )
 from actorbatch.domain.limits import MAX_KEY_CHARS, check_run, check_text, check_time
+from actorbatch.domain.notifications import Notification
 from actorbatch.domain.quarantine import Quarantined
 from actorbatch.domain.recurrence import Schedule, backfill_fires
 from actorbatch.domain.retries import retry
@@ -236,3 +238,14 @@ class Commands:
         self.guard.check(self.user, DrainRequested.ACTION, server)
         self.log.append(DrainRequested(originator_id=self.new_id(), originator_version=1, timestamp=self.clock.now(),
                                        server=server, user=self.user))
+
+    def read_messages(self, messages: Iterable[Notification]) -> None:
+        """Mark the acting user's messages read; one another reader marked meanwhile stays as it is."""
+        now = self.clock.now()
+        events = [e for e in (m.mark_read(self.user, now) for m in messages if m.owner == self.user) if e]
+        try:
+            self.log.append(*events)
+        except Conflict:
+            for event in events:
+                with contextlib.suppress(Conflict):
+                    self.log.append(event)

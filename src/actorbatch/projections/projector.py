@@ -16,6 +16,7 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobs import JobAdded, JobEvent, JobState
+from actorbatch.domain.notifications import Notification, NotificationEvent, NotificationQueued
 from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
@@ -148,6 +149,7 @@ class Projector:
         runs: dict[UUID, Run] = {}
         servers: dict[UUID, Server] = {}
         users: dict[UUID, UserState] = {}
+        notifications: dict[UUID, Notification] = {}
         logs: list[tuple[Any, ...]] = []
         audit: list[tuple[Any, ...]] = []
         for position, event in batch:
@@ -171,13 +173,17 @@ class Projector:
             elif isinstance(event, UserEvent):
                 self._fold(users, event, UserEvent, functools.partial(UserState.named, event.name),
                            functools.partial(self._load_user, event.name), quarantine, position)
+            elif isinstance(event, NotificationEvent):
+                self._fold(notifications, event, NotificationQueued, Notification, self.queries.notification,
+                           quarantine, position)
             user = getattr(event, "user", None)
             if user is not None:  # a person's action: the audit trail of who did what
                 audit.append(_audit_row(position, event, user, jobs, runs))
-        return jobs, runs, servers, users, logs, audit
+        return jobs, runs, servers, users, notifications, logs, audit
 
     def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
-               users: dict[UUID, UserState], logs: list[tuple[Any, ...]], audit: list[tuple[Any, ...]],
+               users: dict[UUID, UserState], notifications: dict[UUID, Notification], logs: list[tuple[Any, ...]],
+               audit: list[tuple[Any, ...]],
                rows: dict[UUID, tuple[Any, ...]]) -> None:
         """Write a batch's rows; `rows`: the runs' `ab_runs` rows, encoded beforehand."""
         self.db.executemany("INSERT INTO ab_audit (position, at, username, action, subject, job) "
@@ -205,6 +211,12 @@ class Projector:
         self.db.executemany(
             "INSERT INTO ab_users (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
             [(u.name, codec.encode(u.to_dict())) for u in users.values()])
+        self.db.executemany(
+            "INSERT INTO ab_notifications (id, run_id, owner, channel, queued_at, is_read, status, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET is_read = excluded.is_read, "
+            "status = excluded.status, data = excluded.data",
+            [(str(n.id), str(n.run_id), n.owner, n.channel, iso(n.queued_at), int(n.read), n.status,
+              codec.encode(n.to_dict())) for n in notifications.values()])
         self.db.executemany("INSERT INTO ab_logs (run_id, task, attempt, position, lines) VALUES (?, ?, ?, ?, ?)",
                             logs)
 
@@ -225,10 +237,10 @@ class Projector:
         with contextlib.suppress(Exception):  # one aggregate's rows cannot be made: find it below
             self._write_saved(changes)
             return
-        self._write_saved(({}, {}, {}, {}, *changes[4:]))  # log lines and audit rows (and the encoded runs, unused)
-        for index, kind in enumerate(("job", "run", "server", "user")):
+        self._write_saved(({}, {}, {}, {}, {}, *changes[5:]))  # log lines, audit rows (and the encoded runs, unused)
+        for index, kind in enumerate(("job", "run", "server", "user", "notification")):
             for key, aggregate in list(changes[index].items()):
-                alone: list[Any] = [{}, {}, {}, {}, [], [], changes[6]]
+                alone: list[Any] = [{}, {}, {}, {}, {}, [], [], changes[7]]
                 alone[index] = {key: aggregate}
                 if not quarantine.guard(kind, key, aggregate.version, functools.partial(self._write_saved, alone),
                                         "cannot be written to the read models"):

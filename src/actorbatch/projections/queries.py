@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from actorbatch.domain.jobs import JobState
+from actorbatch.domain.notifications import Notification
 from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
@@ -158,3 +159,24 @@ class Queries:
     def user(self, name: str) -> UserState | None:
         rows = self.db.query("SELECT data FROM ab_users WHERE name = ?", (name,))
         return UserState.from_dict(codec.decode(rows[0][0])) if rows else None
+
+    def notification(self, notification_id: UUID) -> Notification | None:
+        rows = self.db.query("SELECT data FROM ab_notifications WHERE id = ?", (str(notification_id),))
+        return Notification.from_dict(codec.decode(rows[0][0])) if rows else None
+
+    def notifications(self, run_id: UUID) -> list[Notification]:
+        """A run's notifications, on every channel."""
+        rows = self.db.query("SELECT data FROM ab_notifications WHERE run_id = ?", (str(run_id),))
+        return [Notification.from_dict(codec.decode(d)) for (d,) in rows]
+
+    def messages(self, user: str, unread_only: bool, limit: int) -> list[Notification]:
+        """A user's system messages: unread first, then newest first."""
+        unread = " AND is_read = 0" if unread_only else ""
+        rows = self.db.query("SELECT data FROM ab_notifications WHERE owner = ? AND channel = 'message'"  # noqa: S608
+                             f"{unread} ORDER BY is_read, queued_at DESC, id LIMIT ?", (user, limit))
+        return [Notification.from_dict(codec.decode(d)) for (d,) in rows]
+
+    def deliveries(self) -> list[Notification]:
+        """E-mails and webhooks not finished: queued, being sent, or waiting to be retried."""
+        rows = self.db.query("SELECT data FROM ab_notifications WHERE status IN ('queued', 'sending', 'retrying')")
+        return [Notification.from_dict(codec.decode(d)) for (d,) in rows]

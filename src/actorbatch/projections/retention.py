@@ -1,17 +1,18 @@
 """Applying the retention policy: finished runs past their age, and superseded heartbeats, move to the archive.
 
 The runs to archive are found in the read models (status and end time are columns of `ab_runs`); their events (the
-run's own and its run-log streams) move to the archive, and their rows leave the read models, in one transaction
-per chunk of runs, so a reader sees a run either live or archived. A rebuild folds the live log only, so it gives
-the same read models. Heartbeats move in one more transaction (see `store.archive`).
+run's own, its run-log streams and its notifications) move to the archive, and their rows leave the read models, in
+one transaction per chunk of runs, so a reader sees a run either live or archived. A rebuild folds the live log
+only, so it gives the same read models. Heartbeats move in one more transaction (see `store.archive`).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from actorbatch.domain.events import log_id
+from actorbatch.domain.notifications import Notification, notification_ids
 from actorbatch.domain.quarantine import fold_stream
 from actorbatch.domain.retention import cutoffs
 from actorbatch.domain.runs import LogWritten, Run, scheduled_run_id
@@ -25,6 +26,7 @@ from actorbatch.store.topics import TOPICS
 
 RUNS_PER_TRANSACTION = 2_000  # writers wait for each transaction: keep each short
 HEARTBEAT = TOPICS[ServerHeartbeat]
+A = TypeVar("A")
 
 
 def prune(projector: Projector, policy: Mapping[str, float], now: datetime, dry_run: bool = False) -> dict[str, Any]:
@@ -62,22 +64,26 @@ def prune(projector: Projector, policy: Mapping[str, float], now: datetime, dry_
 
 
 def _aggregates(projector: Projector, run_ids: Sequence[str]) -> list[UUID]:
-    """The runs and their run-log streams (one per task attempt that wrote lines)."""
+    """The runs, their run-log streams (one per task attempt that wrote lines) and their notifications."""
     streams: list[UUID] = []
     for start in range(0, len(run_ids), 500):
         chunk = run_ids[start:start + 500]
         marks = ", ".join("?" * len(chunk))
         streams += [log_id(UUID(r), t, int(a)) for r, t, a in projector.db.query(
             f"SELECT DISTINCT run_id, task, attempt FROM ab_logs WHERE run_id IN ({marks})", chunk)]  # noqa: S608
+        streams += [UUID(n) for (n,) in projector.db.query(
+            f"SELECT id FROM ab_notifications WHERE run_id IN ({marks})", chunk)]  # noqa: S608
     return [*(UUID(r) for r in run_ids), *streams]
 
 
 def _drop_rows(projector: Projector, run_ids: Sequence[str]) -> None:
-    """The runs' rows in the read models: the run, its log lines, the audit rows of actions on it."""
+    """The runs' rows in the read models: the run, its log lines, its notifications, the audit rows of actions
+    on it."""
     for start in range(0, len(run_ids), 500):
         chunk = run_ids[start:start + 500]
         marks = ", ".join("?" * len(chunk))
         for statement in ("DELETE FROM ab_runs WHERE id IN ({})", "DELETE FROM ab_logs WHERE run_id IN ({})",
+                          "DELETE FROM ab_notifications WHERE run_id IN ({})",
                           "DELETE FROM ab_audit WHERE subject IN ({})"):
             projector.db.execute(statement.format(marks), chunk)
     projector.forget()
@@ -85,8 +91,20 @@ def _drop_rows(projector: Projector, run_ids: Sequence[str]) -> None:
 
 def archived_run(archive: Archive, store: EventStore, run_id: UUID) -> Run | None:
     """A run `history prune` moved to the archive, folded from its archived events (read-only)."""
-    events = [store.decode(e) for e in archive.of(run_id)]
-    return fold_stream(Run, events) if events else None
+    return _archived(archive, store, run_id, Run)
+
+
+def archived_notifications(archive: Archive, store: EventStore, run: Run) -> list[Notification]:
+    """An archived run's notifications, folded from their archived events."""
+    assert run.definition is not None
+    found = (_archived(archive, store, i, Notification)
+             for i in notification_ids(run.id, run.user, run.definition.notify))
+    return [n for n in found if n is not None]
+
+
+def _archived(archive: Archive, store: EventStore, aggregate_id: UUID, factory: Callable[[], A]) -> A | None:
+    events = [store.decode(e) for e in archive.of(aggregate_id)]
+    return fold_stream(factory, events) if events else None
 
 
 def archived_logs(archive: Archive, store: EventStore, run: Run, task: str | None, after: int) -> list[LogLine]:

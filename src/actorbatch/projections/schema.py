@@ -7,13 +7,22 @@ from actorbatch.store.eventstore import NotInitialised
 from actorbatch.store.sql import SqlDb
 
 TABLES = ("ab_position", "ab_jobs", "ab_runs", "ab_definitions", "ab_servers", "ab_logs", "ab_audit",
-          "ab_problems", "ab_users", "ab_snapshots")  # rebuilt
+          "ab_problems", "ab_users", "ab_snapshots", "ab_notifications")  # rebuilt
 ALL_TABLES = (*TABLES, "ab_seals")  # the seals are kept by a rebuild, and so is the archive
 # Aggregates a reader quarantined (see domain.quarantine). Newer than the first store format, so opening a store
 # creates it (and the seals and snapshots) if it is missing: an older store needs no `init` for it.
 PROBLEMS = ("CREATE TABLE IF NOT EXISTS ab_problems (aggregate_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
             "version BIGINT NOT NULL, position BIGINT, reason TEXT NOT NULL, rested BIGINT, rest TEXT NOT NULL)")
 USERS = "CREATE TABLE IF NOT EXISTS ab_users (name TEXT PRIMARY KEY, data BLOB NOT NULL)"
+# Notifications of completed runs: system messages, e-mails, webhooks. Newer than the first store format too.
+NOTIFICATIONS = (
+    "CREATE TABLE IF NOT EXISTS ab_notifications (id TEXT PRIMARY KEY, run_id TEXT NOT NULL, owner TEXT NOT NULL, "
+    "channel TEXT NOT NULL, queued_at TEXT NOT NULL, is_read INTEGER NOT NULL, status TEXT NOT NULL, "
+    "data BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ab_notifications_run ON ab_notifications (run_id)",
+    "CREATE INDEX IF NOT EXISTS ab_notifications_inbox ON ab_notifications (owner, channel, is_read, queued_at)",
+    "CREATE INDEX IF NOT EXISTS ab_notifications_status ON ab_notifications (status)",
+)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ab_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ab_jobs (name TEXT PRIMARY KEY, id TEXT NOT NULL, data BLOB NOT NULL)",
@@ -34,8 +43,10 @@ SCHEMA = (
     "position BIGINT NOT NULL, lines BLOB NOT NULL, PRIMARY KEY (run_id, position))",
     PROBLEMS,
     USERS,
+    *NOTIFICATIONS,
 )
-NEWER = {"ab_problems": PROBLEMS, "ab_seals": SEALS, "ab_users": USERS, "ab_snapshots": SNAPSHOTS}
+NEWER = {"ab_problems": (PROBLEMS,), "ab_seals": (SEALS,), "ab_users": (USERS,), "ab_snapshots": (SNAPSHOTS,),
+         "ab_notifications": NOTIFICATIONS}
 START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
 
 
@@ -52,7 +63,8 @@ def check(db: SqlDb, url: object) -> None:
         if _exists(db, table):
             continue
         if table in NEWER:
-            db.execute(NEWER[table])
+            for statement in NEWER[table]:
+                db.execute(statement)
             continue
         db.close()
         raise NotInitialised(f"store {url} lacks table {table}: run `actorbatch init` "

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.jobs import JobState
+from actorbatch.domain.notifications import Notification
 from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
@@ -115,3 +116,12 @@ class Views:
 
     def user(self, name: str) -> UserState | None:
         return self.queries.user(name)
+
+    def notifications(self, run_id: UUID) -> list[Notification]:
+        return self.queries.notifications(run_id)
+
+    def messages(self, user: str, unread_only: bool = True, limit: int = 1000) -> list[Notification]:
+        return self.queries.messages(user, unread_only, limit)
+
+    def deliveries(self) -> list[Notification]:
+        return self.queries.deliveries()

@@ -14,6 +14,14 @@ from eventsourcing.utils import register_topic
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.jobs import JobAdded, JobRemoved, JobReplaced, JobScheduled, JobUnscheduled
+from actorbatch.domain.notifications import (
+    DeliveryClaimed,
+    DeliveryFailed,
+    DeliveryLost,
+    DeliverySent,
+    MessageRead,
+    NotificationQueued,
+)
 from actorbatch.domain.runs import (
     AttemptLost,
     FireSkipped,
@@ -67,6 +75,12 @@ EVENTS: dict[str, type[Event]] = {
     "actorbatch.domain.users:TokenIssued": TokenIssued,
     "actorbatch.domain.users:AccessClosed": AccessClosed,
     "actorbatch.domain.users:AccessDenied": AccessDenied,
+    "actorbatch.domain.notifications:NotificationQueued": NotificationQueued,
+    "actorbatch.domain.notifications:DeliveryClaimed": DeliveryClaimed,
+    "actorbatch.domain.notifications:DeliverySent": DeliverySent,
+    "actorbatch.domain.notifications:DeliveryFailed": DeliveryFailed,
+    "actorbatch.domain.notifications:DeliveryLost": DeliveryLost,
+    "actorbatch.domain.notifications:MessageRead": MessageRead,
 }
 TOPICS: dict[type[Event], str] = {}
 

@@ -170,9 +170,7 @@ def messages(request: Request) -> Json:
     summary: The logged-in user's system messages (`messages --json`)
     responses: {200: {description: "[{at, run_id, job, status, read, text}]"}, 401: {description: "no login"}}
     """
-    client = acting(request)
-    inbox = getattr(client, "messages", None)
-    return Json(inbox() if inbox is not None else [])
+    return Json(acting(request).messages())
 
 
 ROUTES = [
