@@ -312,16 +312,24 @@ class NotifyCore:
             self._outcomes.pop(0)
 
     def _append_queue(self) -> None:
-        """Queue what this server decided; a conflict means another server queued it first."""
-        while self._queue:
-            event = self._queue[0]
-            try:
-                self.log.append(event)
-            except Conflict:
-                pass
-            else:
-                self._notification_event(event)
-            self._queue.pop(0)
+        """Queue what this server decided, in one transaction (a run's notifications appear together); a conflict
+        means another server queued some first: then one by one."""
+        if not self._queue:
+            return
+        try:
+            self.log.append(*self._queue)
+            recorded = list(self._queue)
+        except Conflict:
+            recorded = []
+            for event in self._queue:
+                try:
+                    self.log.append(event)
+                except Conflict:
+                    continue  # StoreUnavailable passes: the queue is kept whole, and appended again
+                recorded.append(event)
+        self._queue.clear()
+        for event in recorded:
+            self._notification_event(event)
 
     def _reap(self, now: datetime) -> None:
         """Deliveries of other servers whose lease ran out, as of the last moment the whole log was read."""
