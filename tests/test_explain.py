@@ -135,11 +135,10 @@ def test_a_missing_privilege_names_the_user_and_the_privilege(pay: tuple[actorba
     client, _ = pay
     client.add_job(_pay(), replace=True)
     other = client.run_job("pay")
-    _append(client, other, lambda r: r.claim("a", "s1", clock.now(), 30))
-    _append(client, other, lambda r: r.finish("a", 1, clock.now(), exit_status="missing privilege: invoice.post"))
+    _append(client, other, lambda r: r.deny("a", "invoice.post", clock.now()))  # what a server decides
     assert _cited(client, other, "a")[-1] == (
         "failed without running: the run acts as alice, who lacks the privilege invoice.post; grant it "
-        "(`actorbatch user grant alice invoice.post`) and retry the run", ["run v3 task.failed"])
+        "(`actorbatch user grant alice invoice.post`) and retry the run", ["run v2 task.denied"])
 
 
 def test_a_ready_task_without_a_live_server_of_its_group_says_so(pay: tuple[actorbatch.Client, UUID],
@@ -232,3 +231,18 @@ def test_the_cli_prints_each_reason_with_its_events(pay: tuple[actorbatch.Client
     assert plain["b"][-1] == "cancelled by alice"
     cited = json.loads(runner.invoke(app, ["--db", client.url, "explain", str(run_id), "--json", "--cite"]).stdout)
     assert cited["b"][-1]["events"][0]["action"] == "run.cancelled"
+
+
+@pytest.mark.slow
+def test_a_task_a_server_denied_for_a_missing_privilege_is_explained(db_url: str) -> None:
+    with actorbatch.connect(db_url) as admin:
+        admin.grant(admin.user, ["admin"])
+        admin.grant("alice", ["job.manage", "job.run"])
+    with actorbatch.connect(db_url, user="alice") as alice, \
+            actorbatch.Server(alice, name="guard", threads=1, lease_timeout_s=5):
+        alice.add_job(parse_job({"name": "post", "tasks": [{"name": "t", "run": "actorbatch.examples:noop",
+                                                            "privileges": ["invoice.post"]}]}))
+        run_id = alice.wait(alice.run_job("post"), timeout=60)["id"]
+        assert _cited(alice, run_id, "t")[-1] == (
+            "failed without running: the run acts as alice, who lacks the privilege invoice.post; grant it "
+            "(`actorbatch user grant alice invoice.post`) and retry the run", ["run v2 task.denied"])

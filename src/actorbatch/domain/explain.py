@@ -117,8 +117,8 @@ class _Cites:
                 self.created = [_cite(event)]
             elif isinstance(event, RunCancelled):
                 self.cancelled = [_cite(event)]
-            elif hasattr(event, "task") and hasattr(event, "attempt"):
-                self.attempts.setdefault((event.task, event.attempt), []).append(_cite(event))
+            elif hasattr(event, "task"):  # a denied task never had an attempt: its key is attempt 0
+                self.attempts.setdefault((event.task, getattr(event, "attempt", 0)), []).append(_cite(event))
 
     def attempt(self, task: str, attempt: int) -> tuple[Cite, ...]:
         return tuple(self.attempts.get((task, attempt), ()))
