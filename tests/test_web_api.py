@@ -131,3 +131,23 @@ def test_a_postgresql_store_is_served_the_same(pg_url: str) -> None:
         with actorbatch.connect(pg_url) as client:
             later = str(client.run_job("pg-job"))  # heard through the log's commit notifications
         wait_for(lambda: any(r["id"] == later for r in web.get("/api/runs").json()), 30, "the new run")
+
+
+def test_messages_are_the_logged_in_users_own(db_url: str) -> None:
+    with actorbatch.connect(db_url, user="tester") as client:
+        client.add_job(parse_job({"name": "breaks", "alerts": "always",
+                                  "tasks": [{"name": "t", "run": "actorbatch.examples:fail"}]}))
+        token = client.issue_token()
+        server = start_server(db_url, "web-s1")
+        try:
+            client.wait(client.run_job("breaks"), timeout=60)
+            wait_for(lambda: bool(client.messages(all_messages=True)), 60, "the system message")
+        finally:
+            assert stop(server) == 0
+    with web_console(db_url) as base, http(base) as web:
+        assert web.get("/api/messages").status_code == 401
+        mine = web.get("/api/messages?all=true", headers={"Authorization": f"Bearer {token}"}).json()
+        assert mine == cli_json(db_url, "--user", "tester", "messages", "--all")
+        assert [(m["job"], m["status"], m["read"]) for m in mine] == [("breaks", "failed", True)]
+        page = web.get("/messages", headers={"Authorization": f"Bearer {token}"})
+        assert page.status_code == 200 and "breaks" in page.text

@@ -167,10 +167,13 @@ def audit(request: Request) -> Json:
 def messages(request: Request) -> Json:
     """
     ---
-    summary: The logged-in user's system messages (`messages --json`)
-    responses: {200: {description: "[{at, run_id, job, status, read, text}]"}, 401: {description: "no login"}}
+    summary: "The logged-in user's system messages (`messages --json`): unread ones, newest first; reading
+      them marks them read"
+    parameters: [{name: all, in: query, description: "true: also the messages read before (`--all`)",
+                  schema: {type: boolean}}]
+    responses: {200: {description: "[{at, run_id, job, status, read, text}]"}, 401: {description: no login}}
     """
-    return Json(acting(request).messages())
+    return Json(acting(request).messages(query_text(request, "all") in ("true", "1", "yes")))
 
 
 ROUTES = [

@@ -122,8 +122,8 @@ def audit(request: Request) -> Response:
 
 
 def messages(request: Request) -> Response:
-    client = acting(request)
-    return render(request, "messages", messages=client.messages(all_messages=True))  # read ones too: a page stays
+    """The logged-in user's messages, the read ones too (unread first, which this reading marks read)."""
+    return render(request, "messages", messages=acting(request).messages(all_messages=True))
 
 
 def login(request: Request) -> Response:
