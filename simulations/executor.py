@@ -1,9 +1,9 @@
 """The simulated executor pool of one server: bodies that take virtual time, then report like the real pool.
 
-A real pool runs a body on a thread and tells the lease manager `Done` when it returns; a body that times out is
-reported at once (`freed=False`) and its thread counted until it returns (`Freed`); an aborted body (lease lost,
-run cancelled) sees `ctx.cancelled()` and returns, reported as `cancelled`. Bodies here are cooperative: they stop
-the moment they are aborted or time out. A crash kills them; a pause freezes them, so they end that much later.
+What happens to an attempt (a timeout reported at once with its thread still counted, an abort, a late return) is
+decided by the executor core real servers run; here only the bodies are simulated. They are cooperative: told to
+stop (aborted, or timed out), they return at once, reported as `cancelled`. A crash kills them; a pause freezes
+them, so they end that much later.
 """
 
 import random
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from actorbatch.behaviours.leasing import Attempt, Key
+from actorbatch.node.execute import TIMEOUT, ExecutorCore
 from actorbatch.node.lease import Done
 from simulations.eventloop import Loop, us
 from simulations.profile import attempt_outcome
@@ -53,29 +54,41 @@ class Body:
     duration_s: float
     ends_us: int
     exit_status: str | None
-    timed_out: bool
     token: int
 
 
 class Executor:
-    """The bodies one server runs; `report` hands Done / Freed to its lease manager."""
+    """The bodies one server runs, behind the executor core real servers run (`core`), which decides timeouts,
+    aborts and what `report` hands its lease manager."""
 
-    def __init__(self, server: str, loop: Loop, bodies: BodyModel, watcher: Watcher,
+    def __init__(self, server: str, skew_us: int, loop: Loop, bodies: BodyModel, watcher: Watcher,
                  schedule: Callable[[int, Callable[[], None]], None], report: Callable[[Done | Key], None]) -> None:
-        self.server, self.loop, self.model, self.watcher = server, loop, bodies, watcher
-        self._schedule, self._report = schedule, report
+        self.server, self.skew_us, self.loop, self.model, self.watcher = server, skew_us, loop, bodies, watcher
+        self._schedule = schedule
+        self.core = ExecutorCore(self, report)
         self.running: dict[Key, Body] = {}
         self._tokens = 0
 
-    def execute(self, attempt: Attempt, starts_us: int) -> None:
+    # ---- the core's bodies ----
+
+    def run(self, attempt: Attempt) -> None:
+        """The body runs from its start time (claimed a moment early) for as long as its profile says."""
         duration_s, exit_status = self.model.outcome(attempt)
-        timed_out = attempt.run is not None and attempt.timeout_s is not None and duration_s > attempt.timeout_s
-        if timed_out:
-            assert attempt.timeout_s is not None
-            duration_s, exit_status = attempt.timeout_s, f"timeout after {attempt.timeout_s:g}s"
         self.watcher.started(self.server, attempt)
-        self._start(Body(attempt, duration_s, max(starts_us, self.loop.now_us) + us(duration_s), exit_status,
-                         timed_out, 0))
+        starts_us = self.loop.to_us(attempt.starts_at) - self.skew_us  # a time on the server's clock
+        self._start(Body(attempt, duration_s, max(starts_us, self.loop.now_us) + us(duration_s), exit_status, 0))
+
+    def cancel(self, attempt: Attempt) -> None:
+        """Bodies here are cooperative: told to stop, they return at once."""
+        body = self.running.pop(attempt.key, None)
+        if body is not None:
+            self.watcher.ended(self.server, body.attempt)
+            self.core.finished(Done(body.attempt, "cancelled"))
+
+    def time_out(self, attempt: Attempt, after_s: float) -> None:
+        self._schedule(self.loop.now_us + us(after_s), lambda: self.core.abort(attempt.key, TIMEOUT))
+
+    # ---- virtual time ----
 
     def _start(self, body: Body) -> None:
         self._tokens += 1
@@ -89,18 +102,7 @@ class Executor:
             return  # aborted, or moved by a pause
         del self.running[key]
         self.watcher.ended(self.server, body.attempt)
-        if body.timed_out:  # reported at the timeout, then the thread comes back
-            self._report(Done(body.attempt, body.exit_status, freed=False, elapsed_s=body.duration_s))
-            self._report(key)
-        else:
-            self._report(Done(body.attempt, body.exit_status, elapsed_s=body.duration_s))
-
-    def abort(self, key: Key) -> None:
-        """The lease manager says stop: the body notices at once and returns."""
-        body = self.running.pop(key, None)
-        if body is not None:
-            self.watcher.ended(self.server, body.attempt)
-            self._report(Done(body.attempt, "cancelled"))
+        self.core.finished(Done(body.attempt, body.exit_status, elapsed_s=body.duration_s))
 
     def freeze(self, for_us: int) -> None:
         """The process is paused: every body ends `for_us` later than it would have."""

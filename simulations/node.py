@@ -329,19 +329,20 @@ class SimServer:
     # ---- the executor ----
 
     def _executor(self) -> Executor:
-        return Executor(self.name, self.env.loop, self.env.bodies, self.env.watcher, self.at_us, self._report)
+        env = self.env
+        return Executor(self.name, self.skew_us, env.loop, env.bodies, env.watcher, self.at_us, self._report)
 
     def _report(self, message: Done | Key) -> None:
         if self.lease is not None:
             self.lease.report(message)
 
     def execute(self, attempt: Attempt) -> None:
-        self.executor.execute(attempt, self.env.loop.to_us(attempt.starts_at) - self.skew_us)
+        self.executor.core.execute(attempt)
 
     # ---- the lease core's outbox ----
 
     def abort(self, attempt: Attempt, reason: str) -> None:
-        self.executor.abort(attempt.key)
+        self.executor.core.abort(attempt.key, reason)
 
     def wake_at(self, when: datetime) -> None:
         lease = self.lease

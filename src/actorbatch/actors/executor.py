@@ -16,6 +16,7 @@ from actorbatch.clock import Clock, monotonic_s
 from actorbatch.domain.events import log_id
 from actorbatch.domain.runs import LogWritten
 from actorbatch.errors import Conflict
+from actorbatch.node.execute import TIMEOUT, ExecutorCore
 from actorbatch.node.lease import Done
 from actorbatch.runners.context import RunLog, TaskContext, TaskLogger
 from actorbatch.runners.python import TaskError, run_python
@@ -56,54 +57,48 @@ class LogStream:
 
 
 class ExecutorPool(pykka.ThreadingActor):
-    """Owns the worker threads; reports every outcome to the lease manager as a Done message."""
+    """Owns the worker threads: the shell of ExecutorCore, and the core's bodies; every outcome goes to the lease
+    manager as a Done (or Freed) message."""
 
     def __init__(self, store: EventStore, clock: Clock, threads: int, manager: pykka.ActorRef[Any]) -> None:
         super().__init__()
-        self.store, self._clock, self._manager = store, clock, manager
+        self.store, self._clock = store, clock
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="actorbatch-task")
         self._running: dict[Key, tuple[TaskContext, LogStream]] = {}
-        self._reported: set[Key] = set()  # timed out: reported already, thread still busy
+        self.core = ExecutorCore(self, lambda m: manager.tell(m if isinstance(m, Done) else Freed(m)))
 
     @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Execute):
-            a = message.attempt
-            stream = LogStream(a, self._clock)
-            ctx = TaskContext(params=a.params, run_id=a.run_id, job=a.job, task=a.task, attempt=a.attempt,
-                              user=a.user, log=TaskLogger(stream.lines), store=self.store.url)
-            self._running[a.key] = (ctx, stream)
-            self._pool.submit(self._execute, a, ctx, stream)
-            if a.run is not None and a.timeout_s is not None:
-                timer = threading.Timer(a.timeout_s, self.actor_ref.tell, (Abort(a.key, "timeout"),))
-                timer.daemon = True
-                timer.start()
+            self.core.execute(message.attempt)
         elif isinstance(message, Abort):
-            self._abort(message)
+            self.core.abort(message.key, message.reason)
         elif isinstance(message, Finished):
-            key = message.done.attempt.key
-            self._running.pop(key, None)
-            if key in self._reported:
-                self._reported.discard(key)
-                self._manager.tell(Freed(key))
-            else:
-                self._manager.tell(message.done)
+            self._running.pop(message.done.attempt.key, None)
+            self.core.finished(message.done)
         elif isinstance(message, Tick):
             for _, stream in self._running.values():
                 stream.ship(self.store, self._clock)
         return None
 
-    def _abort(self, message: Abort) -> None:
-        entry = self._running.get(message.key)
-        if entry is None or message.key in self._reported:
-            return
-        ctx, stream = entry
-        ctx.cancel_event.set()
-        if message.reason == "timeout" and stream.attempt.run is not None:
-            # A python body cannot be killed: report the timeout now, keep its thread counted until it returns.
-            self._reported.add(message.key)
-            timeout_s = stream.attempt.timeout_s
-            self._manager.tell(Done(stream.attempt, f"timeout after {timeout_s:g}s", freed=False))
+    # ---- the core's bodies ----
+
+    def run(self, a: Attempt) -> None:
+        stream = LogStream(a, self._clock)
+        ctx = TaskContext(params=a.params, run_id=a.run_id, job=a.job, task=a.task, attempt=a.attempt,
+                          user=a.user, log=TaskLogger(stream.lines), store=self.store.url)
+        self._running[a.key] = (ctx, stream)
+        self._pool.submit(self._execute, a, ctx, stream)
+
+    def cancel(self, attempt: Attempt) -> None:
+        entry = self._running.get(attempt.key)
+        if entry is not None:
+            entry[0].cancel_event.set()
+
+    def time_out(self, attempt: Attempt, after_s: float) -> None:
+        timer = threading.Timer(after_s, self.actor_ref.tell, (Abort(attempt.key, TIMEOUT),))
+        timer.daemon = True
+        timer.start()
 
     def _execute(self, a: Attempt, ctx: TaskContext, stream: LogStream) -> None:
         exit_status: str | None = None
