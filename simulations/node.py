@@ -9,7 +9,7 @@ import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
@@ -18,6 +18,7 @@ from actorbatch.domain.notifications import RetryPolicy
 from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.servers import Server, ServerHeartbeat, capacity, parse_window, zone
 from actorbatch.errors import Conflict, StoreUnavailable
+from actorbatch.node.agenda import Agenda
 from actorbatch.node.boot import register, seed
 from actorbatch.node.lease import Done, LeaseCore
 from actorbatch.node.notify import TICK_S as NOTIFY_TICK_S
@@ -83,6 +84,9 @@ class SimServer:
         self._unread_since_us: int | None = None
         self._read_at_us: int | None = None  # the follower's last read that reached the head
         self._then: list[Action] = []
+        self.agenda: Agenda[Action, None] = Agenda()
+        self._wake_at: datetime | None = None  # when the sleeper is planned to wake
+        self._wakes = 0  # names the planned wake; an older one finds itself replaced
         self.problems: list[Problem] = []  # quarantined aggregates its cores met, as a real server logs them
 
     # ---- the process's view of time ----
@@ -138,9 +142,28 @@ class SimServer:
     def at_us(self, at_us: int, action: Action) -> None:
         self.env.loop.at(at_us, self.act(action))
 
-    def timer(self, when: datetime, action: Action) -> None:
-        """Run `action` when this server's clock reads `when`."""
-        self.at_us(self.env.loop.to_us(when) - self.skew_us, action)
+    def timer(self, when: datetime, action: Action, repeat_s: float | None = None) -> None:
+        """Run `action` when this server's clock reads `when` (and every `repeat_s` after it ran), as the real
+        Timer does: one agenda, one sleeper."""
+        if self.agenda.at(when, action, None, repeat_s):
+            self._plan_wake()
+
+    def _plan_wake(self) -> None:
+        """The sleeper wakes at the agenda's next entry, unless it planned to wake sooner."""
+        next_at = self.agenda.next_at()
+        if next_at is None or (self._wake_at is not None and self._wake_at <= next_at):
+            return
+        self._wake_at, self._wakes = next_at, self._wakes + 1
+        wake = self._wakes
+        self.at_us(self.env.loop.to_us(next_at) - self.skew_us, lambda: self._wake(wake))
+
+    def _wake(self, wake: int) -> None:
+        if wake != self._wakes:
+            return  # replaced by a sooner wake
+        self._wake_at = None
+        for action, _ in self.agenda.due(self.now()):
+            self.soon(action)  # as the Timer tells an actor: each one handled on its own
+        self._plan_wake()
 
     def soon(self, action: Action) -> None:
         self.at_us(self.env.loop.now_us, action)
@@ -150,15 +173,7 @@ class SimServer:
         self._then.append(action)
 
     def every(self, interval_s: float, action: Action) -> None:
-        """As the real Timer: the next one is due `interval_s` after this one actually ran."""
-
-        def tick() -> None:
-            try:
-                action()
-            finally:  # an outage cuts a tick short, never the timer
-                self.at_us(self.env.loop.now_us + us(interval_s), tick)
-
-        self.at_us(self.env.loop.now_us + us(interval_s), tick)
+        self.timer(self.now() + timedelta(seconds=interval_s), action, interval_s)
 
     # ---- the lifecycle ----
 
@@ -169,6 +184,7 @@ class SimServer:
         self.incarnation += 1
         self.writer = f"{self.name}#{self.incarnation}"
         self.up, self.paused_until_us, self._polling, self._unread_since_us = True, 0, False, None
+        self.agenda, self._wake_at = Agenda(), None  # the timer thread starts afresh
         self.store = ServerStore(self.env.log, self.writer, self.env.writes, self._seconds)
         self.executor = self._executor()
         self._changed("start")

@@ -3,7 +3,6 @@ written as the store went away, its reply lost, must still run on its holder, ho
 that the store is back (servers notice one by one, each at its breaker's next probe)."""
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +10,7 @@ from simulations.log import ServerStore, SimLog, WriteFaults
 
 from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
+from actorbatch.clock import random_id
 from actorbatch.domain.events import Event
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import AttemptLost, TaskClaimed
@@ -106,7 +106,7 @@ def outage(back_at_s: float) -> tuple[Node, Node, list[Event]]:
     judge = Node(log, "judge", ("elsewhere",), clock)  # serves another group: it only judges the holder's lease
     nodes.append(judge)
     user = Commands(ServerStore(log, "user", WriteFaults(random.Random(0), 0.0, 0.0, enabled=False), lambda: 0.0),
-                    "user", clock, uuid.uuid4)
+                    "user", clock, random_id)
     user.add_jobs([parse_job({"name": "job", "tasks": [{"name": "t", "run": "actorbatch.examples:noop"}]})])
 
     def run_until(s: float) -> None:

@@ -45,7 +45,7 @@ class ExecutorCore:
         attempt = self.running.get(key)
         if attempt is None or key in self._reported:
             return
-        if reason == TIMEOUT and attempt.run is not None:
+        if reason == TIMEOUT and attempt.run is not None and attempt.timeout_s is not None:
             # A python body cannot be killed: report the timeout now, keep its thread counted until it returns.
             self._reported.add(key)
             self.report(Done(attempt, f"timeout after {attempt.timeout_s:g}s", freed=False))
