@@ -162,7 +162,7 @@ class SimServer:
             return  # replaced by a sooner wake
         self._wake_at = None
         for action, _ in self.agenda.due(self.now()):
-            self.soon(action)  # as the Timer tells an actor: each one handled on its own
+            self.act(action)()  # as the Timer tells an actor: each one handled on its own
         self._plan_wake()
 
     def soon(self, action: Action) -> None:

@@ -1,4 +1,5 @@
-"""No false suspicion: an attempt is declared lost only if the process that held it stopped honouring its lease.
+"""No false suspicion: an attempt is declared lost only if the process that held it stopped honouring its lease;
+and an attempt's outcome is recorded only by the process that held it (no other can know it).
 
 A holder that ran the whole time since its claim (the same incarnation still up, never paused) beats every third
 of a lease timeout, store permitting: no other server may reap its attempt, or the task is retried while it runs,
@@ -16,6 +17,7 @@ from simulations.checkers import CheckFailed
 from simulations.eventloop import Loop, us
 
 CHECKER = "no-false-suspicion"
+HOLDER = "outcome-by-holder"
 
 
 class Suspicions:
@@ -31,7 +33,11 @@ class Suspicions:
             if isinstance(event, TaskClaimed):
                 self._claims[(event.originator_id, event.task, event.attempt)] = (writer, self.loop.now_us)
             elif isinstance(event, TaskSucceeded | TaskFailed):
-                self._claims.pop((event.originator_id, event.task, event.attempt), None)
+                holder, _ = self._claims.pop((event.originator_id, event.task, event.attempt), ("", 0))
+                if holder and holder != writer:
+                    raise CheckFailed(HOLDER, f"run {event.originator_id}, task {event.task}: the outcome of attempt "
+                                      f"{event.attempt} was recorded by {writer}, but {holder} held it",
+                                      self.loop.now)
             elif isinstance(event, AttemptLost):
                 holder, since_us = self._claims.pop((event.originator_id, event.task, event.attempt), ("", 0))
                 if holder and self.running(holder) and not self.paused_since(holder.split("#")[0], since_us):

@@ -29,12 +29,13 @@ PREFETCH = 4
 # Run-later tasks are claimed this long before they are due and start on the dot: the claim's commit is then not
 # part of the due-to-start latency.
 EARLY_S = 0.005
-# After a gap in its own heartbeats (the store was away, this process paused) a server judges no missing heartbeat
-# for a full lease timeout plus the time any holder may need to notice that the store answers again (its breaker
-# probes at most CAP_S apart) and beat (every third of a lease timeout): until then a holder silent since the
-# outage may simply not know yet that it can write. A server that starts spares in the same way the holders whose
-# heartbeats had stopped before it first read the log (it cannot tell an outage it did not see from their death);
-# those that beat when it started are judged at once. Holders known to be gone are always judged at once.
+# After its heartbeats failed (the store was away) a server judges no missing heartbeat for a full lease timeout
+# plus the time any holder may need to notice that the store answers again (its breaker probes at most CAP_S apart)
+# and beat (every third of a lease timeout): until then a holder silent since the outage may simply not know yet
+# that it can write. After a late heartbeat of its own (this process paused) it waits one lease timeout. A server
+# that starts spares the holders whose leases had run out before it registered as after an outage (it cannot tell
+# an outage it did not see from their death); those whose leases still ran then are judged at once (a peer killed
+# after we started is taken over one lease timeout later). Holders known to be gone are always judged at once.
 NOTICE_S = CAP_S
 NEVER = datetime.max.replace(tzinfo=UTC)
 
@@ -149,8 +150,10 @@ class LeaseCore:
         self.behaviour.observe([event])
         lease_s = self.behaviour.lease_timeout_s
         late = self._beat_at is not None and (now - self._beat_at).total_seconds() > 2 * lease_s / 3
-        if late or self._judge_from == NEVER:
+        if self._judge_from == NEVER:  # the store was away: every holder must find it back and beat
             self._judge_from, self._reap_at = now + self._grace(), None
+        elif late:  # this process paused: the others could beat, but give them a lease timeout to be heard
+            self._judge_from, self._reap_at = now + timedelta(seconds=lease_s), None
         self._beat_at = now
 
     # ---- the step ----
@@ -229,8 +232,9 @@ class LeaseCore:
         now = min(now, read_at)
         if self._fresh_until is None:  # our first full read of the log
             self._fresh_until = read_at + self._grace()
+            started = self.server.started_at or read_at  # when we registered: who was silent before that
             self._silent = {s.name for s in self.behaviour.servers.values()
-                            if not s.stopped and (s.lease_until is None or s.lease_until < read_at)}
+                            if not s.stopped and (s.lease_until is None or s.lease_until < started)}
         if self._skip_idle_reaps and self._reap_at is not None and now < self._reap_at:
             return []
         spared, grace_until = self._spared(now)
