@@ -47,6 +47,7 @@ def create_app(console: Console, secret: str | None = None, *, secure_cookies: b
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await console.start()  # the first answer already shows the log as it is now
         task = asyncio.create_task(console.follow())
         try:
             yield

@@ -36,6 +36,10 @@ class Console:
         self.client.catch_up()
         return self.client.views.position()
 
+    async def start(self) -> None:
+        """Catch the read models up once, before the console answers anything."""
+        await self._look()
+
     async def follow(self) -> None:
         """Keep the read models caught up until cancelled, waking the live pages on every move. On PostgreSQL
         it waits for the log's commit notifications (as servers do), so an idle console sends no queries but one
