@@ -266,6 +266,8 @@ class Client:
         if not re.fullmatch(r"[0-9a-f]{1,32}", digits):
             raise NotFound(f"no run with id {ref!r}: run ids are hexadecimal")
         self._catch_up()
+        if len(digits) == 32 and self.views.run(UUID(digits)) is not None:  # a whole id: a key lookup, no scan
+            return UUID(digits)
         ids = self.views.run_ids(_dashed(digits)) or self.views.projector.archive.ids(_dashed(digits))
         if not ids:
             raise NotFound(f"no run with id {ref!r}")

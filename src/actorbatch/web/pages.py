@@ -70,9 +70,9 @@ def run(request: Request) -> Response:
     detail = client.run(state.id)
     specs = [task.spec for task in state.tasks.values()]
     graph = layout(specs, {t["name"]: t["status"] for t in detail["tasks"]})
-    lines = client.logs(detail["id"])
+    lines = client.logs(state.id)
     return render(request, "run", run=detail, graph=graph, specs={s.name: s for s in specs},
-                  reasons=client.explain(detail["id"]), logs=lines[-LOG_LINES:],
+                  reasons=client.explain(state.id), logs=lines[-LOG_LINES:],
                   log_position=lines[-1].position if lines else 0)
 
 
