@@ -1,6 +1,7 @@
 """How the read models' rows hold values: times as ISO text, aggregates as msgpack, runs beside their job's
 definition (stored once per job version, however many runs share it)."""
 
+import functools
 from datetime import UTC, datetime
 
 from actorbatch.domain.jobs import JobDefinition
@@ -15,7 +16,16 @@ def iso(moment: datetime | None) -> str | None:
     """Times in read models and JSON: ISO 8601 UTC with `Z`, microseconds kept so text order is time order."""
     if moment is None:
         return None
+    if moment.tzinfo is UTC:
+        return _utc_iso(moment)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _utc_iso(moment: datetime) -> str:
+    """Kept: a rebuild writes the same few moments (a step's timestamp) into thousands of rows. Only UTC times come
+    here: two local times that differ by their fold alone are equal keys but not the same instant."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def definition_key(run: Run) -> str:

@@ -1,0 +1,54 @@
+"""`actorbatch projections rebuild` on a log of --events events (issue target: ≥ 100,000 events/s).
+
+    python -m bench.rebuild [--events 200000] [--dir /dev/shm] [--repeats 3]
+
+Builds a SQLite store the way `bench.as_of` does (runs submitted, claimed and finished a thousand at a time, with
+heartbeats), then rebuilds its read models in this process `--repeats` times and prints the events per second of
+CPU time and of wall time (medians), and how often the progress callback fired (the bar's steps).
+"""
+
+import argparse
+import cProfile
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import actorbatch
+from bench.as_of import build
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where to build the store (tmpfs: /dev/shm)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", help="write a cProfile of the last rebuild to this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+        url = f"sqlite:///{Path(folder) / 'rebuild.db'}"
+        build(url, args.events, catch_up_every=50)
+        cpu_rates, wall_rates, steps = [], [], []
+        for repeat in range(args.repeats):
+            with actorbatch.connect(url, user="bench") as client:
+                ticks: list[float] = []
+                profile = None
+                if args.profile and repeat == args.repeats - 1:
+                    profile = cProfile.Profile()
+                    profile.enable()
+                wall, cpu = time.perf_counter(), time.process_time()
+                count = client.rebuild_projections(lambda _done, _total, t=ticks: t.append(time.perf_counter()))
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                if profile is not None:
+                    profile.disable()
+                    profile.dump_stats(args.profile)
+            cpu_rates.append(count / cpu)
+            wall_rates.append(count / wall)
+            steps.append(len(ticks))
+        print(f"rebuild of {count:,} events: {statistics.median(cpu_rates):,.0f} events/s of CPU time, "
+              f"{statistics.median(wall_rates):,.0f} events/s of wall time (medians of {args.repeats}); "
+              f"progress steps: {statistics.median(steps):.0f}")
+
+
+if __name__ == "__main__":
+    main()
