@@ -231,11 +231,11 @@ def test_backfills_racing_the_schedulers_never_make_a_second_run() -> None:
 
 
 def test_claiming_a_delivery_in_flight_is_caught_by_the_one_delivery_checker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Plant the bug: a delivery being sent counts as claimable, so it is sent again."""
+    """Plant the bug: a delivery being sent for the first time counts as claimable, so it is sent again."""
     claimable = Notification.claimable
 
     def eager(notification: Notification, now: datetime) -> bool:
-        return notification.status == "sending" or claimable(notification, now)
+        return (notification.status == "sending" and notification.attempt == 1) or claimable(notification, now)
 
     monkeypatch.setattr(Notification, "claimable", eager)
     assert first_failure(FIXED_SEEDS).failure.checker == "one-delivery"  # type: ignore[union-attr]
