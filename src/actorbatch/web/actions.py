@@ -110,13 +110,7 @@ async def schedule(request: Request) -> Json:
     responses: {200: {description: "{job, scheduled}"}, 401: {description: no login},
                 403: {description: privilege missing}}
     """
-    name = request.path_params["name"]
-
-    def start(client: api.Client) -> dict[str, Any]:
-        client.schedule(name)
-        return {"job": name, "scheduled": True}
-
-    return await _act(request, start)
+    return await _set_schedule(request, True)
 
 
 async def unschedule(request: Request) -> Json:
@@ -127,13 +121,18 @@ async def unschedule(request: Request) -> Json:
     responses: {200: {description: "{job, scheduled}"}, 401: {description: no login},
                 403: {description: privilege missing}}
     """
+    return await _set_schedule(request, False)
+
+
+async def _set_schedule(request: Request, on: bool) -> Json:
+    """`schedule` and `unschedule` differ only in the command they call and the state they report."""
     name = request.path_params["name"]
 
-    def stop(client: api.Client) -> dict[str, Any]:
-        client.unschedule(name)
-        return {"job": name, "scheduled": False}
+    def act(client: api.Client) -> dict[str, Any]:
+        (client.schedule if on else client.unschedule)(name)
+        return {"job": name, "scheduled": on}
 
-    return await _act(request, stop)
+    return await _act(request, act)
 
 
 async def drain(request: Request) -> Json:
