@@ -3,12 +3,12 @@
     python -m bench.run [--only W1,W2,...] [--db sqlite|postgresql://postgres@127.0.0.1:5432/bench] [--repeats 3]
 
 The workloads and figures are those of the peer baselines (../shared/peers beside the project: README "How it
-measures" and _common.py). This process is the client: it submits through the Python API, one run per call from one thread. The
-worker is `actorbatch server start`, a real process in its own process group, so kill -9 takes it down whole. Every
-task body appends a line to a per-run event file (bench/tasks.py) and every figure is computed from that file, at the
-moment bodies ran. Each "job" of the peers is one run of a one-task job here; a W3 chain is one run of a two-task
-job whose second task waits for the first to succeed. Prints the median of --repeats runs with each run's value and
-the target beside it, and writes everything to bench/results.json.
+measures" and _common.py). This process is the client: it submits through the Python API, one run per call from one
+thread. The worker is `actorbatch server start`, a real process in its own process group, so kill -9 takes it down
+whole. Every task body appends a line to a per-run event file (bench/tasks.py) and every figure is computed from
+that file, at the moment bodies ran. Each "job" of the peers is one run of a one-task job here; a W3 chain is one
+run of a two-task job whose second task waits for the first to succeed. Prints the median of --repeats runs with
+each run's value and the target beside it, and writes everything to bench/results.json.
 """
 
 import argparse
@@ -138,11 +138,12 @@ class Bench:
             self.ab.close()
             self.ab = None
 
-    def server(self, threads: int = THREADS) -> subprocess.Popen[bytes]:
+    def server(self, threads: int = THREADS, projector: str = "process") -> subprocess.Popen[bytes]:
         """`actorbatch server start` in its own process group; output appended to WORK/server.out."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "actorbatch", "--db", self.url, "server", "start", "--name",
-                   f"bench-{time.time_ns()}", "--threads", str(threads), "--lease-timeout", str(LEASE_TIMEOUT_S)]
+                   f"bench-{time.time_ns()}", "--threads", str(threads), "--lease-timeout", str(LEASE_TIMEOUT_S),
+                   "--projector", projector]
         with (WORK / "server.out").open("ab") as out:
             return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 

@@ -1,6 +1,6 @@
 """Task bodies of the benchmark. Each appends one line `kind id time ...` to the event log named by
-$ACTORBATCH_BENCH_LOG, as the peers' jobs do (../shared/peers/_common.py beside the project), so completion, duplicates and
-latency are measured at the moment a body runs, the same way for actorbatch as for every peer."""
+$ACTORBATCH_BENCH_LOG, as the peers' jobs do (../shared/peers/_common.py beside the project), so completion,
+duplicates and latency are measured at the moment a body runs, the same way for actorbatch as for every peer."""
 
 import os
 import time
