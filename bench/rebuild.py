@@ -1,10 +1,11 @@
 """`actorbatch projections rebuild` on a log of --events events (issue target: ≥ 100,000 events/s).
 
-    python -m bench.rebuild [--events 200000] [--dir /dev/shm] [--repeats 3]
+    python -m bench.rebuild [--events 200000] [--dir /dev/shm] [--repeats 3] [--store FILE]
 
 Builds a SQLite store the way `bench.as_of` does (runs submitted, claimed and finished a thousand at a time, with
 heartbeats), then rebuilds its read models in this process `--repeats` times and prints the events per second of
-CPU time and of wall time (medians), and how often the progress callback fired (the bar's steps).
+CPU time and of wall time (medians), and how often the progress callback fired (the bar's steps). `--store FILE`
+keeps the store in FILE and reuses it when it exists (to compare two versions on the same log).
 """
 
 import argparse
@@ -24,10 +25,13 @@ def main() -> None:
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where to build the store (tmpfs: /dev/shm)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", help="write a cProfile of the last rebuild to this file")
+    parser.add_argument("--store", help="a SQLite file to keep the store in, reused if it exists")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-        url = f"sqlite:///{Path(folder) / 'rebuild.db'}"
-        build(url, args.events, catch_up_every=50)
+        path = Path(args.store) if args.store else Path(folder) / "rebuild.db"
+        url = f"sqlite:///{path}"
+        if not path.exists():
+            build(url, args.events, catch_up_every=50)
         cpu_rates, wall_rates, steps = [], [], []
         for repeat in range(args.repeats):
             with actorbatch.connect(url, user="bench") as client:

@@ -327,7 +327,7 @@ class Run:
         return touched
 
     def _create(self, event: RunCreated, now: datetime) -> None:
-        self.definition = JobDefinition.from_dict(event.definition)
+        self.definition = _definition(event)
         self.job_version = event.job_version
         self.params, self.user, self.due_at = event.params, event.user, event.due_at
         self.created_at, self.fire_time = now, event.fire_time
@@ -437,3 +437,20 @@ class Run:
                     state.exit_status = "skipped: conditions can no longer be met"
                     ended.append(child)
 
+
+_DEFINITIONS: dict[tuple[Any, int], tuple[Mapping[str, Any], JobDefinition]] = {}  # by (job name, job version)
+
+
+def _definition(event: RunCreated) -> JobDefinition:
+    """The definition a run was created with. Thousands of runs carry the same snapshot: one equal to the last
+    seen for its job version gives the same (frozen) definition, built once."""
+    data = event.definition
+    key = (data["name"], event.job_version)
+    found = _DEFINITIONS.get(key)
+    if found is not None and found[0] == data:
+        return found[1]
+    definition = JobDefinition.from_dict(data)
+    if len(_DEFINITIONS) >= 1024:
+        _DEFINITIONS.clear()
+    _DEFINITIONS[key] = (data, definition)
+    return definition

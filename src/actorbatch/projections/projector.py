@@ -7,8 +7,10 @@ batch also seals the events it folds for the first time (see `seals`), and aggre
 written are quarantined.
 """
 
+import bisect
 import contextlib
 import functools
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,9 +23,9 @@ from actorbatch.domain.quarantine import Problem, Quarantine
 from actorbatch.domain.runs import FireSkipped, LogWritten, Run, RunCreated, RunEvent
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.domain.users import AccessDenied, UserEvent, UserState
-from actorbatch.projections import schema
+from actorbatch.projections import schema, snapshots
 from actorbatch.projections.queries import Queries
-from actorbatch.projections.rows import RunRows, codec, definition_key, iso
+from actorbatch.projections.rows import RunRows, codec, definition_key, iso, text
 from actorbatch.projections.seals import Sealer
 from actorbatch.projections.snapshots import Snapshots
 from actorbatch.store.archive import Archive
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 BATCH = 20_000  # events per incremental catch-up, at most: each batch writes every run it touches whole, so a wide
 # run's row is encoded once per batch; small batches made a lagging projector re-encode it thousands of times
 REBUILD_BATCH = 50_000
+SEGMENT = 5_000  # events folded between two looks at the snapshots due and two moves of the progress
 MAX_OPEN_RUNS = 20_000  # bigger when rebuilding: fewer runs straddle two batches
 
 
@@ -72,27 +75,30 @@ class Projector:
 
         Reading and folding happen outside any transaction, so writers of the log never wait on a read model; the
         write then moves the position from where the fold started, and if another catch-up moved it first (another
-        process, say), this one folds again from there.
+        process, say), this one folds again from there. A batch is folded in segments of at most SEGMENT events,
+        each ending where a snapshot is due (taken from the folded state, see `_snapshot`) or the progress moves.
         """
         applied = 0
         while True:
             position = self.position()
             if position != self._open_runs_at:
                 self._open_runs.clear()  # someone else moved the read models on: our copies may be stale
+                self.snapshots.forget()
             if self.past is None:
-                notes = self.store.read_raw(position, min(batch_size, self.snapshots.room(position)))
+                notes = self.store.read_raw(position, batch_size)
+                batch, ended = list(zip([note.id for note in notes], self.store.decode_many(notes),
+                                        strict=True)), False
             else:
                 notes = self.past.read(self.store, position, batch_size)
-            if self.past is None:
-                batch, ended = [(note.id, self.store.decode(note)) for note in notes], False
-            else:
                 batch, ended = self.past.decode(notes, self.store.decode)
             if not notes:
                 return applied
             quarantine = Quarantine(self.queries.problems())
-            changes = self._fold_batch(batch, quarantine)
-            changes = (*changes, self._run_rows(changes[1], quarantine))  # encoded before the write lock is taken:
-            # a wide run's row is megabytes
+            changes = _empty_changes()
+            encoded: dict[UUID, tuple[int, tuple[Any, ...]]] = {}  # run rows made for snapshots, by version
+            taken = self._fold_segments(batch, position, quarantine, changes, encoded, on_batch)
+            changes = (*changes, self._run_rows(changes[1], quarantine, encoded))  # encoded before the write lock
+            # is taken: a wide run's row is megabytes
             seals = self.sealer.seals(position, notes) if self.past is None else []
             with self.db.transaction():
                 if self.position(lock=True) != position:
@@ -103,7 +109,7 @@ class Projector:
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
                 if self.past is None:
                     self.sealer.write(seals)
-                    self.snapshots.take_if_due(batch[-1][0], max(event.timestamp for _, event in batch))
+                    self.snapshots.write(taken)
             self._keep_open(changes[1], batch[-1][0])
             applied += len(batch)
             if on_batch:
@@ -111,16 +117,49 @@ class Projector:
             if ended:
                 return applied
 
+    def _fold_segments(self, batch: list[tuple[int, Event]], position: int, quarantine: Quarantine,
+                       changes: tuple[Any, ...], encoded: dict[UUID, tuple[int, tuple[Any, ...]]],
+                       on_batch: Callable[[int, int], None] | None) -> list[tuple[Any, ...]]:
+        """Fold `batch` into `changes` segment by segment; returns the snapshots due on its positions."""
+        positions = [p for p, _ in batch]
+        taken: list[tuple[Any, ...]] = []
+        base: dict[str, dict[Any, list[Any]]] | None = None
+        latest: datetime | None = None
+        start = 0
+        while start < len(batch):
+            end = min(len(batch), start + SEGMENT)
+            if self.past is None:  # end where the next snapshot is due, if it falls in this segment
+                end = min(end, bisect.bisect_left(positions, self.snapshots.next_due(), start, end) + 1)
+            segment = batch[start:end]
+            self._fold_batch(segment, quarantine, changes)
+            if self.past is None:
+                moment = max(event.timestamp for _, event in segment)
+                latest = moment if latest is None or moment > latest else latest
+                if positions[end - 1] >= self.snapshots.next_due():
+                    assert latest is not None
+                    base = base or snapshots.copied(self.db)
+                    taken.append(self.snapshots.take(positions[end - 1], latest,
+                                                     self._snapshot(base, changes, quarantine, encoded)))
+            start = end
+            if on_batch and end < len(batch):  # the progress of a big batch (a rebuild's), before it is written
+                on_batch(positions[end - 1], self.store.head())
+        return taken
+
     def rebuild(self, on_batch: Callable[[int, int], None] | None = None) -> int:
         """Rebuild every read model from the log. They are built in temporary tables of the same names, which
         hide the real ones from this connection only, and copied over them in one transaction at the end: until
         then, and for good if the rebuild fails, every other reader sees the old read models."""
         self._forget()
+        collecting = gc.isenabled()
+        gc.disable()  # the fold makes millions of objects and frees them by reference counts: the cycle collector
+        # walked the batch's aggregates over and over, a quarter of the time
         try:
             schema.create_temporary(self.db)
             applied = self.catch_up(on_batch, REBUILD_BATCH)
             schema.swap_in(self.db)
         finally:
+            if collecting:
+                gc.enable()
             schema.drop_temporary(self.db)
             self._forget()
         return applied
@@ -142,16 +181,19 @@ class Projector:
                 self._open_runs[run_id] = run
         self._open_runs_at = position
 
-    def _fold_batch(self, batch: Iterable[tuple[int, Event]], quarantine: Quarantine) -> tuple[Any, ...]:
-        """The aggregates a batch touches, folded to their new state, and its log lines; the aggregates that
-        cannot be folded are quarantined, and keep the state last written."""
-        jobs: dict[UUID, JobState] = {}
-        runs: dict[UUID, Run] = {}
-        servers: dict[UUID, Server] = {}
-        users: dict[UUID, UserState] = {}
-        notifications: dict[UUID, Notification] = {}
-        logs: list[tuple[Any, ...]] = []
-        audit: list[tuple[Any, ...]] = []
+    def _fold_batch(self, batch: Iterable[tuple[int, Event]], quarantine: Quarantine,
+                    changes: tuple[Any, ...]) -> None:
+        """Fold a batch into `changes` (see `_empty_changes`): the aggregates it touches, folded to their new
+        state, and its log lines and audit rows; the aggregates that cannot be folded are quarantined, and keep the
+        state last written."""
+        jobs: dict[UUID, JobState]
+        runs: dict[UUID, Run]
+        servers: dict[UUID, Server]
+        users: dict[UUID, UserState]
+        notifications: dict[UUID, Notification]
+        logs: list[tuple[Any, ...]]
+        audit: list[tuple[Any, ...]]
+        jobs, runs, servers, users, notifications, logs, audit = changes
         for position, event in batch:
             if not quarantine.admit(event, position):
                 continue
@@ -179,7 +221,37 @@ class Projector:
             user = getattr(event, "user", None)
             if user is not None:  # a person's action: the audit trail of who did what
                 audit.append(_audit_row(position, event, user, jobs, runs))
-        return jobs, runs, servers, users, notifications, logs, audit
+
+    def _snapshot(self, base: dict[str, dict[Any, list[Any]]], changes: tuple[Any, ...], quarantine: Quarantine,
+                  encoded: dict[UUID, tuple[int, tuple[Any, ...]]]) -> dict[str, list[list[Any]]]:
+        """The rows a snapshot copies, as they stand after what `changes` holds so far: `base` (the rows written
+        before this batch) with the folded aggregates' rows over them. An aggregate whose row cannot be made
+        keeps its written row here; the write quarantines it."""
+        jobs, runs, servers = changes[0], changes[1], changes[2]
+        tables = {table: dict(rows) for table, rows in base.items()}
+        for job in jobs.values():
+            if job.definition is not None:
+                with contextlib.suppress(Exception):
+                    tables["ab_jobs"][job.definition.name] = [job.definition.name, str(job.id),
+                                                              codec.encode(job.to_dict())]
+        for run_id, run in runs.items():
+            key = text(run_id)
+            if run.complete or run.cancelled:
+                tables["ab_runs"].pop(key, None)
+                continue
+            row = _encoded(encoded, run)
+            if row is not None:
+                tables["ab_runs"][key] = [row[0], row[1], str(row[2]), *row[3:]]
+                definition = definition_key(run)
+                if definition not in tables["ab_definitions"] and run.definition is not None:
+                    tables["ab_definitions"][definition] = [definition, codec.encode(run.definition.to_dict())]
+        for server in servers.values():
+            with contextlib.suppress(Exception):
+                tables["ab_servers"][server.name] = [server.name, codec.encode(vars(server))]
+        for p in quarantine.found:
+            tables["ab_problems"][str(p.aggregate_id)] = [str(p.aggregate_id), p.kind, p.version, p.position,
+                                                          p.reason, p.rested, p.rest]
+        return {table: list(rows.values()) for table, rows in tables.items()}
 
     def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
                users: dict[UUID, UserState], notifications: dict[UUID, Notification], logs: list[tuple[Any, ...]],
@@ -221,11 +293,17 @@ class Projector:
                             logs)
 
     @staticmethod
-    def _run_rows(runs: dict[UUID, Run], quarantine: Quarantine) -> dict[UUID, tuple[Any, ...]]:
-        """The runs' rows, encoded; a run whose row cannot be made (a time no read model can show, say) is
-        quarantined and dropped from `runs`."""
+    def _run_rows(runs: dict[UUID, Run], quarantine: Quarantine,
+                  encoded: dict[UUID, tuple[int, tuple[Any, ...]]]) -> dict[UUID, tuple[Any, ...]]:
+        """The runs' rows, encoded (or as a snapshot of this batch encoded them, if the run has not changed
+        since); a run whose row cannot be made (a time no read model can show, say) is quarantined and dropped
+        from `runs`."""
         rows: dict[UUID, tuple[Any, ...]] = {}
         for run_id, run in list(runs.items()):
+            made = encoded.get(run_id)
+            if made is not None and made[0] == run.version:
+                rows[run_id] = made[1]
+                continue
             encode = functools.partial(_encode_into, rows, run)
             if not quarantine.guard("run", run_id, run.version, encode, "cannot be written to the read models"):
                 del runs[run_id]
@@ -320,13 +398,33 @@ def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState
         return position, iso(event.timestamp), user, event.action, "", ""
     run = runs.get(event.originator_id)
     name = run.job if run and run.definition else ""
-    return position, iso(event.timestamp), user, event.action, str(event.originator_id), name
+    return position, iso(event.timestamp), user, event.action, text(event.originator_id), name
 
 
 def _encode_into(rows: dict[UUID, tuple[Any, ...]], r: Run) -> None:
     """Add the `ab_runs` row of a run, encoded."""
-    rows[r.id] = (str(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
+    rows[r.id] = (text(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
                   iso(r.ended_at), codec.encode(r.to_dict()))
+
+
+def _encoded(encoded: dict[UUID, tuple[int, tuple[Any, ...]]], run: Run) -> tuple[Any, ...] | None:
+    """The run's row as a snapshot copies it, kept by version for the next snapshot and the write; None if it
+    cannot be made."""
+    made = encoded.get(run.id)
+    if made is not None and made[0] == run.version:
+        return made[1]
+    rows: dict[UUID, tuple[Any, ...]] = {}
+    try:
+        _encode_into(rows, run)
+    except Exception:  # noqa: BLE001 - the write quarantines it
+        return None
+    encoded[run.id] = (run.version, rows[run.id])
+    return rows[run.id]
+
+
+def _empty_changes() -> tuple[Any, ...]:
+    """What a batch changes: jobs, runs, servers, users and notifications by id, log and audit rows."""
+    return {}, {}, {}, {}, {}, [], []
 
 
 def _never() -> datetime:

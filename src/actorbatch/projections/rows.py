@@ -3,6 +3,7 @@ definition (stored once per job version, however many runs share it)."""
 
 import functools
 from datetime import UTC, datetime
+from uuid import UUID
 
 from actorbatch.domain.jobs import JobDefinition
 from actorbatch.domain.runs import Run
@@ -26,6 +27,12 @@ def _utc_iso(moment: datetime) -> str:
     """Kept: a rebuild writes the same few moments (a step's timestamp) into thousands of rows. Only UTC times come
     here: two local times that differ by their fold alone are equal keys but not the same instant."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@functools.lru_cache(maxsize=65_536)
+def text(uuid: UUID) -> str:
+    """A run's id as its rows key it: a rebuild writes each id into a run row, audit rows and snapshots."""
+    return str(uuid)
 
 
 def definition_key(run: Run) -> str:

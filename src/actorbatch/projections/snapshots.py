@@ -1,8 +1,9 @@
 """Snapshots of the status screen's read models, so that `status --as-of` folds thousands of events, not millions.
 
 Every SNAPSHOT_EVERY events (and never more often than the last snapshot had rows, which bounds their total size
-by the log's) the projector copies, in the transaction of the batch it just wrote, the rows the status screen
-reads: every job, every run not yet complete, every job version's definition, every server and every problem.
+by the log's) the projector copies the rows the status screen reads: every job, every run not yet complete, every
+job version's definition, every server and every problem. It takes them from what it has folded (the rows as they
+would be written at that position), so a batch of any size holds several snapshots, written in its transaction.
 `at` is the latest event time folded so far; compressed (zlib), a snapshot takes a few dozen bytes per row.
 `Past` (in `past.py`) loads the last snapshot taken at or before a moment into a scratch database and folds the
 events after it with the same projector.
@@ -47,28 +48,31 @@ class Snapshots:
         """The table was replaced (a rebuild) or a write failed: ask the database next time."""
         self._last = None
 
-    def room(self, position: int) -> int:
-        """How many events a catch-up from `position` may fold before the next snapshot is due (at least 1), so
-        that snapshots fall every SNAPSHOT_EVERY events however big the batches (a rebuild's)."""
+    def next_due(self) -> int:
+        """The first position at which a snapshot is due: SNAPSHOT_EVERY events after the last one, or as many as
+        it had rows if more."""
         previous, size, _ = self._known()
-        return max(1, previous + max(SNAPSHOT_EVERY, size) - position)
+        return previous + max(SNAPSHOT_EVERY, size)
 
-    def take_if_due(self, position: int, latest: datetime) -> None:
-        """Inside the projector's transaction, after it wrote the batch that ends at `position`."""
-        previous, size, _ = self._known()
-        if position - previous < max(SNAPSHOT_EVERY, size):
-            return
-        previous, size, at = self._known(fresh=True)
-        if position - previous < max(SNAPSHOT_EVERY, size):
-            return
-        tables = {table: self.db.query(f"SELECT {columns} FROM {table} {where}")  # noqa: S608 - fixed statements
-                  for table, columns, where in _COPIED}
+    def take(self, position: int, latest: datetime, tables: dict[str, list[list[Any]]]) -> tuple[Any, ...]:
+        """The row of a snapshot at `position` of `tables` (the copied read models as they stand there), remembered
+        as the latest; written by `write` in the transaction that moves the read models past it."""
+        _, _, at = self._known()
         stamp = max(iso(latest) or "", at or "")
         rows = sum(len(found) for found in tables.values())
-        self.db.execute("INSERT INTO ab_snapshots (position, at, size, data) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (position) DO NOTHING",
-                        (position, stamp, rows, zlib.compress(codec.encode(tables), 1)))
         self._last = (position, rows, stamp)
+        return position, stamp, rows, zlib.compress(codec.encode(tables), 1)
+
+    def write(self, taken: Sequence[tuple[Any, ...]]) -> None:
+        """Inside the projector's transaction, with the batch whose positions the snapshots fall on."""
+        self.db.executemany("INSERT INTO ab_snapshots (position, at, size, data) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (position) DO NOTHING", taken)
+
+
+def copied(db: SqlDb) -> dict[str, dict[Any, list[Any]]]:
+    """The rows a snapshot copies, as the read models hold them, by table and key (their first column)."""
+    return {table: {row[0]: list(row) for row in db.query(f"SELECT {columns} FROM {table} {where}")}  # noqa: S608
+            for table, columns, where in _COPIED}
 
 
 def latest_before(db: SqlDb, moment: datetime) -> tuple[int, bytes] | None:
