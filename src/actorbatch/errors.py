@@ -1,5 +1,7 @@
 """Errors users see: each carries a one-line, specific message."""
 
+from uuid import UUID
+
 
 class ActorbatchError(Exception):
     """An operation failed for a reason the user can act on (CLI exit code 1)."""
@@ -15,6 +17,15 @@ class NotFound(ActorbatchError):
 
 class Conflict(ActorbatchError):
     """The operation lost a race or contradicts the current state."""
+
+
+class Moved(Conflict):
+    """A conditional append found an aggregate it relied on at another version than the one given; nothing was
+    written. `moved` names those aggregates: the writer reads them afresh and decides again."""
+
+    def __init__(self, moved: frozenset[UUID]) -> None:
+        super().__init__("another writer changed what this write relied on")
+        self.moved = moved
 
 
 class StoreUnavailable(ActorbatchError):

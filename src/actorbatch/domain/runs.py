@@ -4,7 +4,7 @@ Commands are pure functions of the state and `now` that return the event to reco
 nothing to do); `apply` folds a recorded event into the state. Nothing here reads a clock or touches storage.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -242,6 +242,22 @@ class Run:
         return RunCreated(originator_id=run_id, originator_version=1, timestamp=now,
                           definition=definition.to_dict(), job_version=job_version, params=dict(params), user=user,
                           due_at=due_at, fire_time=fire_time)
+
+    @staticmethod
+    def create_many(run_ids: Iterable[UUID], definition: JobDefinition, job_version: int,
+                    requests: Iterable[tuple[Mapping[str, Any], datetime]], user: str, now: datetime
+                    ) -> list[RunCreated]:
+        """`create` for one run per (params, due time) request, each with the next id of `run_ids`: every event
+        shares one snapshot of the definition. Each is a copy of the first with its own id, params and due time
+        (what `dataclasses.replace` makes, without calling `__init__` again: a bulk submit's largest cost)."""
+        first = Run.create(UUID(int=0), definition, job_version, {}, user, now, now)
+        fields = vars(first)
+        events = []
+        for run_id, (params, due_at) in zip(run_ids, requests, strict=False):
+            event = object.__new__(RunCreated)
+            vars(event).update(fields, originator_id=run_id, params=dict(params), due_at=due_at)
+            events.append(event)
+        return events
 
     def claimable(self, now: datetime) -> list[str]:
         """Tasks a server may claim now: ready, the run due, any retry delay over."""

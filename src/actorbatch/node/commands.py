@@ -7,13 +7,12 @@ fail with Conflict rather than corrupt anything; cancelling decides again on the
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
 from actorbatch.clock import Clock
-from actorbatch.domain.events import job_id
+from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobfile import check_unique, validate_definition
 from actorbatch.domain.jobs import (
     JobAdded,
@@ -31,12 +30,13 @@ from actorbatch.domain.recurrence import Schedule, backfill_fires
 from actorbatch.domain.retries import retry
 from actorbatch.domain.runs import Run, RunCancelled, RunCreated, scheduled_run_id
 from actorbatch.domain.servers import DrainRequested
-from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound
+from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, Moved, NotFound
 from actorbatch.node.access import Guard
 from actorbatch.node.ports import EventLog
 from actorbatch.node.users import UserCommands
 
 CANCEL_ATTEMPTS = 20
+MAX_REMEMBERED_JOBS = 256  # jobs a submitter keeps between submits (then it forgets them all)
 
 
 class Backfilled(NamedTuple):
@@ -60,6 +60,33 @@ class Commands:
         self.log, self.user, self.clock, self.new_id = log, user, clock, new_id
         self.guard = Guard(log, clock, new_id)
         self.users = UserCommands(self.guard, user)
+        self._jobs: dict[str, JobState] = {}  # as a submit last read them; each use is checked by its append
+        self._append_if: Callable[..., None] = getattr(log, "append_if", self._look_then_append)
+
+    def _look_then_append(self, unchanged: Mapping[UUID, int], *events: Event) -> None:
+        """`append_if` for a log without one: a look at each aggregate's last event, then the append."""
+        moved = frozenset(aggregate for aggregate, version in unchanged.items()
+                          if getattr(self.log.last(aggregate), "originator_version", 0) != version)
+        if moved:
+            raise Moved(moved)
+        self.log.append(*events)
+
+    def _grounds(self, name: str) -> tuple[JobState, dict[UUID, int]]:
+        """The job to submit runs of, and what a submit relies on, each with its version: the job, and the guard's
+        grounds for letting the user create runs. Both as an earlier submit read them where it can: the submit
+        appends on condition that none of them moved (`EventStore.append_if`); if one did, `_forget` and again."""
+        job = self._jobs.get(name)
+        if job is None:
+            job = self.job(name)
+            if len(self._jobs) >= MAX_REMEMBERED_JOBS:
+                self._jobs.clear()
+            self._jobs[name] = job
+        grounds = self.guard.vouch(self.user, RunCreated.ACTION, name, job=name)
+        return job, {job.id: job.version, **grounds}
+
+    def _forget(self, name: str) -> None:
+        self._jobs.pop(name, None)
+        self.guard.forget()
 
     def job(self, name: str) -> JobState:
         """The job as the log has it; NotFound if there is none (or it was removed)."""
@@ -127,22 +154,33 @@ class Commands:
     def run_job(self, name: str, params: Mapping[str, Any] | None = None, at: datetime | None = None,
                 key: str | None = None) -> UUID:
         """Create a run now, or due at `at` (aware); returns its id. A `key` makes the submit idempotent: the run
-        id derives from (job, key), so a repeated key, however many race, returns the first run."""
+        id derives from (job, key), so a repeated key, however many race, returns the first run.
+
+        One transaction: the run is appended on condition that the job, the user's grounds to run it and (with a
+        key) the run itself are as this call saw them (see `_grounds`)."""
         checked, due_at = check_run(params, at)
-        job = self.job(name)
-        assert job.definition is not None
-        self.guard.check(self.user, RunCreated.ACTION, name, job=name)
-        run_id = self.new_id() if key is None else keyed_run_id(name, check_text(key, "key", MAX_KEY_CHARS))
-        if key is not None and self.log.events(run_id):
-            return run_id
-        now = self.clock.now()
-        event = Run.create(run_id, job.definition, job.version, checked, self.user, due_at or now, now)
-        try:
-            self.log.append(event)
-        except Conflict:
-            if key is None or not self.log.events(run_id):
-                raise
-        return run_id
+        run_id: UUID | None = None
+        for _ in range(CANCEL_ATTEMPTS):
+            job, unchanged = self._grounds(name)
+            assert job.definition is not None
+            if run_id is None:
+                run_id = self.new_id() if key is None else keyed_run_id(name, check_text(key, "key", MAX_KEY_CHARS))
+            if key is not None:
+                unchanged[run_id] = 0  # no run under this key yet
+            now = self.clock.now()
+            event = Run.create(run_id, job.definition, job.version, checked, self.user, due_at or now, now)
+            try:
+                self._append_if(unchanged, event)
+                return run_id
+            except Moved as error:
+                if error.moved == {run_id}:
+                    return run_id  # the key's run exists, and nothing else changed
+                self._forget(name)
+            except Conflict:
+                if key is None or not self.log.events(run_id):
+                    raise
+                return run_id
+        raise ActorbatchError(f"job {name!r} keeps changing; try again")
 
     def retry(self, run_id: UUID, *, everything: bool = False) -> UUID:
         """A new run of the finished run's job version and params (see `domain.retries`); returns its id."""
@@ -190,15 +228,19 @@ class Commands:
     def run_many(self, name: str, requests: Iterable[tuple[Mapping[str, Any] | None, datetime | None]]) -> list[UUID]:
         """Create one run per (params, at) request in one transaction: all of them, or (any refused) none."""
         checked = [check_run(params, at) for params, at in requests]
-        job = self.job(name)
-        assert job.definition is not None
-        self.guard.check(self.user, RunCreated.ACTION, name, job=name)
-        now = self.clock.now()
-        first = Run.create(self.new_id(), job.definition, job.version, {}, self.user, now, now)
-        events = [replace(first, originator_id=self.new_id(), params=params, due_at=due_at or now)  # one snapshot
-                  for params, due_at in checked]  # of the definition, shared: encoding it once per run is enough
-        self.log.append(*events)
-        return [e.originator_id for e in events]
+        for _ in range(CANCEL_ATTEMPTS):
+            job, unchanged = self._grounds(name)
+            assert job.definition is not None
+            now = self.clock.now()
+            ids = (self.new_id() for _ in checked)
+            events = Run.create_many(ids, job.definition, job.version, ((p, d or now) for p, d in checked), self.user,
+                                     now)
+            try:
+                self._append_if(unchanged, *events)
+                return [e.originator_id for e in events]
+            except Moved:
+                self._forget(name)
+        raise ActorbatchError(f"job {name!r} keeps changing; try again")
 
     def cancel(self, run_id: UUID) -> None:
         """Cancel the run. A quarantined run (an event of it cannot be read or folded) is put to rest: the

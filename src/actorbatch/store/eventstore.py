@@ -8,7 +8,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
@@ -20,12 +20,14 @@ from eventsourcing.persistence import (
     Mapper,
     OperationalError,
     PersistenceError,
+    StoredEvent,
     Transcoder,
 )
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import describe, fold_stream, unreadable
-from actorbatch.errors import ActorbatchError, Conflict, StoreFailed, StoreUnavailable
+from actorbatch.errors import ActorbatchError, Conflict, Moved, StoreFailed, StoreUnavailable
 from actorbatch.store import notify, signing, transcoder
 from actorbatch.store.outage import Breaker, first_line, is_fatal
 from actorbatch.store.topics import EVENTS, StableTopicMapper
@@ -34,6 +36,7 @@ from actorbatch.store.urls import StoreUrl, parse_url
 
 A = TypeVar("A")
 Listener = Callable[[Sequence[Event]], None]
+SQLITE_LOCK_TIMEOUT_S = 30  # how long a SQLite writer waits for another one's transaction
 
 
 class NotInitialised(ActorbatchError):
@@ -54,7 +57,7 @@ def _env(url: StoreUrl, create: bool) -> dict[str, str]:
     create_table = "y" if create else "n"
     if url.kind == "sqlite":
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": url.sqlite_target(),
-                "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": create_table}
+                "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_S), "CREATE_TABLE": create_table}
     if url.kind == "postgresql":
         return {"PERSISTENCE_MODULE": "actorbatch.store.pgfactory:Factory", "ACTORBATCH_CONNINFO": url.extra_conninfo(),
                 "POSTGRES_DBNAME": url.dbname,
@@ -92,6 +95,12 @@ class EventStore:
             failure = StoreUnavailable if isinstance(error, OperationalError | InterfaceError) else ActorbatchError
             raise failure(f"cannot open store {self.url}: {reason}") from None
         _fail_fast(self._app.recorder)
+        mapper = self._app.mapper
+        assert isinstance(mapper, StableTopicMapper)
+        self._mapper = mapper
+        recorder = self._app.recorder
+        self._sqlite = (_SqliteWriter(recorder, self.url.sqlite_target(), SQLITE_LOCK_TIMEOUT_S)
+                        if isinstance(recorder, SQLiteApplicationRecorder) else None)
         if create and self.url.kind == "postgresql":
             try:
                 notify.install(self.url)
@@ -118,10 +127,24 @@ class EventStore:
 
     def append(self, *events: Event) -> None:
         """Record events in one transaction; Conflict if any (aggregate, version) is already taken."""
+        self.append_if({}, *events)
+
+    def append_if(self, unchanged: Mapping[UUID, int], *events: Event) -> None:
+        """`append`, on condition that each aggregate of `unchanged` is still at the version given (0: it has no
+        events): Moved, naming those that are not, and nothing written. The look and the insert are one
+        transaction, in which no other append can commit (SQLite's write lock, PostgreSQL's table lock)."""
         if not events:
             return
+        encode = self._mapper.encode
+        rows = [encode(e) for e in events]  # encoded before any lock is taken
         with self._guard():
-            self._app.events.put(events)  # straight to the store: events are already decided and complete
+            if self._sqlite is not None:
+                moved = self._sqlite.insert(rows, unchanged)
+            else:
+                stored = [StoredEvent(originator_id=i, originator_version=v, topic=t, state=s) for i, v, t, s in rows]
+                moved = self._insert(stored, unchanged)
+        if moved:
+            raise Moved(moved)
         own = self._own
         if own is not None:
             with self._lock:
@@ -169,6 +192,39 @@ class EventStore:
             return False
         found = self._decode(stored[0])
         return type(found) is type(event) and found.timestamp == event.timestamp
+
+    def _insert(self, stored: list[StoredEvent], unchanged: Mapping[UUID, int]) -> frozenset[UUID]:
+        """Insert through the recorder unless an aggregate of `unchanged` moved; returns those that moved. On
+        PostgreSQL the look is made in the insert's transaction, under the lock that serialises appends."""
+        recorder = self._app.recorder
+        if not unchanged:
+            recorder.insert_events(stored)
+            return frozenset()
+        if getattr(recorder, "appends_on_condition", False):
+            try:
+                recorder.insert_events(stored, unchanged=unchanged)  # see store.pgfactory.ConditionalRecorder
+            except Moved as error:
+                return error.moved
+            return frozenset()
+        moved = self._moved(unchanged)  # another recorder: a look just before the append, as a load would be
+        if not moved:
+            recorder.insert_events(stored)
+        return moved
+
+    def _moved(self, unchanged: Mapping[UUID, int]) -> frozenset[UUID]:
+        """The aggregates of `unchanged` that are no longer at the version given (one read each)."""
+        moved = []
+        for aggregate_id, version in unchanged.items():
+            found = self._app.recorder.select_events(aggregate_id, desc=True, limit=1)
+            if (found[0].originator_version if found else 0) != version:
+                moved.append(aggregate_id)
+        return frozenset(moved)
+
+    def version(self, aggregate_id: UUID) -> int:
+        """The aggregate's version in the log (0: it has no events)."""
+        with self._guard():
+            found = self._app.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return found[0].originator_version if found else 0
 
     def has_event(self, aggregate_id: UUID, version: int) -> bool:
         """Whether the log holds some event of `aggregate_id` at `version`, wherever it sits."""
@@ -284,10 +340,106 @@ class EventStore:
     def close(self) -> None:
         if self._probe is not None:
             self._probe.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
         self._app.close()
 
 
 _CLASS_VERSIONS = {cls: getattr(cls, "class_version", 1) for cls in EVENTS.values()}
+
+
+class _SqliteWriter:
+    """Appends to a SQLite log in one `BEGIN IMMEDIATE` transaction: the look at the aggregates a write relies on,
+    then every row in one `executemany`, on a connection of its own.
+
+    eventsourcing's SQLite recorder inserts one row per statement (to hand back each row's position, which the log
+    does not use) in a deferred transaction, and has no way to read in the writing transaction. Taking the write
+    lock first makes the look and the insert one step: no other writer commits between them, and the look's
+    snapshot cannot go stale before the insert (which a deferred transaction reports as "database is locked").
+    The rows, the connection's settings (WAL, SQLite's default `synchronous`, the lock timeout) and the errors
+    are the recorder's own; its pool is left to the reads, whose checkout and return cost as much as the insert.
+    """
+
+    def __init__(self, recorder: SQLiteApplicationRecorder, target: str, lock_timeout_s: float) -> None:
+        self.target, self.lock_timeout_s = target, lock_timeout_s
+        self.insert_statement = recorder.insert_events_statement
+        self.look_statement = (f"SELECT originator_id, MAX(originator_version) FROM {recorder.events_table_name} "  # noqa: S608
+                               "WHERE originator_id IN ({}) GROUP BY originator_id")  # the table's fixed name
+        self.table = recorder.events_table_name
+        self._guarded: dict[int, str] = {}  # the conditional insert of one row, by the number of aggregates looked at
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one transaction at a time on the connection (SQLite has one writer anyway)
+
+    def insert(self, encoded: Sequence[tuple[UUID, int, str, bytes]], unchanged: Mapping[UUID, int]
+               ) -> frozenset[UUID]:
+        """Insert the rows unless an aggregate of `unchanged` moved; returns those that moved."""
+        rows = [(i.hex, v, t, s) for i, v, t, s in encoded]
+        with self._lock:
+            try:
+                conn = self._conn
+                if conn is None:
+                    conn = self._conn = sqlite3.connect(self.target, uri=True, timeout=self.lock_timeout_s,
+                                                        isolation_level=None, check_same_thread=False)
+                if len(rows) == 1:
+                    return self._insert_one(conn, rows[0], unchanged)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    moved = self._moved(conn, unchanged) if unchanged else frozenset()
+                    if not moved:
+                        conn.executemany(self.insert_statement, rows)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+                if moved:
+                    conn.rollback()
+                else:
+                    conn.commit()
+                return moved
+            except sqlite3.Error as error:
+                self._drop()  # a fresh connection for the next write, whatever state this one is in
+                raise _persistence_error(error) from error
+
+    def _insert_one(self, conn: sqlite3.Connection, row: tuple[str, int, str, bytes], unchanged: Mapping[UUID, int]
+                    ) -> frozenset[UUID]:
+        """One row, in one statement (SQLite makes a statement its own transaction, and a statement that writes
+        takes the write lock before it reads): the look is the statement's condition."""
+        if not unchanged:
+            conn.execute(self.insert_statement, row)
+            return frozenset()
+        statement = self._guarded.get(len(unchanged))
+        if statement is None:
+            look = f"(SELECT IFNULL(MAX(originator_version), 0) FROM {self.table} WHERE originator_id = ?) = ?"  # noqa: S608
+            statement = self._guarded[len(unchanged)] = (
+                f"INSERT INTO {self.table} SELECT ?, ?, ?, ? WHERE {' AND '.join([look] * len(unchanged))}")
+        looks = [value for aggregate_id, version in unchanged.items() for value in (aggregate_id.hex, version)]
+        if conn.execute(statement, (*row, *looks)).rowcount == 1:
+            return frozenset()
+        return self._moved(conn, unchanged) or frozenset(unchanged)  # which moved: versions only ever grow
+
+    def _moved(self, conn: sqlite3.Connection, unchanged: Mapping[UUID, int]) -> frozenset[UUID]:
+        ids = {aggregate_id.hex: aggregate_id for aggregate_id in unchanged}
+        found = {ids[row[0]]: row[1]
+                 for row in conn.execute(self.look_statement.format(",".join("?" * len(ids))), list(ids))}
+        return frozenset(a for a, version in unchanged.items() if found.get(a, 0) != version)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def _persistence_error(error: sqlite3.Error) -> PersistenceError:
+    """The eventsourcing error for a sqlite3 one, as its recorder raises them (the store's guard names them)."""
+    for raw, wrapped in ((sqlite3.IntegrityError, IntegrityError), (sqlite3.OperationalError, OperationalError),
+                         (sqlite3.InterfaceError, InterfaceError)):
+        if isinstance(error, raw):
+            return wrapped(error)
+    return PersistenceError(error)
 
 
 def _event_class(topic: str) -> type | None:

@@ -102,19 +102,37 @@ class StableTopicMapper(Mapper[Any]):
     def __init__(self, *args: Any, signing_key: bytes | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.signing_key = signing_key
+        self._kinds: dict[type, tuple[str, int]] = {}  # event class -> (stable topic, class version)
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        stored = super().to_stored_event(domain_event)
-        topic = TOPICS.get(type(domain_event))
-        if topic is None:
-            raise TypeError(f"{type(domain_event).__name__} has no stable topic in actorbatch.store.topics")
-        state = stored.state
+        originator_id, originator_version, topic, state = self.encode(domain_event)
+        return StoredEvent(originator_id=originator_id, originator_version=originator_version, topic=topic,
+                           state=state)
+
+    def encode(self, domain_event: Any) -> tuple[Any, int, str, bytes]:
+        """(originator id, version, stable topic, stored state) of an event: eventsourcing's `to_stored_event`,
+        with the stable topic looked up directly (its module-path topic is never written) and no StoredEvent
+        made where the store writes the row itself."""
+        kind = type(domain_event)
+        found = self._kinds.get(kind)
+        if found is None:
+            topic = TOPICS.get(kind)
+            if topic is None:
+                raise TypeError(f"{kind.__name__} has no stable topic in actorbatch.store.topics")
+            found = self._kinds[kind] = (topic, getattr(kind, "class_version", 1))
+        topic, class_version = found
+        state = dict(vars(domain_event))
+        originator_id, originator_version = state.pop("originator_id"), state.pop("originator_version")
+        if class_version > 1:
+            state["class_version"] = class_version
+        payload = self.transcoder.encode(state)
+        if self.compressor:
+            payload = self.compressor.compress(payload)
+        if self.cipher:
+            payload = self.cipher.encrypt(payload)
         if self.signing_key is not None:
-            state = signing.sign(self.signing_key, stored.originator_id, stored.originator_version, topic, state)
-        if topic == stored.topic and state is stored.state:
-            return stored
-        return StoredEvent(originator_id=stored.originator_id, originator_version=stored.originator_version,
-                           topic=topic, state=state)
+            payload = signing.sign(self.signing_key, originator_id, originator_version, topic, payload)
+        return originator_id, originator_version, topic, payload
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         signature, payload = signing.split(stored_event.state)
