@@ -14,15 +14,11 @@ from actorbatch.domain.events import job_id
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import Run, RunCreated
 from actorbatch.errors import Moved, NotFound, PermissionDenied
+from tests import test_users
 
+store = test_users.store  # the fixture: a fresh store of each kind
 FIRST = parse_job({"name": "pay", "tasks": [{"name": "first", "run": "actorbatch.examples:noop"}]})
 SECOND = parse_job({"name": "pay", "tasks": [{"name": "second", "run": "actorbatch.examples:noop"}]})
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> str:
-    fixture = "db_url" if request.param == "sqlite" else "pg_url"
-    return str(request.getfixturevalue(fixture))
 
 
 @pytest.fixture
