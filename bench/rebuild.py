@@ -4,12 +4,14 @@
 
 Builds a SQLite store the way `bench.as_of` does (runs submitted, claimed and finished a thousand at a time, with
 heartbeats), then rebuilds its read models in this process `--repeats` times and prints the events per second of
-CPU time and of wall time (medians), and how often the progress callback fired (the bar's steps). `--store FILE`
+CPU time and of wall time (medians), how often the progress callback fired (the bar's steps) and the longest wait
+between two of its steps. `--store FILE`
 keeps the store in FILE and reuses it when it exists (to compare two versions on the same log).
 """
 
 import argparse
 import cProfile
+import itertools
 import statistics
 import tempfile
 import time
@@ -32,7 +34,7 @@ def main() -> None:
         url = f"sqlite:///{path}"
         if not path.exists():
             build(url, args.events, catch_up_every=50)
-        cpu_rates, wall_rates, steps = [], [], []
+        cpu_rates, wall_rates, steps, gaps = [], [], [], []
         for repeat in range(args.repeats):
             with actorbatch.connect(url, user="bench") as client:
                 ticks: list[float] = []
@@ -41,6 +43,7 @@ def main() -> None:
                     profile = cProfile.Profile()
                     profile.enable()
                 wall, cpu = time.perf_counter(), time.process_time()
+                started = wall
                 count = client.rebuild_projections(lambda _done, _total, t=ticks: t.append(time.perf_counter()))
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 if profile is not None:
@@ -49,9 +52,12 @@ def main() -> None:
             cpu_rates.append(count / cpu)
             wall_rates.append(count / wall)
             steps.append(len(ticks))
+            moments = [started, *ticks, started + wall]
+            gaps.append(max(b - a for a, b in itertools.pairwise(moments)))
         print(f"rebuild of {count:,} events: {statistics.median(cpu_rates):,.0f} events/s of CPU time, "
               f"{statistics.median(wall_rates):,.0f} events/s of wall time (medians of {args.repeats}); "
-              f"progress steps: {statistics.median(steps):.0f}")
+              f"progress steps: {statistics.median(steps):.0f}, longest wait between two (start and end "
+              f"included): {statistics.median(gaps):.2f} s")
 
 
 if __name__ == "__main__":

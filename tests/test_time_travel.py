@@ -3,6 +3,7 @@ log (from a snapshot of the read models and the events after it), before and aft
 
 import json
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,10 @@ from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.projections import snapshots
-from actorbatch.projections.rows import iso
+from actorbatch.projections.past import SCRATCH
+from actorbatch.projections.rows import codec, iso
+from actorbatch.projections.views import Views
+from actorbatch.store.sql import SqlDb
 
 SEEN = list[tuple[datetime, dict[str, Any], dict[str, Any]]]  # (moment, status then, run show of the first run then)
 
@@ -115,3 +119,38 @@ def test_status_as_of_mid_run_still_shows_it_running_after_it_completed(db_url: 
         assert (shown["status"], shown["tasks"][0]["status"], shown["ended_at"]) == ("running", "running", None)
     bad = runner.invoke(actorbatch.cli.app.app, ["--db", db_url, "status", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "--as-of: expected ISO 8601" in bad.stderr
+
+
+def test_snapshots_taken_within_a_batch_hold_the_rows_written_at_their_positions(
+        db_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot is made from the folded state, wherever it falls in a batch: its rows are those the read models
+    held at its position, as folding one event per batch and reading the tables after each shows."""
+    monkeypatch.setattr(snapshots, "SNAPSHOT_EVERY", 2)
+    with actorbatch.connect(db_url, user="alice", clock=clock) as client:
+        drive(client, clock)
+        for _ in range(6):
+            client.run_job("pay", at=clock.now() + timedelta(minutes=5))
+            clock.advance(10)
+        truth: dict[int, dict[str, list[list[Any]]]] = {}
+        stepped = Views(client.store, SqlDb(SCRATCH))
+        stepped.create()
+        stepped.catch_up(lambda at, _head: truth.setdefault(at, _sorted(snapshots.copied(stepped.db))), 1)
+        at_once = Views(client.store, SqlDb(SCRATCH))
+        at_once.create()
+        at_once.catch_up()
+        taken = at_once.db.query("SELECT position, data FROM ab_snapshots ORDER BY position")
+        assert len(taken) > 3
+        for position, data in taken:
+            assert _sorted(_rows(data)) == truth[position], position
+        stepped.db.close()
+        at_once.db.close()
+
+
+def _rows(data: bytes) -> dict[str, Any]:
+    return {table: {row[0]: list(row) for row in rows}
+            for table, rows in codec.decode(zlib.decompress(bytes(data))).items()}
+
+
+def _sorted(tables: dict[str, dict[Any, list[Any]]]) -> dict[str, list[list[Any]]]:
+    return {table: [[bytes(v) if isinstance(v, memoryview) else v for v in rows[key]] for key in sorted(rows)]
+            for table, rows in tables.items()}

@@ -84,21 +84,19 @@ class Projector:
             if position != self._open_runs_at:
                 self._open_runs.clear()  # someone else moved the read models on: our copies may be stale
                 self.snapshots.forget()
+            quarantine = Quarantine(self.queries.problems())
+            fold, ended = _Fold(), False
             if self.past is None:
-                notes = self.store.read_raw(position, batch_size)
-                batch, ended = list(zip([note.id for note in notes], self.store.decode_many(notes),
-                                        strict=True)), False
+                self._read_and_fold(fold, position, batch_size, quarantine, on_batch)
             else:
-                notes = self.past.read(self.store, position, batch_size)
-                batch, ended = self.past.decode(notes, self.store.decode)
+                fold.notes = self.past.read(self.store, position, batch_size)
+                fold.batch, ended = self.past.decode(fold.notes, self.store.decode)
+                self._fold_batch(fold.batch, quarantine, fold.changes)
+            notes, batch = fold.notes, fold.batch
             if not notes:
                 return applied
-            quarantine = Quarantine(self.queries.problems())
-            changes = _empty_changes()
-            encoded: dict[UUID, tuple[int, tuple[Any, ...]]] = {}  # run rows made for snapshots, by version
-            taken = self._fold_segments(batch, position, quarantine, changes, encoded, on_batch)
-            changes = (*changes, self._run_rows(changes[1], quarantine, encoded))  # encoded before the write lock
-            # is taken: a wide run's row is megabytes
+            changes = (*fold.changes, self._run_rows(fold.changes[1], quarantine, fold.encoded))  # encoded before
+            # the write lock is taken: a wide run's row is megabytes
             seals = self.sealer.seals(position, notes) if self.past is None else []
             with self.db.transaction():
                 if self.position(lock=True) != position:
@@ -109,7 +107,7 @@ class Projector:
                 self.db.execute("UPDATE ab_position SET position = ? WHERE name = 'views'", (batch[-1][0],))
                 if self.past is None:
                     self.sealer.write(seals)
-                    self.snapshots.write(taken)
+                    self.snapshots.write(fold.taken)
             self._keep_open(changes[1], batch[-1][0])
             applied += len(batch)
             if on_batch:
@@ -117,33 +115,49 @@ class Projector:
             if ended:
                 return applied
 
-    def _fold_segments(self, batch: list[tuple[int, Event]], position: int, quarantine: Quarantine,
-                       changes: tuple[Any, ...], encoded: dict[UUID, tuple[int, tuple[Any, ...]]],
-                       on_batch: Callable[[int, int], None] | None) -> list[tuple[Any, ...]]:
-        """Fold `batch` into `changes` segment by segment; returns the snapshots due on its positions."""
-        positions = [p for p, _ in batch]
-        taken: list[tuple[Any, ...]] = []
-        base: dict[str, dict[Any, list[Any]]] | None = None
-        latest: datetime | None = None
+    def _read_and_fold(self, fold: "_Fold", position: int, batch_size: int, quarantine: Quarantine,
+                       on_batch: Callable[[int, int], None] | None) -> None:
+        """Read up to `batch_size` events after `position` and fold them, SEGMENT events at a time, taking the
+        snapshots due on their positions; a big batch (a rebuild's) reports its progress as it goes."""
+        after = position
+        while len(fold.batch) < batch_size:
+            notes = self.store.read_raw(after, min(SEGMENT, batch_size - len(fold.batch)))
+            if not notes:
+                return
+            chunk = list(zip([note.id for note in notes], self.store.decode_many(notes), strict=True))
+            self._fold_segments(fold, chunk, quarantine)
+            fold.notes.extend(notes)
+            fold.batch.extend(chunk)
+            after = notes[-1].id
+            if on_batch and batch_size > SEGMENT:
+                on_batch(after, self.store.head())
+
+    def _fold_segments(self, fold: "_Fold", chunk: list[tuple[int, Event]], quarantine: Quarantine) -> None:
+        """Fold `chunk` into `fold`, cut where snapshots are due, and take them."""
+        positions = [p for p, _ in chunk]
         start = 0
-        while start < len(batch):
-            end = min(len(batch), start + SEGMENT)
-            if self.past is None:  # end where the next snapshot is due, if it falls in this segment
-                end = min(end, bisect.bisect_left(positions, self.snapshots.next_due(), start, end) + 1)
-            segment = batch[start:end]
-            self._fold_batch(segment, quarantine, changes)
-            if self.past is None:
-                moment = max(event.timestamp for _, event in segment)
-                latest = moment if latest is None or moment > latest else latest
-                if positions[end - 1] >= self.snapshots.next_due():
-                    assert latest is not None
-                    base = base or snapshots.copied(self.db)
-                    taken.append(self.snapshots.take(positions[end - 1], latest,
-                                                     self._snapshot(base, changes, quarantine, encoded)))
+        while start < len(chunk):
+            end = min(len(chunk), bisect.bisect_left(positions, self.snapshots.next_due(), start) + 1)
+            segment = chunk[start:end]
+            self._fold_batch(segment, quarantine, fold.changes)
+            touched = {event.originator_id for _, event in segment if isinstance(event, RunEvent)}
+            fold.dirty |= touched
+            runs = fold.changes[1]
+            for run_id in touched:  # a run that ended is encoded now, not all at the end of the batch
+                run = runs.get(run_id)
+                if run is not None and (run.complete or run.cancelled):
+                    _encoded(fold.encoded, run)
+            moment = max(event.timestamp for _, event in segment)
+            fold.latest = moment if fold.latest is None or moment > fold.latest else fold.latest
+            if positions[end - 1] >= self.snapshots.next_due():
+                if not fold.base:
+                    fold.base = snapshots.copied(self.db)
+                    fold.tables = {table: dict(rows) for table, rows in fold.base.items()}
+                self._snapshot(fold, quarantine)
+                tables = {table: list(rows.values()) for table, rows in fold.tables.items()}
+                fold.taken.append(self.snapshots.take(positions[end - 1], fold.latest, tables))
+                fold.dirty.clear()
             start = end
-            if on_batch and end < len(batch):  # the progress of a big batch (a rebuild's), before it is written
-                on_batch(positions[end - 1], self.store.head())
-        return taken
 
     def rebuild(self, on_batch: Callable[[int, int], None] | None = None) -> int:
         """Rebuild every read model from the log. They are built in temporary tables of the same names, which
@@ -222,36 +236,41 @@ class Projector:
             if user is not None:  # a person's action: the audit trail of who did what
                 audit.append(_audit_row(position, event, user, jobs, runs))
 
-    def _snapshot(self, base: dict[str, dict[Any, list[Any]]], changes: tuple[Any, ...], quarantine: Quarantine,
-                  encoded: dict[UUID, tuple[int, tuple[Any, ...]]]) -> dict[str, list[list[Any]]]:
-        """The rows a snapshot copies, as they stand after what `changes` holds so far: `base` (the rows written
-        before this batch) with the folded aggregates' rows over them. An aggregate whose row cannot be made
-        keeps its written row here; the write quarantines it."""
+    @staticmethod
+    def _snapshot(fold: "_Fold", quarantine: Quarantine) -> None:
+        """Bring the rows a snapshot copies (`fold.tables`) up to what the fold holds now (`fold.dirty` names the
+        runs folded since they were last brought up): the folded aggregates' rows over those written before the
+        batch (`fold.base`). An aggregate that is quarantined, or whose row cannot be made, keeps its written row
+        here (the write quarantines the latter)."""
+        tables, base, changes, dirty, encoded = fold.tables, fold.base, fold.changes, fold.dirty, fold.encoded
         jobs, runs, servers = changes[0], changes[1], changes[2]
-        tables = {table: dict(rows) for table, rows in base.items()}
+        open_runs, definitions = tables["ab_runs"], tables["ab_definitions"]
+        for run_id in dirty:
+            key = text(run_id)
+            run = runs.get(run_id)
+            row = None if run is None or run.complete or run.cancelled else _encoded(encoded, run)
+            if row is not None:
+                open_runs[key] = [row[0], row[1], str(row[2]), *row[3:]]
+                if run is not None and run.definition is not None and definition_key(run) not in definitions:
+                    definitions[definition_key(run)] = [definition_key(run), codec.encode(run.definition.to_dict())]
+            elif run is not None and (run.complete or run.cancelled):
+                open_runs.pop(key, None)
+            elif key in base["ab_runs"]:
+                open_runs[key] = base["ab_runs"][key]
+            else:
+                open_runs.pop(key, None)
+        tables["ab_jobs"], tables["ab_servers"] = dict(base["ab_jobs"]), dict(base["ab_servers"])
         for job in jobs.values():
             if job.definition is not None:
                 with contextlib.suppress(Exception):
                     tables["ab_jobs"][job.definition.name] = [job.definition.name, str(job.id),
                                                               codec.encode(job.to_dict())]
-        for run_id, run in runs.items():
-            key = text(run_id)
-            if run.complete or run.cancelled:
-                tables["ab_runs"].pop(key, None)
-                continue
-            row = _encoded(encoded, run)
-            if row is not None:
-                tables["ab_runs"][key] = [row[0], row[1], str(row[2]), *row[3:]]
-                definition = definition_key(run)
-                if definition not in tables["ab_definitions"] and run.definition is not None:
-                    tables["ab_definitions"][definition] = [definition, codec.encode(run.definition.to_dict())]
         for server in servers.values():
             with contextlib.suppress(Exception):
                 tables["ab_servers"][server.name] = [server.name, codec.encode(vars(server))]
         for p in quarantine.found:
             tables["ab_problems"][str(p.aggregate_id)] = [str(p.aggregate_id), p.kind, p.version, p.position,
                                                           p.reason, p.rested, p.rest]
-        return {table: list(rows.values()) for table, rows in tables.items()}
 
     def _write(self, jobs: dict[UUID, JobState], runs: dict[UUID, Run], servers: dict[UUID, Server],
                users: dict[UUID, UserState], notifications: dict[UUID, Notification], logs: list[tuple[Any, ...]],
@@ -422,9 +441,21 @@ def _encoded(encoded: dict[UUID, tuple[int, tuple[Any, ...]]], run: Run) -> tupl
     return rows[run.id]
 
 
-def _empty_changes() -> tuple[Any, ...]:
-    """What a batch changes: jobs, runs, servers, users and notifications by id, log and audit rows."""
-    return {}, {}, {}, {}, {}, [], []
+class _Fold:
+    """What one batch read and folded: its notifications and events, what it changes (jobs, runs, servers, users
+    and notifications by id, log and audit rows), the run rows made for its snapshots (by version), and those
+    snapshots, with the rows they copy as written before the batch (`base`) and as they stand at the last one."""
+
+    def __init__(self) -> None:
+        self.notes: list[Any] = []
+        self.batch: list[tuple[int, Event]] = []
+        self.changes: tuple[Any, ...] = ({}, {}, {}, {}, {}, [], [])
+        self.encoded: dict[UUID, tuple[int, tuple[Any, ...]]] = {}
+        self.taken: list[tuple[Any, ...]] = []
+        self.base: dict[str, dict[Any, list[Any]]] = {}
+        self.tables: dict[str, dict[Any, list[Any]]] = {}
+        self.dirty: set[UUID] = set()  # the runs folded since the last snapshot
+        self.latest: datetime | None = None  # the latest event time folded
 
 
 def _never() -> datetime:

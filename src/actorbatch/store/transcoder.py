@@ -21,6 +21,7 @@ _UUID, _DATETIME, _DECIMAL, _ENUM, _TUPLE, _UTC_DATETIME = 1, 2, 3, 4, 5, 6
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROS = struct.Struct(">q")
 _ONE_MICROSECOND = timedelta(microseconds=1)
+_EMPTY_TUPLE = msgpack.ExtType(_TUPLE, msgpack.packb([]))  # in every run's row (`retried_by`)
 
 
 # The same ids and moments recur in thousands of events and rows (a run's id, a step's timestamp): their
@@ -71,7 +72,7 @@ def _default(obj: Any) -> msgpack.ExtType:
     if isinstance(obj, enum.Enum):
         return msgpack.ExtType(_ENUM, _pack((get_topic(type(obj)), obj.value)))
     if isinstance(obj, tuple):
-        return msgpack.ExtType(_TUPLE, _pack(list(obj)))
+        return msgpack.ExtType(_TUPLE, _pack(list(obj))) if obj else _EMPTY_TUPLE
     if type(obj) is int:  # msgpack hands over only the integers it cannot store
         raise TypeError("cannot encode an integer outside -2**63..2**64-1 in an event")
     raise TypeError(f"cannot encode {type(obj).__name__} in an event")
@@ -98,23 +99,21 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 def _pack(obj: Any) -> bytes:
     # strict_types: tuples and str/int subclasses (enums) reach _default instead of passing as lists and plain values.
-    packer = getattr(_packers, "idle", None)
-    if packer is None:  # none made yet on this thread, or it is packing what holds this object (see _default)
-        packed: bytes = msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
-        return packed
-    _packers.idle = None
+    idle = _packers.idle
+    packer = idle.pop() if idle else msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
     try:
-        packed = packer.pack(obj)
+        packed: bytes = packer.pack(obj)
     finally:
-        _packers.idle = packer
+        idle.append(packer)
     return packed
 
 
 class _Packers(threading.local):
-    """One packer per thread, made once: `packb` makes one per call, a third of the cost of a small object."""
+    """Packers kept per thread: `packb` makes one per call, a third of the cost of a small object. A tuple is
+    packed (by `_default`) while the packer of what holds it is busy: it takes a second one."""
 
     def __init__(self) -> None:
-        self.idle: msgpack.Packer | None = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
+        self.idle: list[msgpack.Packer] = []
 
 
 _packers = _Packers()
