@@ -10,6 +10,7 @@ from uuid import uuid4
 import pytest
 
 import actorbatch
+from actorbatch.clock import random_ids
 from actorbatch.domain.events import job_id
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.domain.runs import Run, RunCreated
@@ -135,3 +136,17 @@ def test_a_bulk_submit_makes_the_events_one_by_one_creates_would(client: actorba
     assert many[0].definition is many[2].definition  # one snapshot, shared
     client.store.append(*many)
     assert [client.store.load(Run, i).params for i in ids] == [{"i": 0}, {"i": 1}, {"i": 2}]  # type: ignore[union-attr]
+
+
+def test_a_bulk_encoding_packs_the_shared_definition_once_and_gives_the_same_bytes(client: actorbatch.Client
+                                                                                   ) -> None:
+    client.add_job(FIRST)
+    definition = client.commands.job("pay").definition
+    assert definition is not None
+    now = client.clock.now()
+    many = Run.create_many(random_ids(50), definition, 1, [({"i": i, "s": "x" * i}, now) for i in range(50)],
+                           "ann", now)
+    mapper = client.store._mapper
+    assert mapper.encode_many(many) == [mapper.encode(e) for e in many]
+    assert len({id(e.definition) for e in many}) == 1
+    assert [mapper.to_domain_event(mapper.to_stored_event(e)) for e in many] == many

@@ -1,5 +1,6 @@
 """The one gateway to wall-clock time and fresh ids, so the same code runs in real time and in simulation."""
 
+import os
 import secrets
 import threading
 import time
@@ -48,6 +49,12 @@ def monotonic_s() -> float:
 def random_id() -> uuid.UUID:
     """A fresh run id for an on-demand run (scheduled runs use deterministic ids instead)."""
     return uuid.uuid4()
+
+
+def random_ids(count: int) -> list[uuid.UUID]:
+    """`count` fresh ids as `random_id` makes them (`uuid4`), from one read of the OS's randomness."""
+    data = os.urandom(16 * count)
+    return [uuid.UUID(bytes=data[start:start + 16], version=4) for start in range(0, 16 * count, 16)]
 
 
 def random_secret() -> str:

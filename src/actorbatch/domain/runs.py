@@ -249,13 +249,15 @@ class Run:
                     ) -> list[RunCreated]:
         """`create` for one run per (params, due time) request, each with the next id of `run_ids`: every event
         shares one snapshot of the definition. Each is a copy of the first with its own id, params and due time
-        (what `dataclasses.replace` makes, without calling `__init__` again: a bulk submit's largest cost)."""
+        (what `dataclasses.replace` makes, without calling `__init__` again: a bulk submit's largest cost); a
+        params dict is kept as given (the caller's checked copy), any other mapping copied into one."""
         first = Run.create(UUID(int=0), definition, job_version, {}, user, now, now)
         fields = vars(first)
         events = []
         for run_id, (params, due_at) in zip(run_ids, requests, strict=False):
             event = object.__new__(RunCreated)
-            vars(event).update(fields, originator_id=run_id, params=dict(params), due_at=due_at)
+            vars(event).update(fields, originator_id=run_id, params=params if type(params) is dict else dict(params),
+                               due_at=due_at)
             events.append(event)
         return events
 

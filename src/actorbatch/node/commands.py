@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
-from actorbatch.clock import Clock
+from actorbatch.clock import Clock, random_id, random_ids
 from actorbatch.domain.events import Event, job_id
 from actorbatch.domain.jobfile import check_unique, validate_definition
 from actorbatch.domain.jobs import (
@@ -232,7 +232,7 @@ class Commands:
             job, unchanged = self._grounds(name)
             assert job.definition is not None
             now = self.clock.now()
-            ids = (self.new_id() for _ in checked)
+            ids = random_ids(len(checked)) if self.new_id is random_id else [self.new_id() for _ in checked]
             events = Run.create_many(ids, job.definition, job.version, ((p, d or now) for p, d in checked), self.user,
                                      now)
             try:

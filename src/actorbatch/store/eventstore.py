@@ -135,8 +135,7 @@ class EventStore:
         transaction, in which no other append can commit (SQLite's write lock, PostgreSQL's table lock)."""
         if not events:
             return
-        encode = self._mapper.encode
-        rows = [encode(e) for e in events]  # encoded before any lock is taken
+        rows = self._mapper.encode_many(events)  # encoded before any lock is taken
         with self._guard():
             if self._sqlite is not None:
                 moved = self._sqlite.insert(rows, unchanged)
