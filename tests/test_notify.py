@@ -3,6 +3,8 @@ while they cannot listen. On SQLite an idle server relaxes its polling. Counts a
 
 import logging
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,7 +18,7 @@ import actorbatch
 from actorbatch.clock import SystemClock
 from actorbatch.domain.jobfile import parse_job
 from actorbatch.store import notify
-from tests.processes import wait_for
+from tests.processes import stop, wait_for
 
 NOOP = {"name": "pickup", "tasks": [{"name": "t", "run": "actorbatch.examples:noop"}]}
 
@@ -169,3 +171,58 @@ def test_the_notification_trigger_is_only_on_postgresql(tmp_path: Path) -> None:
     actorbatch.init(url)
     with actorbatch.BatchServer(url, actorbatch.ServerConfig(name="s", projector="off")) as srv:
         assert srv.listener is None and srv.pace.relaxed_s == 0.1
+
+
+def follow_process(url: str) -> subprocess.Popen[bytes]:
+    """`projections follow`, as `server start --projector process` runs it."""
+    return subprocess.Popen([sys.executable, "-m", "actorbatch", "--db", url, "projections", "follow"],
+                            stderr=subprocess.DEVNULL)
+
+
+def folded_to_head(client: actorbatch.Client) -> bool:
+    rows = client.views.db.query("SELECT position FROM ab_position WHERE name = 'views'")
+    return bool(rows) and int(rows[0][0]) == client.store.head()
+
+
+def query_starts(url: str) -> dict[int, object]:
+    """When each other backend of this database started its latest statement."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid, query_start FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()").fetchall()
+    return {int(pid): started for pid, started in rows}
+
+
+@pytest.mark.postgres
+def test_the_projector_process_catches_up_when_notified_and_sends_no_statement_while_idle(
+        pg_client: actorbatch.Client, pg_url: str) -> None:
+    follower = follow_process(pg_url)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            wait_for(lambda: bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+                                               (f"LISTEN {notify.CHANNEL}",)).fetchone()[0]),  # type: ignore[index]
+                     30, "the projector process to listen")
+        for _ in range(2):  # each commit is heard and folded (no read of the log by this client meanwhile)
+            pg_client.run_job("pickup")
+            wait_for(lambda: folded_to_head(pg_client), 30, "the read models to reach the head of the log")
+        time.sleep(0.5)  # its last look, which finds nothing more
+        before = query_starts(pg_url)
+        time.sleep(1.5)  # well within its safety read (every few seconds)
+        after = query_starts(pg_url)
+    finally:
+        assert stop(follower) == 0
+    assert {pid: at for pid, at in after.items() if before.get(pid) != at} == {}
+
+
+def test_the_projector_process_on_sqlite_folds_every_commit(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    actorbatch.init(url)
+    with actorbatch.connect(url, user="submitter") as client:
+        client.add_job(parse_job(NOOP))
+        follower = follow_process(url)
+        try:
+            for _ in range(3):  # the look at the file's data_version must never hide a commit
+                client.run_job("pickup")
+                wait_for(lambda: folded_to_head(client), 30, "the read models to reach the head of the log")
+                time.sleep(0.6)  # a few quiet looks between commits
+        finally:
+            assert stop(follower) == 0

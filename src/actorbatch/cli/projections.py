@@ -36,41 +36,68 @@ def projections_rebuild() -> None:
     with_client(rebuild, problems=True)
 
 
+SAFETY_S = 5.0  # PostgreSQL, while commit notifications are heard: catch up this often anyway
+
+
 @projections_app.command("follow")
-def projections_follow(interval: Annotated[float, typer.Option("--interval", help="Seconds between catch-ups.")]
-                       = 0.25) -> None:
+def projections_follow(interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between catch-ups, at least (PostgreSQL: when a commit is notified; "
+                           "SQLite: when the file changed).")] = 0.25) -> None:
     """Keep the read models up to date until SIGTERM or SIGINT (each `server start` runs one of these)."""
     with usage():
         check_number(interval, "--interval", 0.001, 3600, unit="s")
-    stop = {"requested": False}
-
-    def request_stop(signum: int, frame: Any) -> None:
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     import logging
 
     from actorbatch import api
+    from actorbatch.store.notify import Bell, LogListener
 
+    stop = {"requested": False}
+    bell = Bell()  # commit notifications and the stop signal ring it
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+        bell.ring()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     logging.getLogger("actorbatch.store").setLevel(logging.ERROR)  # the server that started us reports outages
 
     def follow(client: "Client") -> None:
-        while not stop["requested"]:
-            try:
-                caught_up = not client.views.catch_up()
-            except (StoreUnavailable, StoreFailed):  # ride it out: the server that started us judges the store
-                client.views.forget()
-                caught_up = True
-            if caught_up:
-                time.sleep(interval)
+        """Catch up; then wait for a commit (PostgreSQL: its notification, or SAFETY_S; SQLite: a look at the
+        file's `data_version` every `interval`, which reads no rows), never less than `interval` between two."""
+        listener = None
+        if client.store.url.kind == "postgresql":
+            listener = LogListener(client.store.url, bell.ring, lambda on: bell.ring()).start()
+        clean = False  # the last catch-up ended at the head of the log
+        try:
+            while not stop["requested"]:
+                started = time.monotonic()
+                bell.wait(0)  # what rang before this catch-up is covered by it
+                if client.store.unchanged() and clean:  # SQLite: nothing committed since the last look
+                    caught_up = True
+                else:
+                    clean = False
+                    try:
+                        caught_up = clean = not client.views.catch_up()
+                    except (StoreUnavailable, StoreFailed):  # ride it out: the server that started us judges
+                        client.views.forget()
+                        caught_up = True
+                if caught_up:
+                    if listener is not None and listener.listening:
+                        bell.wait(SAFETY_S)
+                    rest = interval - (time.monotonic() - started)
+                    if rest > 0 and not stop["requested"]:
+                        time.sleep(rest)
+        finally:
+            if listener is not None:
+                listener.stop()
 
     with failures():
         while not stop["requested"]:
             try:
                 client = api.connect(settings.db, settings.user)
             except StoreUnavailable:  # not there yet (a database restarting): wait for it rather than die
-                time.sleep(1.0)
+                bell.wait(1.0)
                 continue
             try:
                 follow(client)

@@ -3,7 +3,6 @@
 import contextlib
 import signal
 import sys
-import time
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +13,7 @@ from actorbatch.domain.limits import MAX_THREADS
 from actorbatch.errors import ActorbatchError
 
 server_app = Cli(help="Batch servers.", no_args_is_help=True)
+SUPERVISE_S = 0.5  # how often `server start` looks at its server's health and for a drain request (a signal: at once)
 
 
 @server_app.command("start")
@@ -53,10 +53,14 @@ def server_start(
                               windows=tuple(parse_window(w) for w in window or []), timezone=timezone,
                               lease_timeout_s=lease_timeout, load_bias=load_bias, projector=projector,
                               metrics_port=metrics_port, metrics_host=metrics_host, **notify_options(os.environ))
+    from actorbatch.store.notify import Bell
+
     stop = {"requested": False}
+    bell = Bell()  # a signal wakes the supervising loop below at once
 
     def request_stop(signum: int, frame: Any) -> None:
         stop["requested"] = True
+        bell.ring()
 
     # Before starting: tasks may begin while start() returns, and a SIGTERM then must drain, not kill.
     signal.signal(signal.SIGTERM, request_stop)
@@ -69,7 +73,7 @@ def server_start(
         typer.echo(f"metrics at http://{metrics_host}:{server.metrics.port}/metrics", err=True)
     while not stop["requested"] and server.healthy() and not server.drain_requested():
         server.tend()
-        time.sleep(0.1)
+        bell.wait(SUPERVISE_S)
     if not server.healthy():  # an actor died: stop the rest, say so, let a process manager restart us
         with contextlib.suppress(ActorbatchError):
             server.stop(drain=False, reason="failed")

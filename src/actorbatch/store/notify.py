@@ -54,6 +54,35 @@ def installed(conn: Any) -> bool:
     return bool(row and row[0])
 
 
+class Bell:
+    """Wakes a sleeper at once, from another thread or from a signal handler: a pipe, so that ringing takes no lock
+    (a handler that waited on a lock held by the code it interrupted would wait forever). Rings between two waits
+    wake the next wait once."""
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+
+    def ring(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # full: it is ringing already; closed: nobody waits
+            os.write(self._w, b"x")
+
+    def wait(self, timeout_s: float) -> bool:
+        """Sleep until rung or `timeout_s` passed; True if rung."""
+        readable, _, _ = select.select([self._r], [], [], max(timeout_s, 0.0))
+        if not readable:
+            return False
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._r, 4096):
+                pass
+        return True
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
 class LogListener:
     """A thread holding a LISTEN connection. `heard()` is called for each commit notification, `state(on)` each
     time listening starts or stops working. A lost connection is opened again with the store breaker's backoff;
