@@ -172,11 +172,17 @@ class _Refused(Exception):
         self.reason, self.path = reason, list[str]()
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def _walk(value: object, depth: int, budget: list[int]) -> None:
     """Check one value of a tree and charge its stored size to `budget`; the walk stops when either runs out."""
     if type(value) is str:
         budget[0] -= len(value) + 5
         _text(value)
+    elif type(value) in _PLAIN:  # the `else` below, without first asking the Mapping ABC about a number
+        budget[0] -= 9
+        _scalar(value)
     elif isinstance(value, Mapping | list | tuple):
         if depth == 0:
             raise _Refused(f"nested deeper than {MAX_PARAMS_DEPTH} levels")
