@@ -27,8 +27,9 @@ def projections_rebuild() -> None:
         with Progress(transient=True, console=Console(stderr=True)) as progress:
             bar = progress.add_task("rebuilding", total=max(client.store.head(), 1))
             started = time.perf_counter()
-            count = client.rebuild_projections(lambda done, total: progress.update(bar, completed=done,
-                                                                                   total=total))
+            count = client.rebuild_projections(lambda done, total: progress.update(
+                bar, completed=done, total=total,  # every 5,000 events; then the new tables are copied into place
+                description="rebuilding" if done < total else "copying into place"))
         elapsed = time.perf_counter() - started
         typer.echo(f"rebuilt from {count} events in {elapsed:.2f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
         return count

@@ -168,9 +168,10 @@ class Projector:
         gc.disable()  # the fold makes millions of objects and frees them by reference counts: the cycle collector
         # walked the batch's aggregates over and over, a quarter of the time
         try:
-            schema.create_temporary(self.db)
-            applied = self.catch_up(on_batch, REBUILD_BATCH)
-            schema.swap_in(self.db)
+            with schema.roomy(self.db):
+                schema.create_temporary(self.db)
+                applied = self.catch_up(on_batch, REBUILD_BATCH)
+                schema.swap_in(self.db)
         finally:
             if collecting:
                 gc.enable()

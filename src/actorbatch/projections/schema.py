@@ -1,5 +1,8 @@
 """The read models' tables: their DDL, creating them (`actorbatch init`) and checking a store has them."""
 
+import contextlib
+from collections.abc import Iterator
+
 from actorbatch.projections.seals import SCHEMA as SEALS
 from actorbatch.projections.snapshots import SCHEMA as SNAPSHOTS
 from actorbatch.store import archive
@@ -47,6 +50,7 @@ SCHEMA = (
 )
 NEWER = {"ab_problems": (PROBLEMS,), "ab_seals": (SEALS,), "ab_users": (USERS,), "ab_snapshots": (SNAPSHOTS,),
          "ab_notifications": NOTIFICATIONS}
+REBUILD_CACHE_KIB = 256 * 1024  # per schema, only while rebuilding
 START = "INSERT INTO ab_position (name, position) VALUES ('views', 0) ON CONFLICT (name) DO NOTHING"
 
 
@@ -98,6 +102,23 @@ def drop_temporary(db: SqlDb) -> None:
     temporary = schemas(db)[1]
     for table in TABLES:
         db.execute(f"DROP TABLE IF EXISTS {temporary}.{table}")
+
+
+@contextlib.contextmanager
+def roomy(db: SqlDb) -> Iterator[None]:
+    """While rebuilding on SQLite: a bigger page cache for the temporary tables and the real ones, whose index
+    inserts (random ids) otherwise read the same pages over and over, a third of the copy's time; as before after."""
+    if db.dialect != "sqlite":
+        yield
+        return
+    before = {schema: int(db.query(f"PRAGMA {schema}.cache_size")[0][0]) for schema in ("main", "temp")}
+    for schema in before:
+        db.execute(f"PRAGMA {schema}.cache_size = {-REBUILD_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        for schema, size in before.items():
+            db.execute(f"PRAGMA {schema}.cache_size = {size}")
 
 
 def swap_in(db: SqlDb) -> None:
