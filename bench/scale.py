@@ -15,6 +15,9 @@ servers are launched together and run them all. Every body appends a line to an 
   backends have flushed their counters, before it is read); rollbacks separately (write conflicts among servers)
 - events per task: every event of the log / runs (created, claimed, succeeded, plus heartbeats and the servers'
   own records); server events per task: those after the submission
+- CPU per task: the servers' (this process's reaped children: the servers and their projectors) and, when the
+  cluster runs on this machine, PostgreSQL's (its postmaster and the backends it reaped: the whole cluster, so
+  use a cluster of its own); cores busy = both / the end-to-end time
 
 The database named by `--db` is dropped and created for every measurement (the user needs CREATEDB). With
 `--projector first` (the default) the first server keeps the read models in a child process and the others run
@@ -23,8 +26,11 @@ The database named by `--db` is dropped and created for every measurement (the u
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -33,6 +39,7 @@ from bench.run import JOBS, WORK, Bench, first, fmt, has, stop, wait_log
 from bench.tasks import wall
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/bench_scale"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def counters(url: str) -> dict[str, int]:
@@ -44,6 +51,28 @@ def counters(url: str) -> dict[str, int]:
                              "current_database()").fetchone()
     assert head is not None and xacts is not None
     return {"head": int(head[0]), "commit": int(xacts[0]), "rollback": int(xacts[1])}
+
+
+def postmaster_cpu_s(url: str) -> float | None:
+    """CPU seconds of the PostgreSQL cluster so far: its postmaster's own and that of every backend it reaped
+    (`cutime`, `cstime`), so the servers' backends count once they exited. None if the cluster is not on this
+    machine (or not readable)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    try:
+        status = Path(f"/proc/{row[0]}/status").read_text()
+        parent = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:"))
+        fields = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, StopIteration, ValueError):
+        return None
+    return sum(int(f) for f in fields[11:15]) / TICKS
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's reaped children (the servers, and the projectors they reaped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def writes_after(url: str, head: int) -> tuple[int, int, int]:
@@ -65,6 +94,7 @@ def w1(bench: Bench, servers: int, runs: int, threads: int, projector: str) -> d
     bench.close()  # only the servers touch the database from here on
     time.sleep(1.5)  # the driver's backend has exited and flushed its counters
     before = counters(bench.url)
+    cpu_before = children_cpu_s(), postmaster_cpu_s(bench.url)
     launch = wall()
     procs = [bench.server(threads, projector="process" if projector == "all" or (projector == "first" and k == 0)
                           else "off") for k in range(servers)]
@@ -75,6 +105,8 @@ def w1(bench: Bench, servers: int, runs: int, threads: int, projector: str) -> d
             stop(proc)
     time.sleep(1.5)  # the servers' backends have exited and flushed their counters
     after = counters(bench.url)
+    servers_cpu, pg_after = children_cpu_s() - cpu_before[0], postmaster_cpu_s(bench.url)
+    pg_cpu = None if pg_after is None or cpu_before[1] is None else pg_after - cpu_before[1]
     events, commits, total = writes_after(bench.url, before["head"])
     ok = len(done) == runs
     last = max(done.values(), default=None)
@@ -86,13 +118,19 @@ def w1(bench: Bench, servers: int, runs: int, threads: int, projector: str) -> d
             "server_commits_per_task": commits / runs, "transactions_per_task": transactions / runs,
             "rollbacks": after["rollback"] - before["rollback"],
             "events_per_task": total / runs, "server_events_per_task": events / runs,
-            "events_per_commit": events / commits if commits else None}
+            "events_per_commit": events / commits if commits else None,
+            "servers_cpu_ms_per_task": servers_cpu * 1000 / runs,
+            "postgres_cpu_ms_per_task": None if pg_cpu is None else pg_cpu * 1000 / runs,
+            "cores_busy": (servers_cpu + (pg_cpu or 0)) / (last - launch) if ok and last else None}
 
 
 FIGURES = [("e2e_per_s", "end to end tasks/s"), ("drain_per_s", "drain tasks/s"), ("boot_s", "launch → first body s"),
            ("server_commits_per_task", "server commits per task"), ("events_per_commit", "events per server commit"),
            ("transactions_per_task", "transactions per task (reads too)"), ("rollbacks", "rollbacks"),
-           ("events_per_task", "events per task (whole log)"), ("server_events_per_task", "server events per task")]
+           ("events_per_task", "events per task (whole log)"), ("server_events_per_task", "server events per task"),
+           ("servers_cpu_ms_per_task", "servers' CPU ms per task"),
+           ("postgres_cpu_ms_per_task", "PostgreSQL CPU ms per task"),
+           ("cores_busy", "cores busy (servers + PostgreSQL)")]
 
 
 def main() -> None:
