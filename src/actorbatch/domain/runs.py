@@ -238,20 +238,22 @@ class Run:
 
     @staticmethod
     def create(run_id: UUID, definition: JobDefinition, job_version: int, params: Mapping[str, Any], user: str,
-               due_at: datetime, now: datetime, fire_time: datetime | None = None) -> RunCreated:
+               due_at: datetime, now: datetime, fire_time: datetime | None = None,
+               snapshot: Mapping[str, Any] | None = None) -> RunCreated:
+        """`snapshot`: `definition.to_dict()`, if the caller keeps it already (events share it; none changes it)."""
         return RunCreated(originator_id=run_id, originator_version=1, timestamp=now,
-                          definition=definition.to_dict(), job_version=job_version, params=dict(params), user=user,
-                          due_at=due_at, fire_time=fire_time)
+                          definition=definition.to_dict() if snapshot is None else snapshot, job_version=job_version,
+                          params=dict(params), user=user, due_at=due_at, fire_time=fire_time)
 
     @staticmethod
     def create_many(run_ids: Iterable[UUID], definition: JobDefinition, job_version: int,
-                    requests: Iterable[tuple[Mapping[str, Any], datetime]], user: str, now: datetime
-                    ) -> list[RunCreated]:
+                    requests: Iterable[tuple[Mapping[str, Any], datetime]], user: str, now: datetime,
+                    snapshot: Mapping[str, Any] | None = None) -> list[RunCreated]:
         """`create` for one run per (params, due time) request, each with the next id of `run_ids`: every event
         shares one snapshot of the definition. Each is a copy of the first with its own id, params and due time
         (what `dataclasses.replace` makes, without calling `__init__` again: a bulk submit's largest cost); a
         params dict is kept as given (the caller's checked copy), any other mapping copied into one."""
-        first = Run.create(UUID(int=0), definition, job_version, {}, user, now, now)
+        first = Run.create(UUID(int=0), definition, job_version, {}, user, now, now, snapshot=snapshot)
         fields = vars(first)
         events = []
         for run_id, (params, due_at) in zip(run_ids, requests, strict=False):

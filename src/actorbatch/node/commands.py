@@ -60,7 +60,8 @@ class Commands:
         self.log, self.user, self.clock, self.new_id = log, user, clock, new_id
         self.guard = Guard(log, clock, new_id)
         self.users = UserCommands(self.guard, user)
-        self._jobs: dict[str, JobState] = {}  # as a submit last read them; each use is checked by its append
+        self._jobs: dict[str, tuple[JobState, dict[str, Any]]] = {}  # as a submit last read them, with the
+        # definition as plain data (the runs' snapshot, shared by them); each use is checked by its append
         self._append_if: Callable[..., None] = getattr(log, "append_if", self._look_then_append)
 
     def _look_then_append(self, unchanged: Mapping[UUID, int], *events: Event) -> None:
@@ -71,18 +72,21 @@ class Commands:
             raise Moved(moved)
         self.log.append(*events)
 
-    def _grounds(self, name: str) -> tuple[JobState, dict[UUID, int]]:
-        """The job to submit runs of, and what a submit relies on, each with its version: the job, and the guard's
-        grounds for letting the user create runs. Both as an earlier submit read them where it can: the submit
-        appends on condition that none of them moved (`EventStore.append_if`); if one did, `_forget` and again."""
-        job = self._jobs.get(name)
-        if job is None:
+    def _grounds(self, name: str) -> tuple[JobState, dict[str, Any], dict[UUID, int]]:
+        """The job to submit runs of with its definition as the runs' snapshot, and what a submit relies on, each
+        with its version: the job, and the guard's grounds for letting the user create runs. Both as an earlier
+        submit read them where it can: the submit appends on condition that none of them moved
+        (`EventStore.append_if`); if one did, `_forget` and again."""
+        remembered = self._jobs.get(name)
+        if remembered is None:
             job = self.job(name)
+            assert job.definition is not None
             if len(self._jobs) >= MAX_REMEMBERED_JOBS:
                 self._jobs.clear()
-            self._jobs[name] = job
+            remembered = self._jobs[name] = (job, job.definition.to_dict())
+        job, snapshot = remembered
         grounds = self.guard.vouch(self.user, RunCreated.ACTION, name, job=name)
-        return job, {job.id: job.version, **grounds}
+        return job, snapshot, {job.id: job.version, **grounds}
 
     def _forget(self, name: str) -> None:
         self._jobs.pop(name, None)
@@ -161,14 +165,15 @@ class Commands:
         checked, due_at = check_run(params, at)
         run_id: UUID | None = None
         for _ in range(CANCEL_ATTEMPTS):
-            job, unchanged = self._grounds(name)
+            job, snapshot, unchanged = self._grounds(name)
             assert job.definition is not None
             if run_id is None:
                 run_id = self.new_id() if key is None else keyed_run_id(name, check_text(key, "key", MAX_KEY_CHARS))
             if key is not None:
                 unchanged[run_id] = 0  # no run under this key yet
             now = self.clock.now()
-            event = Run.create(run_id, job.definition, job.version, checked, self.user, due_at or now, now)
+            event = Run.create(run_id, job.definition, job.version, checked, self.user, due_at or now, now,
+                               snapshot=snapshot)
             try:
                 self._append_if(unchanged, event)
                 return run_id
@@ -229,12 +234,12 @@ class Commands:
         """Create one run per (params, at) request in one transaction: all of them, or (any refused) none."""
         checked = [check_run(params, at) for params, at in requests]
         for _ in range(CANCEL_ATTEMPTS):
-            job, unchanged = self._grounds(name)
+            job, snapshot, unchanged = self._grounds(name)
             assert job.definition is not None
             now = self.clock.now()
             ids = random_ids(len(checked)) if self.new_id is random_id else [self.new_id() for _ in checked]
             events = Run.create_many(ids, job.definition, job.version, ((p, d or now) for p, d in checked), self.user,
-                                     now)
+                                     now, snapshot)
             try:
                 self._append_if(unchanged, *events)
                 return [e.originator_id for e in events]
