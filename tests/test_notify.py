@@ -226,3 +226,25 @@ def test_the_projector_process_on_sqlite_folds_every_commit(tmp_path: Path) -> N
                 time.sleep(0.6)  # a few quiet looks between commits
         finally:
             assert stop(follower) == 0
+
+
+def test_a_bell_wakes_one_wait_per_burst_of_rings_and_can_be_rung_from_a_signal_handler() -> None:
+    import signal
+    import threading
+
+    bell = notify.Bell()
+    try:
+        assert not bell.wait(0)  # not rung
+        for _ in range(10_000):  # more than a pipe holds: the extra rings are dropped, not blocking
+            bell.ring()
+        assert bell.wait(0) and not bell.wait(0)  # one wake-up for the burst
+        threading.Timer(0.05, bell.ring).start()
+        assert bell.wait(30)  # woken by another thread long before the timeout
+        previous = signal.signal(signal.SIGUSR1, lambda signum, frame: bell.ring())
+        try:
+            signal.raise_signal(signal.SIGUSR1)
+            assert bell.wait(0)
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+    finally:
+        bell.close()
