@@ -5,12 +5,13 @@ read back per aggregate, and read in order from the notification log, which is t
 """
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -246,8 +247,10 @@ class EventStore:
         """Notifications as stored (the bytes, for checks that nothing was changed), after position `after` and
         up to `until`."""
         with self._guard():
-            return list(self._app.recorder.select_notifications(start=after, limit=limit, stop=until,
-                                                                inclusive_of_start=False))
+            recorder = self._app.recorder
+            if isinstance(recorder, SQLiteApplicationRecorder) and recorder.datastore.originator_id_type == "uuid":
+                return _sqlite_notes(recorder, after, limit, until)
+            return list(recorder.select_notifications(start=after, limit=limit, stop=until, inclusive_of_start=False))
 
     def follow(self, after: int, limit: int = 1000) -> tuple[int, list[Event], int]:
         """Like `read`, but skips (without decoding) what this process appended, which its listeners heard already.
@@ -345,6 +348,33 @@ class EventStore:
 
 
 _CLASS_VERSIONS = {cls: getattr(cls, "class_version", 1) for cls in EVENTS.values()}
+
+
+class Stored(NamedTuple):
+    """A stored event as `read_raw` gives it on SQLite: shaped like eventsourcing's notification, made cheaply."""
+
+    id: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def _sqlite_notes(recorder: SQLiteApplicationRecorder, after: int, limit: int, until: int | None) -> list[Stored]:
+    """What the recorder's `select_notifications` reads, without building a notification object and parsing an
+    id per row: a rebuild reads a million (an aggregate's id recurs in each of its events)."""
+    stop = "" if until is None else "AND rowid <= ? "
+    statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {recorder.events_table_name} "  # noqa: S608
+                 f"WHERE rowid > ? {stop}ORDER BY rowid LIMIT ?")  # the table's fixed name
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement, (after, limit) if until is None else (after, until, limit))
+        rows = cursor.fetchall()
+    return [Stored(row[0], _uuid(row[1]), row[2], row[3], row[4]) for row in rows]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _uuid(text: str) -> UUID:
+    return UUID(text)
 
 
 class _SqliteWriter:
