@@ -70,6 +70,25 @@ def build(url: str, events: int, catch_up_every: int = 1) -> list[datetime]:
     return [START + (end - START) * share for share in (0.1, 0.3, 0.5, 0.7, 0.9, 0.999)]
 
 
+def busy_day_arguments(doc: str, events: int, repeats: int) -> argparse.ArgumentParser:
+    """The options of a benchmark on the log `build` writes, kept in `--store FILE` if given."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--events", type=int, default=events)
+    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where to build the store (tmpfs: /dev/shm)")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--store", help="a SQLite file to keep the store in, reused if it exists")
+    return parser
+
+
+def busy_day(args: argparse.Namespace, folder: str, name: str) -> str:
+    """The URL of the store of `busy_day_arguments`: `--store` if it exists, else built there (or in `folder`)."""
+    path = Path(args.store) if args.store else Path(folder) / name
+    url = f"sqlite:///{path}"
+    if not path.exists():
+        build(url, args.events, catch_up_every=50)
+    return url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)

@@ -9,34 +9,24 @@ this process (a client connected once: the query and the rows' decoding) and as 
 time.
 """
 
-import argparse
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import actorbatch
-from bench.as_of import build, report
+from bench.as_of import busy_day, busy_day_arguments, report
 
 TARGET_MS = 100
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where to build the store (tmpfs: /dev/shm)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--store", help="a SQLite file to keep the store in, reused if it exists")
-    args = parser.parse_args()
+    args = busy_day_arguments(__doc__, 1_000_000, 5).parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-        path = Path(args.store) if args.store else Path(folder) / "listings.db"
-        url = f"sqlite:///{path}"
-        if not path.exists():
-            build(url, args.events, catch_up_every=50)
+        url = busy_day(args, folder, "listings.db")
         with actorbatch.connect(url, user="bench") as client:
             client.catch_up()
             runs = client.views.db.query("SELECT COUNT(*) FROM ab_runs")[0][0]

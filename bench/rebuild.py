@@ -9,31 +9,22 @@ between two of its steps. `--store FILE`
 keeps the store in FILE and reuses it when it exists (to compare two versions on the same log).
 """
 
-import argparse
 import cProfile
 import itertools
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import actorbatch
-from bench.as_of import build
+from bench.as_of import busy_day, busy_day_arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where to build the store (tmpfs: /dev/shm)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = busy_day_arguments(__doc__, 200_000, 3)
     parser.add_argument("--profile", help="write a cProfile of the last rebuild to this file")
-    parser.add_argument("--store", help="a SQLite file to keep the store in, reused if it exists")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-        path = Path(args.store) if args.store else Path(folder) / "rebuild.db"
-        url = f"sqlite:///{path}"
-        if not path.exists():
-            build(url, args.events, catch_up_every=50)
+        url = busy_day(args, folder, "rebuild.db")
         cpu_rates, wall_rates, steps, gaps = [], [], [], []
         for repeat in range(args.repeats):
             with actorbatch.connect(url, user="bench") as client:
