@@ -1,7 +1,7 @@
-"""The simulated executor pool of one server: bodies that take virtual time, then report like the real pool.
+"""The simulated bodies of one server's executor pool: they take virtual time, then report like worker threads.
 
 What happens to an attempt (a timeout reported at once with its thread still counted, an abort, a late return) is
-decided by the executor core real servers run; here only the bodies are simulated. They are cooperative: told to
+decided by the real executor actor and its core; here only the bodies are simulated. They are cooperative: told to
 stop (aborted, or timed out), they return at once, reported as `cancelled`. A crash kills them; a pause freezes
 them, so they end that much later.
 """
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from actorbatch.behaviours.leasing import Attempt, Key
-from actorbatch.node.execute import TIMEOUT, ExecutorCore
 from actorbatch.node.lease import Done
 from simulations.eventloop import Loop, us
 from simulations.profile import attempt_outcome
@@ -57,19 +56,17 @@ class Body:
     token: int
 
 
-class Executor:
-    """The bodies one server runs, behind the executor core real servers run (`core`), which decides timeouts,
-    aborts and what `report` hands its lease manager."""
+class SimBodies:
+    """The bodies one server runs (the real pool's `PoolBodies`): `finished` hears each return, `timed_out` each
+    timeout, as the executor actor's callbacks."""
 
     def __init__(self, server: str, skew_us: int, loop: Loop, bodies: BodyModel, watcher: Watcher,
-                 schedule: Callable[[int, Callable[[], None]], None], report: Callable[[Done | Key], None]) -> None:
+                 schedule: Callable[[int, Callable[[], None]], None], finished: Callable[[Done], None],
+                 timed_out: Callable[[Key], None]) -> None:
         self.server, self.skew_us, self.loop, self.model, self.watcher = server, skew_us, loop, bodies, watcher
-        self._schedule = schedule
-        self.core = ExecutorCore(self, report)
+        self._schedule, self.finished, self.timed_out = schedule, finished, timed_out
         self.running: dict[Key, Body] = {}
         self._tokens = 0
-
-    # ---- the core's bodies ----
 
     def run(self, attempt: Attempt) -> None:
         """The body runs from its start time (claimed a moment early) for as long as its profile says."""
@@ -83,10 +80,16 @@ class Executor:
         body = self.running.pop(attempt.key, None)
         if body is not None:
             self.watcher.ended(self.server, body.attempt)
-            self.core.finished(Done(body.attempt, "cancelled"))
+            self.finished(Done(body.attempt, "cancelled"))
 
     def time_out(self, attempt: Attempt, after_s: float) -> None:
-        self._schedule(self.loop.now_us + us(after_s), lambda: self.core.abort(attempt.key, TIMEOUT))
+        self._schedule(self.loop.now_us + us(after_s), lambda: self.timed_out(attempt.key))
+
+    def ship(self) -> None:
+        """Simulated bodies write no log lines."""
+
+    def stop(self) -> None:
+        """The pool stopped: its process is dying, and `kill` follows."""
 
     # ---- virtual time ----
 
@@ -102,7 +105,7 @@ class Executor:
             return  # aborted, or moved by a pause
         del self.running[key]
         self.watcher.ended(self.server, body.attempt)
-        self.core.finished(Done(body.attempt, body.exit_status, elapsed_s=body.duration_s))
+        self.finished(Done(body.attempt, body.exit_status, elapsed_s=body.duration_s))
 
     def freeze(self, for_us: int) -> None:
         """The process is paused: every body ends `for_us` later than it would have."""

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import fold_stream
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, StoreFailed
 from actorbatch.store.outage import Breaker
 
 A = TypeVar("A")
@@ -109,6 +109,9 @@ class ServerStore:
     def __init__(self, log: SimLog, writer: str, faults: WriteFaults, clock_s: Callable[[], float]) -> None:
         self.log, self.writer, self.faults = log, writer, faults
         self.breaker = Breaker(writer, clock=clock_s, say=_quiet)
+        self.failure: StoreFailed | None = None
+        self._listeners: list[Callable[[Sequence[Event]], None]] = []
+        self._own: set[tuple[UUID, int]] = set()  # appended by this process, not yet met by `follow`
 
     def _call(self, do: Callable[[], A]) -> A:
         """One call to the store, as EventStore._guard makes it: fail fast while the breaker is open."""
@@ -123,9 +126,27 @@ class ServerStore:
         self.breaker.succeeded()
         return answer
 
-    def reach(self) -> None:
-        """A read of the log by the follower: StoreUnavailable while the store is away (or not yet probed)."""
-        self._call(lambda: None)
+    def listen(self, listener: Callable[[Sequence[Event]], None]) -> None:
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[Sequence[Event]], None]) -> None:
+        self._listeners.remove(listener)
+
+    def follow(self, after: int, limit: int) -> tuple[int, list[Event], int]:
+        """As EventStore.follow: what other processes appended after `after`, skipping this process's appends."""
+        chunk = self._call(lambda: self.log.entries[after:after + limit])
+        events = []
+        for event, _ in chunk:
+            key = (event.originator_id, event.originator_version)
+            if key in self._own:
+                self._own.discard(key)
+            else:
+                events.append(event)
+        return after + len(chunk), events, len(chunk)
+
+    def unchanged(self) -> bool:
+        """Whether nothing was committed since the last look: never known without reading (as on PostgreSQL)."""
+        return False
 
     def append(self, *events: Event) -> None:
         unaware = self.breaker.down_since_s is None  # this process has not met the outage yet
@@ -134,6 +155,9 @@ class ServerStore:
             self.log.append(events, self.writer)
             raise self.breaker.failed("the store went away during the commit")
         self._call(lambda: self._append(events))
+        self._own.update((e.originator_id, e.originator_version) for e in events)
+        for listener in list(self._listeners):
+            listener(events)
 
     def _append(self, events: Sequence[Event]) -> None:
         if self.faults.before():

@@ -113,10 +113,7 @@ class Simulation:
         self.fires.appended(events)
         beats_only = all(isinstance(e, ServerHeartbeat) for e in events)
         for server in self.servers.values():
-            if server.writer == writer and server.up:
-                server.heard(events)
-            else:
-                server.hear(writer, beats_only)
+            server.hear(writer, beats_only)
 
     # ---- the run ----
 

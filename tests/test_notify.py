@@ -36,7 +36,7 @@ def server(url: str, **options: Any) -> actorbatch.BatchServer:
 
 
 def listening(srv: actorbatch.BatchServer) -> bool:
-    return srv.listener is not None and srv.listener.listening and srv.pace.listening
+    return srv.listener is not None and srv.listener.listening and srv.node.plant.pace.listening
 
 
 def started_after_ms(client: actorbatch.Client, submitted: datetime, run_id: object) -> float:
@@ -133,7 +133,7 @@ def test_a_broken_listen_connection_falls_back_to_polling_and_listens_again(
         first_pid = srv.listener.backend_pid
         refused["now"] = True
         terminate(pg_url, first_pid)
-        wait_for(lambda: not srv.pace.listening, 10, "the follower to fall back to polling")
+        wait_for(lambda: not srv.node.plant.pace.listening, 10, "the follower to fall back to polling")
         notified = srv.listener.notifications
         polled = started_after_ms(pg_client, clock.now(), pg_client.run_job("pickup"))
         assert srv.listener.notifications == notified  # picked up by polling: nothing was heard
@@ -158,7 +158,7 @@ def test_a_store_without_notifications_is_polled_until_init_adds_them(
         conn.execute(f"DROP TRIGGER {notify.TRIGGER} ON {notify.TABLE}")
     with server(pg_url) as srv:
         assert pg_client.wait(pg_client.run_job("pickup"), timeout=30)["status"] == "succeeded"
-        assert not srv.pace.listening
+        assert not srv.node.plant.pace.listening
         actorbatch.init(pg_url)  # the upgrade
         wait_for(lambda: listening(srv), 10, "the server to listen once the trigger exists")
         assert pg_client.wait(pg_client.run_job("pickup"), timeout=30)["status"] == "succeeded"
@@ -170,7 +170,7 @@ def test_the_notification_trigger_is_only_on_postgresql(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     actorbatch.init(url)
     with actorbatch.BatchServer(url, actorbatch.ServerConfig(name="s", projector="off")) as srv:
-        assert srv.listener is None and srv.pace.relaxed_s == 0.1
+        assert srv.listener is None and srv.node.plant.pace.relaxed_s == 0.1
 
 
 def follow_process(url: str) -> subprocess.Popen[bytes]:

@@ -7,8 +7,11 @@ the seed and the command that reproduces the failure.
 from datetime import datetime
 
 
-class CheckFailed(Exception):
-    """An invariant does not hold; `checker` names it, `at` is the virtual moment it was found."""
+class CheckFailed(BaseException):
+    """An invariant does not hold; `checker` names it, `at` is the virtual moment it was found.
+
+    A BaseException, like SystemExit: it ends the simulation where it is raised, and no handler of the system under
+    test (an actor's, which pykka would log and survive) may take it for a failure of its own."""
 
     def __init__(self, checker: str, message: str, at: datetime | None = None) -> None:
         super().__init__(f"{checker}: {message}")

@@ -1,71 +1,38 @@
-"""The executor pool actor: runs attempts on worker threads and ships their output to the run log."""
+"""The executor pool actor: the pykka shell of ExecutorCore. Its bodies run where the composition root says (worker
+threads in a real server, virtual time in the simulator); every outcome goes to the lease manager as a Done (or
+Freed) message."""
 
 import contextlib
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pykka
 
 from actorbatch.actors.messages import Abort, Execute, Finished, Freed, Tick
-from actorbatch.actors.outages import rides_out_outages
-from actorbatch.behaviours.leasing import Attempt, Key
-from actorbatch.clock import Clock, monotonic_s
-from actorbatch.domain.events import log_id
-from actorbatch.domain.runs import LogWritten
-from actorbatch.errors import Conflict
-from actorbatch.node.execute import TIMEOUT, ExecutorCore
+from actorbatch.actors.outages import Failing, rides_out_outages
+from actorbatch.behaviours.leasing import Key
+from actorbatch.node.execute import TIMEOUT, Bodies, ExecutorCore
 from actorbatch.node.lease import Done
-from actorbatch.runners.context import RunLog, TaskContext, TaskLogger
-from actorbatch.runners.python import TaskError, run_python
-from actorbatch.runners.python import exit_status as exit_status_of
-from actorbatch.runners.shell import run_shell
-from actorbatch.store.eventstore import EventStore
 
 
-class LogStream:
-    """The run-log stream of one attempt; shipping is serialised so its versions stay consecutive.
+class PoolBodies(Bodies, Protocol):
+    def ship(self) -> None:
+        """Send the run-log lines the running bodies wrote since the last time."""
 
-    Lines the store did not take (an outage) are kept, in order, and sent again as the same event: only this
-    stream writes under its id, so a conflict then means an earlier try was recorded after all.
-    """
+    def stop(self) -> None:
+        """The pool stops: drop the bodies not started yet."""
 
-    def __init__(self, attempt: Attempt, clock: Clock) -> None:
-        self.attempt, self.lines, self.version = attempt, RunLog(clock.now), 0
-        self._unsent: tuple[tuple[str, ...], tuple[datetime, ...]] = ((), ())
-        self._lock = threading.Lock()
 
-    def ship(self, store: EventStore, clock: Clock, final: bool = False) -> None:
-        with self._lock:
-            if self._unsent[0]:
-                self._send(store, clock)
-            self._unsent = self.lines.take(final)
-            if self._unsent[0]:
-                self._send(store, clock)
-
-    def _send(self, store: EventStore, clock: Clock) -> None:
-        a = self.attempt
-        with contextlib.suppress(Conflict):
-            store.append(LogWritten(originator_id=log_id(a.run_id, a.task, a.attempt),
-                                    originator_version=self.version + 1, timestamp=clock.now(),
-                                    run_id=a.run_id, task=a.task, attempt=a.attempt, lines=self._unsent[0],
-                                    times=self._unsent[1]))
-        self.version += 1
-        self._unsent = ((), ())
+# Builds a pool's bodies, given how they report a return (`Done`) and a timeout (the attempt's key).
+MakeBodies = Callable[[Callable[[Done], None], Callable[[Key], None]], PoolBodies]
 
 
 class ExecutorPool(pykka.ThreadingActor):
-    """Owns the worker threads: the shell of ExecutorCore, and the core's bodies; every outcome goes to the lease
-    manager as a Done (or Freed) message."""
-
-    def __init__(self, store: EventStore, clock: Clock, threads: int, manager: pykka.ActorRef[Any]) -> None:
+    def __init__(self, store: Failing, bodies: MakeBodies, manager: pykka.ActorRef[Any]) -> None:
         super().__init__()
-        self.store, self._clock = store, clock
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="actorbatch-task")
-        self._running: dict[Key, tuple[TaskContext, LogStream]] = {}
-        self.core = ExecutorCore(self, lambda m: manager.tell(m if isinstance(m, Done) else Freed(m)))
+        self.store = store  # where an outage while shipping logs is noted
+        self.bodies = bodies(self._finished, self._timed_out)
+        self.core = ExecutorCore(self.bodies, lambda m: manager.tell(m if isinstance(m, Done) else Freed(m)))
 
     @rides_out_outages
     def on_receive(self, message: Any) -> Any:
@@ -74,57 +41,21 @@ class ExecutorPool(pykka.ThreadingActor):
         elif isinstance(message, Abort):
             self.core.abort(message.key, message.reason)
         elif isinstance(message, Finished):
-            self._running.pop(message.done.attempt.key, None)
             self.core.finished(message.done)
         elif isinstance(message, Tick):
-            for _, stream in self._running.values():
-                stream.ship(self.store, self._clock)
+            self.bodies.ship()
         return None
 
-    # ---- the core's bodies ----
+    def _finished(self, done: Done) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # the server stopped meanwhile: nobody to tell
+            self.actor_ref.tell(Finished(done))
 
-    def run(self, a: Attempt) -> None:
-        stream = LogStream(a, self._clock)
-        ctx = TaskContext(params=a.params, run_id=a.run_id, job=a.job, task=a.task, attempt=a.attempt,
-                          user=a.user, log=TaskLogger(stream.lines), store=self.store.url)
-        self._running[a.key] = (ctx, stream)
-        self._pool.submit(self._execute, a, ctx, stream)
-
-    def cancel(self, attempt: Attempt) -> None:
-        entry = self._running.get(attempt.key)
-        if entry is not None:
-            entry[0].cancel_event.set()
-
-    def time_out(self, attempt: Attempt, after_s: float) -> None:
-        timer = threading.Timer(after_s, self.actor_ref.tell, (Abort(attempt.key, TIMEOUT),))
-        timer.daemon = True
-        timer.start()
-
-    def _execute(self, a: Attempt, ctx: TaskContext, stream: LogStream) -> None:
-        exit_status: str | None = None
-        result = None
-        wait_s = (a.starts_at - self._clock.now()).total_seconds()
-        if wait_s > 0:  # claimed a moment early, to start exactly when due
-            time.sleep(wait_s)
-        started_s = monotonic_s()
-        try:
-            if a.run is not None:
-                result = run_python(a.run, ctx)
-            else:
-                assert a.command is not None
-                run_shell(a.command, ctx, a.timeout_s, a.os_user)
-        except TaskError as error:
-            exit_status = str(error)
-        except BaseException as error:  # noqa: BLE001 - nothing may end the worker thread without a report
-            exit_status = f"internal error: {exit_status_of(error)}"
-        with contextlib.suppress(Exception):  # losing log lines must not lose the outcome
-            stream.ship(self.store, self._clock, final=True)
-        if self.actor_ref.is_alive():
-            self.actor_ref.tell(Finished(Done(a, exit_status, result, elapsed_s=monotonic_s() - started_s)))
+    def _timed_out(self, key: Key) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(Abort(key, TIMEOUT))
 
     def on_failure(self, *args: Any) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.bodies.stop()
 
     def on_stop(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
+        self.bodies.stop()

@@ -17,11 +17,11 @@ import pykka
 
 from actorbatch.actors.messages import CaughtUp, Due, Heard, Listening, Observed, Poll
 from actorbatch.actors.outages import rides_out_outages
+from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.timer import Timer
 from actorbatch.clock import Clock
 from actorbatch.domain.events import Event
 from actorbatch.errors import ActorbatchError
-from actorbatch.store.eventstore import EventStore
 
 BATCH = 2000
 FIRST_BATCH = 50  # a backlog is read in batches that double from this size up to BATCH: the first claims of a
@@ -75,7 +75,7 @@ class Doorbell:
 
 
 class Follower(pykka.ThreadingActor):
-    def __init__(self, store: EventStore, position: int, subscribers: Sequence[pykka.ActorRef[Any]],
+    def __init__(self, store: NodeStore, position: int, subscribers: Sequence[pykka.ActorRef[Any]],
                  clock: Clock, timer: Timer, pace: Pace, doorbell: Doorbell | None = None) -> None:
         super().__init__()
         self.store, self.position, self.subscribers, self.clock = store, position, list(subscribers), clock

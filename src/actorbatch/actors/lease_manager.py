@@ -13,19 +13,19 @@ import pykka
 
 from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Observed, Tick
 from actorbatch.actors.outages import rides_out_outages
+from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.servers import Server
 from actorbatch.node.lease import Done, LeaseCore
-from actorbatch.store.eventstore import EventStore
 
 log = logging.getLogger(__name__)
 
 
 class LeaseManager(pykka.ThreadingActor):
-    def __init__(self, behaviour: LeaseBehaviour, server: Server, store: EventStore, clock: Clock, timer: Timer,
+    def __init__(self, behaviour: LeaseBehaviour, server: Server, store: NodeStore, clock: Clock, timer: Timer,
                  capacity: Callable[[datetime], int], problems: ProblemLog) -> None:
         super().__init__()
         self.store, self.clock, self.timer = store, clock, timer

@@ -11,11 +11,17 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from actorbatch.errors import StoreFailed, StoreUnavailable
-from actorbatch.store.eventstore import EventStore
+
+
+class Failing(Protocol):
+    """A store that notes why it cannot write, for the supervisor to see."""
+
+    failure: StoreFailed | None
 
 
 class _StoreActor(Protocol):
-    store: EventStore
+    @property
+    def store(self) -> Failing: ...
 
 
 A = TypeVar("A", bound=_StoreActor)

@@ -10,16 +10,16 @@ import pykka
 
 from actorbatch.actors.messages import CaughtUp, Observed, Tick
 from actorbatch.actors.outages import rides_out_outages
+from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
 from actorbatch.node.schedule import ScheduleCore
-from actorbatch.store.eventstore import EventStore
 
 
 class Scheduler(pykka.ThreadingActor):
-    def __init__(self, behaviour: ScheduleBehaviour, store: EventStore, clock: Clock, timer: Timer,
+    def __init__(self, behaviour: ScheduleBehaviour, store: NodeStore, clock: Clock, timer: Timer,
                  problems: ProblemLog) -> None:
         super().__init__()
         self.store, self.clock, self.timer = store, clock, timer

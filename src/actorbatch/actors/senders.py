@@ -3,21 +3,31 @@
 every repr and message."""
 
 import json
+import logging
 import smtplib
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from actorbatch.clock import Clock
+from actorbatch.domain.alerts import email_text
 from actorbatch.domain.durations import parse_duration_s
 from actorbatch.domain.limits import MAX_DURATION_S, MAX_RETRIES, MAX_USER_CHARS, check_count, check_number, check_text
-from actorbatch.domain.notifications import RetryPolicy
+from actorbatch.domain.notifications import Notification, RetryPolicy, notification_ids
+from actorbatch.domain.quarantine import describe
+from actorbatch.domain.runs import Run
 from actorbatch.errors import InvalidJob
+from actorbatch.node.notify import MAX_IN_FLIGHT, Delivered, Delivery
+from actorbatch.node.ports import EventLog
+from actorbatch.projections.documents import run_detail
 
+log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 20.0  # connecting, and each exchange after it; well inside the default lease timeout (30 s)
 SMTP_URL_FORM = "smtp://[user:password@]host:port[?starttls=true]"
 
@@ -116,3 +126,42 @@ def post_webhook(url: str, document: Any, delivery_id: str, timeout_s: float = S
     with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - as above
         if not 200 <= response.status < 300:
             raise OSError(f"HTTP {response.status}")
+
+
+class ThreadSenders:
+    """Sends on a small thread pool, never in the actor: a slow SMTP server delays only its own deliveries."""
+
+    def __init__(self, smtp: SmtpSettings | None, store: EventLog, clock: Clock) -> None:
+        self.smtp, self.store, self.clock = smtp, store, clock
+        self.channels: tuple[str, ...] = ("webhook", "email") if smtp is not None else ("webhook",)
+        self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="actorbatch-notify")
+
+    def send(self, delivery: Delivery, report: Callable[[Delivered], None]) -> None:
+        self._pool.submit(self._send, delivery, report)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _send(self, delivery: Delivery, report: Callable[[Delivered], None]) -> None:
+        n = delivery.notification
+        try:
+            if n.channel == "email":
+                assert self.smtp is not None
+                subject, body = email_text(n.job, str(n.run_id), n.run_status, n.failed, n.more_failed,
+                                           n.started_at, n.ended_at)
+                send_email(self.smtp, n.recipient, subject, body, str(n.id))
+            else:
+                post_webhook(n.recipient, self._document(n), str(n.id))
+            error = None
+        except Exception as failure:  # noqa: BLE001 - whatever went wrong is recorded, and retried
+            error = describe(failure)
+            log.info("%s to %s failed: %s", n.channel, n.recipient, error)
+        report(Delivered(n.id, delivery.attempt, error))
+
+    def _document(self, notification: Notification) -> dict[str, Any]:
+        """The run as `run show --json` shows it, read from the log (the read models may lag)."""
+        run = self.store.load(Run, notification.run_id)
+        assert run is not None and run.definition is not None
+        ids = notification_ids(run.id, run.user, run.definition.notify)
+        notifications = [n for n in (self.store.load(Notification, i) for i in ids) if n is not None]
+        return run_detail(run, self.clock.now(), notifications)

@@ -62,7 +62,7 @@ class LeaseCore:
         `lazy_heartbeats`: a batch of heartbeats alone does not start a step (the next tick reaps)."""
         self.behaviour, self.server, self.log, self.outbox, self.capacity = behaviour, server, log, outbox, capacity
         self.read_at, self.problems = read_at, problems
-        self._skip_idle_reaps, self._lazy_heartbeats = skip_idle_reaps, lazy_heartbeats
+        self.skip_idle_reaps, self.lazy_heartbeats = skip_idle_reaps, lazy_heartbeats
         self.busy: set[Key] = set()  # attempts holding (or queued for) a thread
         self._done: list[Done] = []
         self._wake: datetime | None = None
@@ -95,7 +95,7 @@ class LeaseCore:
         self._abort(self.behaviour.observe(events), "lease lost or run cancelled")
         self.problems([e.problem() for e in events if isinstance(e, Unreadable)])
         self.problems(self.behaviour.quarantine.take_found())
-        if not (self._lazy_heartbeats and beats_only):
+        if not (self.lazy_heartbeats and beats_only):
             self.tick()
 
     def report(self, message: Done | Key) -> None:
@@ -235,7 +235,7 @@ class LeaseCore:
             started = self.server.started_at or read_at  # when we registered: who was silent before that
             self._silent = {s.name for s in self.behaviour.servers.values()
                             if not s.stopped and (s.lease_until is None or s.lease_until < started)}
-        if self._skip_idle_reaps and self._reap_at is not None and now < self._reap_at:
+        if self.skip_idle_reaps and self._reap_at is not None and now < self._reap_at:
             return []
         spared, grace_until = self._spared(now)
         lost = self.behaviour.expirations(now, spared)

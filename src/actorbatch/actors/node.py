@@ -1,0 +1,146 @@
+"""One batch server's actors, wired and started from the adapters its composition root picked.
+
+A lease manager (decides), an executor pool (runs bodies), a scheduler, a notifier and a log follower (hears other
+processes), driven by one timer. The real server (`BatchServer`: a SQL store, pykka threads, worker threads, SMTP)
+and the simulator (its log, its event loop, bodies in virtual time) build this same Node; only the `Plant` differs.
+"""
+
+import contextlib
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pykka
+
+from actorbatch.actors.config import ServerConfig
+from actorbatch.actors.executor import ExecutorPool, MakeBodies
+from actorbatch.actors.follower import Doorbell, Follower, Pace
+from actorbatch.actors.lease_manager import LeaseManager
+from actorbatch.actors.messages import Beat, Connect, Drain, Listening, Observed, Poll, Tick
+from actorbatch.actors.notifier import Notifier, Senders
+from actorbatch.actors.ports import NodeStore, Seeds
+from actorbatch.actors.problems import ProblemLog
+from actorbatch.actors.scheduler import Scheduler
+from actorbatch.actors.timer import Timer
+from actorbatch.behaviours.leasing import LeaseBehaviour
+from actorbatch.behaviours.scheduling import ScheduleBehaviour
+from actorbatch.clock import Clock
+from actorbatch.domain.access import Privileges
+from actorbatch.domain.events import Event
+from actorbatch.domain.servers import Server, ServerStopped, capacity, zone
+from actorbatch.domain.users import ACCESS_ID, AccessState
+from actorbatch.errors import Conflict
+from actorbatch.node.boot import copy_runs, register, seed
+from actorbatch.node.notify import TICK_S as NOTIFY_TICK_S
+from actorbatch.node.notify import Directory
+from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
+
+Spawn = Callable[..., pykka.ActorRef[Any]]  # starts an actor: `spawn(ActorClass, *args)` gives its address
+BODIES_TICK_S = 0.5  # how often running bodies' log lines are shipped
+
+
+@dataclass(frozen=True)
+class Plant:
+    """The adapters a node runs on; the composition root alone picks them."""
+
+    store: NodeStore
+    seeds: Seeds  # the read models a starting server seeds from
+    clock: Clock
+    timer: Timer
+    spawn: Spawn
+    bodies: MakeBodies
+    senders: Senders
+    directory: Directory  # users' e-mail addresses
+    pace: Pace  # when the follower reads
+    host: str
+    pid: int
+
+
+class Node:
+    """`start()` registers the server and starts its actors; `healthy()` says whether they all live;
+    `halt()` stops them. Draining and waiting belong to the caller, which owns time."""
+
+    def __init__(self, config: ServerConfig, plant: Plant) -> None:
+        self.config, self.plant = config, plant
+        self.refs: list[pykka.ActorRef[Any]] = []
+
+    def start(self, hearers: Sequence[pykka.ActorRef[Any]] = ()) -> "Node":
+        """Register, seed from the read models, start the actors; `hearers` hear the log too (metrics)."""
+        c, p = self.config, self.plant
+        self.problems = ProblemLog(c.name)
+        self.server = register(p.store, c.name, c.groups, c.threads, c.lease_timeout_s, p.host, p.pid,
+                               p.clock.now(), c.windows, c.timezone)
+        behaviour = LeaseBehaviour(c.name, c.groups, c.lease_timeout_s, c.load_bias)
+        schedules = ScheduleBehaviour(p.clock.now())
+        position, seeded = self._seed(behaviour, schedules)
+        tz = zone(c.timezone)
+
+        def free_threads(now: datetime) -> int:
+            return capacity(c.threads, c.windows, tz, now)
+
+        self.manager = p.spawn(LeaseManager, behaviour, self.server, p.store, p.clock, p.timer, free_threads,
+                               self.problems)
+        self.executor = p.spawn(ExecutorPool, p.store, p.bodies, self.manager)
+        self.manager.tell(Connect(self.executor))
+        self.scheduler = p.spawn(Scheduler, schedules, p.store, p.clock, p.timer, self.problems)
+        self.notifier = p.spawn(Notifier, c.name, p.store, p.clock, p.timer, p.directory, p.senders,
+                                c.lease_timeout_s, c.notify_retry, self.problems, seeded)
+        self.doorbell = Doorbell()
+        self.follower = p.spawn(Follower, p.store, position, [self.manager, self.scheduler, self.notifier, *hearers],
+                                p.clock, p.timer, p.pace, self.doorbell)
+        self.refs = [self.follower, self.scheduler, self.manager, self.executor, self.notifier]
+        p.store.listen(self._heard)
+        self.follower.tell(Poll())
+        p.timer.every(c.tick_s, self.manager, Tick())
+        p.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
+        p.timer.every(BODIES_TICK_S, self.executor, Tick())
+        p.timer.every(SCHEDULE_TICK_S, self.scheduler, Tick())
+        p.timer.every(NOTIFY_TICK_S, self.notifier, Tick())
+        self.manager.tell(Tick())
+        self.scheduler.tell(Tick())
+        return self
+
+    def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour
+              ) -> tuple[int, tuple[list[Any], list[Any], list[Server]]]:
+        """Seed the books from the read models; the log position they reflect, where the follower starts, and
+        what the notifier starts from."""
+        s = self.plant.seeds.seed()
+        # Closed, as the log has it now: if that is later than the read models, the follower brings it again.
+        closed = self.plant.store.load(AccessState, ACCESS_ID) is not None
+        seeded = (copy_runs(s.runs), list(s.deliveries), [copy.copy(server) for server in s.servers])
+        seed(behaviour, schedules, self.server, s.jobs, s.runs, s.servers, s.problems, Privileges(s.users, closed))
+        self.problems.report(s.problems)
+        return s.position, seeded
+
+    def _heard(self, events: Sequence[Event]) -> None:
+        """What this process appended: its own actors hear it at once, not a poll later."""
+        for ref in (self.manager, self.scheduler, self.notifier):
+            ref.tell(Observed(events))
+
+    def listening(self, on: bool) -> None:
+        """Commit notifications started or stopped arriving (PostgreSQL's LISTEN)."""
+        with contextlib.suppress(pykka.ActorDeadError):  # the server is stopping
+            self.follower.tell(Listening(on))
+
+    def healthy(self) -> bool:
+        """False once any actor has died or the store cannot write: the supervisor then stops the server."""
+        return self.plant.store.failure is None and all(ref.is_alive() for ref in self.refs)
+
+    def drain(self) -> None:
+        """Stop claiming and sending; what runs finishes."""
+        self.manager.tell(Drain())
+        self.notifier.tell(Drain())
+
+    def halt(self) -> list[pykka.Future[bool]]:
+        """Stop the timer and every actor, at once; each actor's future answers once it stopped."""
+        self.plant.store.unlisten(self._heard)
+        self.plant.timer.stop()
+        return [ref.stop(block=False) for ref in self.refs]
+
+    def record_stop(self, stopped: ServerStopped) -> None:
+        """Say in the log that this server stopped (once, however often it is tried)."""
+        if not self.plant.store.recorded(stopped):
+            with contextlib.suppress(Conflict):  # a newer incarnation of this name owns the record now
+                self.plant.store.append(stopped)
