@@ -23,7 +23,7 @@ def config_for(seed: int, scenario: str | None) -> SimConfig:
 def describe(config: SimConfig) -> str:
     threads = sum(s.threads for s in config.servers)
     faults = ", ".join(f"{sum(f.kind == k for f in config.faults.planned)} {k}"
-                       for k in ("crash", "pause", "fail")) or "none"
+                       for k in ("crash", "pause", "fail", "drain")) or "none"
     return (f"{config.name}: {len(config.servers)} servers ({threads} threads), {config.workload.jobs} jobs, "
             f"{config.safety_s / 3600:.2f} h of faults ({faults}; failing writes p={config.faults.write_fail_p:g}, "
             f"slow tasks p={config.faults.slow_p:g}), lease timeout {config.timing.lease_timeout_s:g}s")

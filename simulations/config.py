@@ -42,7 +42,9 @@ class Timing:
 @dataclass(frozen=True)
 class Fault:
     """A planned fault: `crash` (down until `for_s` passes; None = lost for good), `pause` (frozen for `for_s`),
-    `fail` (the server's store connection fails, its actor dies and the supervisor restarts it), `outage` (the
+    `fail` (the server's store connection fails, its actor dies and the supervisor restarts it), `drain` (an
+    operator runs `server drain` on it: it finishes what it runs and stops; its process manager restarts it),
+    `outage` (the
     store answers no server for `for_s`; `server` is empty), or `endpoint` (the SMTP server and the webhook
     receivers refuse every delivery for `for_s`; `server` is empty)."""
 

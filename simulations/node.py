@@ -20,9 +20,9 @@ import pykka
 from actorbatch.actors.config import ServerConfig
 from actorbatch.actors.follower import Pace
 from actorbatch.actors.lease_manager import LeaseManager
+from actorbatch.actors.messages import Busy
 from actorbatch.actors.node import Node, Plant
 from actorbatch.actors.ports import Seed
-from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Key
 from actorbatch.clock import Clock
 from actorbatch.domain.notifications import RetryPolicy
@@ -30,13 +30,15 @@ from actorbatch.domain.servers import parse_window
 from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.lease import Done, LeaseCore
 from actorbatch.node.notify import Delivered, Delivery
-from simulations.actors import spawn
+from simulations.actors import LoopTimer, Runtime
 from simulations.config import ServerSpec, Timing
 from simulations.endpoint import Endpoint
 from simulations.eventloop import Action, Loop, us
 from simulations.executor import BodyModel, SimBodies, Watcher
 from simulations.log import ServerStore, SimLog, WriteFailed, WriteFaults
 from simulations.projection import Projection, fold
+
+WATCH_S = 5.0  # how often the supervisor asks whether a drain was asked for, and whether it is done
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Change:
 
     at_us: int
     server: str
-    kind: str  # start | crash | lost | fail | pause
+    kind: str  # start | crash | lost | fail | drained | pause
     for_s: float = 0.0
     reason: str = ""
 
@@ -83,6 +85,9 @@ class SimServer:
         self.bodies: SimBodies | None = None
         self._actors: list[pykka.Actor] = []
         self._ringing = False  # a commit notification is on its way to this process
+        self._runtime = self._new_runtime()
+        self._asked: list[pykka.Future[Any]] = []  # the supervisor's questions to the lease manager and notifier
+        self._draining = False
 
     # ---- the process's view of time ----
 
@@ -114,15 +119,25 @@ class SimServer:
             if loop.now_us < self.paused_until_us:
                 loop.at(self.paused_until_us, self.act(action))  # a new wrapper: `run` must not refer to itself
                 return
+            runtime = self._runtime
+            runtime.stepping = True
             try:
                 action()
+                runtime.stepping = False
+                runtime.flush()
             except WriteFailed as error:
                 self.fail(f"store write failed: {error}")
+            finally:
+                runtime.stepping = False
 
         return run
 
     def at_us(self, at_us: int, action: Action) -> None:
         self.env.loop.at(at_us, self.act(action))
+
+    def _at(self, when: datetime, action: Action) -> None:
+        """Run `action` when this process's clock reads `when`."""
+        self.at_us(self.env.loop.to_us(when) - self.skew_us, action)
 
     def soon(self, action: Action) -> None:
         self.at_us(self.env.loop.now_us, action)
@@ -137,6 +152,7 @@ class SimServer:
         self.writer = f"{self.name}#{self.incarnation}"
         self.up, self.paused_until_us, self._ringing = True, 0, False
         self.store = ServerStore(self.env.log, self.writer, self.env.writes, self._seconds)
+        self._runtime = self._new_runtime()
         self._changed("start")
         self.soon(self._boot)
 
@@ -151,7 +167,7 @@ class SimServer:
         clock = _ProcessClock(self)
         self._actors = []
         seeds = _ProjectionSeeds(self)
-        plant = Plant(self.store, seeds, clock, _LoopTimer(self, clock), self._spawn, self._bodies,
+        plant = Plant(self.store, seeds, clock, LoopTimer(clock, self._at), self._spawn, self._bodies,
                       _EndpointSenders(self), _Addresses(), Pace(config.poll_s, config.safety_poll_s), "sim",
                       self.incarnation)
         node = Node(config, plant)
@@ -161,14 +177,18 @@ class SimServer:
             self._actors = []
             self.at_us(self.env.loop.now_us + us(1.0), self._boot)
             return
-        self.node = node
+        self.node, self._asked, self._draining = node, [], False
+        self.at_us(self.env.loop.now_us + us(WATCH_S), self._watch)
         node.listening(True)
-        lease = self.lease
-        if lease is not None:
-            lease.skip_idle_reaps, lease.lazy_heartbeats = timing.skip_idle_reaps, timing.lazy_heartbeats
+
+    def _new_runtime(self) -> Runtime:
+        return Runtime(self.soon, lambda: self.soon(self._supervise), (WriteFailed,), self.env.rng.shuffle)
 
     def _spawn(self, actor_class: type[pykka.Actor], *args: Any) -> pykka.ActorRef[Any]:
-        actor = spawn(actor_class, args, self.soon, lambda: self.soon(self._supervise), (WriteFailed,))
+        actor = self._runtime.spawn(actor_class, *args)
+        if isinstance(actor, LeaseManager):  # the simulation's own settings of the core, before its first message
+            timing = self.env.timing
+            actor.core.skip_idle_reaps, actor.core.lazy_heartbeats = timing.skip_idle_reaps, timing.lazy_heartbeats
         self._actors.append(actor)
         return actor.actor_ref
 
@@ -183,6 +203,36 @@ class SimServer:
         if self.node is not None and not self.node.healthy():
             self.fail(str(self.store.failure or "an actor died"))
 
+    def _watch(self) -> None:
+        """As `server start`'s loop: once a drain was asked of this server, tell its actors to drain, and stop the
+        process when nothing runs, is being sent or waits to be recorded (its process manager starts it again)."""
+        node = self.node
+        if node is None:
+            return
+        answers = [_answer(f) for f in self._asked]
+        if answers and None not in answers:
+            (busy, drain_requested, unrecorded), *sending = answers
+            if drain_requested and not self._draining:
+                self._draining = True
+                node.drain()
+            elif self._draining and not (busy or any(sending) or unrecorded):
+                self._stop("drained")
+                return
+        self._asked = [node.manager.ask(Busy(), block=False)]
+        if self._draining:
+            self._asked.append(node.notifier.ask(Busy(), block=False))
+        self.at_us(self.env.loop.now_us + us(WATCH_S), self._watch)
+
+    def _stop(self, kind: str, why: str = "") -> None:
+        """The process stops on its own (`drained`, or `failed`: an actor died): it records that it stopped if it
+        can, and its process manager starts it again later."""
+        if self.node is not None:
+            self.node.halt()
+            with contextlib.suppress(Conflict, WriteFailed, StoreUnavailable):
+                self.node.record_stop(self.node.server.stop(kind, self.now()))
+        self._die("fail" if kind == "failed" else kind, why)
+        self.env.loop.at(self.env.loop.now_us + us(self.env.rng.uniform(*self.env.timing.start_s)), self.start)
+
     def crash(self, lost: bool = False) -> None:
         """kill -9: the process and its bodies are gone at once; nothing is written."""
         if self.up:
@@ -192,21 +242,23 @@ class SimServer:
     def fail(self, reason: str) -> None:
         """An actor died: the supervisor records the stop if it can, the process exits, a process manager
         restarts it."""
-        if not self.up:
-            return
-        if self.node is not None:
-            self.node.halt()
-            with contextlib.suppress(Conflict, WriteFailed, StoreUnavailable):
-                self.node.record_stop(self.node.server.stop("failed", self.now()))
-        self._die("fail", reason)
-        self.env.loop.at(self.env.loop.now_us + us(self.env.rng.uniform(*self.env.timing.start_s)), self.start)
+        if self.up:
+            self._stop("failed", reason)
 
     def _die(self, kind: str, reason: str = "") -> None:
         self.up = False
         if self.bodies is not None:
             self.bodies.kill()
-        self.node, self.bodies, self._actors = None, None, []
+        self.unlink()
         self._changed(kind, reason=reason)
+
+    def unlink(self) -> None:
+        """Drop this incarnation's actors. An actor and its core refer to each other, and the cyclic collector is
+        off while the loop runs: the links are cut, so that what a dead incarnation held is freed at once."""
+        self._runtime.closed = True
+        for actor in self._actors:
+            vars(actor).clear()
+        self.node, self.bodies, self._actors = None, None, []
 
     def _changed(self, kind: str, for_s: float = 0.0, reason: str = "") -> None:
         self.env.lifecycle(Change(self.env.loop.now_us, self.name, kind, for_s, reason))
@@ -239,6 +291,14 @@ class SimServer:
             self.node.doorbell.ring()
 
 
+def _answer(future: pykka.Future[Any]) -> Any:
+    """An ask's answer, or None while it is not in (the process was paused meanwhile)."""
+    try:
+        return future.get(timeout=0)
+    except pykka.Timeout:
+        return None
+
+
 class _ProcessClock(Clock):
     """The process's clock: the loop's time, plus its skew."""
 
@@ -247,31 +307,6 @@ class _ProcessClock(Clock):
 
     def now(self) -> datetime:
         return self.server.now()
-
-
-class _LoopTimer(Timer):
-    """The real timer's agenda, with the event loop as its sleeper: one wake-up planned at a time."""
-
-    def __init__(self, server: SimServer, clock: Clock) -> None:
-        super().__init__(clock)
-        self.server = server
-        self._wake_at: datetime | None = None  # when the sleeper is planned to wake
-        self._wakes = 0  # names the planned wake; an older one finds itself replaced
-
-    def sooner(self) -> None:
-        next_at = self._agenda.next_at()
-        if next_at is None or (self._wake_at is not None and self._wake_at <= next_at):
-            return
-        self._wake_at, self._wakes = next_at, self._wakes + 1
-        wake, server = self._wakes, self.server
-        server.at_us(server.env.loop.to_us(next_at) - server.skew_us, lambda: self._wake(wake))
-
-    def _wake(self, wake: int) -> None:
-        if wake != self._wakes:
-            return  # replaced by a sooner wake
-        self._wake_at = None
-        self.tell_due(self.clock.now())
-        self.sooner()
 
 
 class _ProjectionSeeds:

@@ -19,7 +19,8 @@ from matplotlib.ticker import FuncFormatter
 
 from simulations.metrics import Metrics, Series
 
-FAULT_COLOURS = {"crash": "tab:red", "lost": "black", "fail": "tab:orange", "pause": "tab:purple"}
+FAULT_COLOURS = {"crash": "tab:red", "lost": "black", "fail": "tab:orange", "drained": "tab:green",
+                 "pause": "tab:purple"}
 
 
 @dataclass(frozen=True)

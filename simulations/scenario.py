@@ -15,7 +15,7 @@ from typing import Any
 from actorbatch.domain.durations import parse_duration_s
 from simulations.config import Fault, FaultSpec, ServerSpec, SimConfig, Timing, WorkloadSpec
 
-FAULT_KINDS = ("crash", "pause", "fail", "outage", "endpoint")
+FAULT_KINDS = ("crash", "pause", "fail", "drain", "outage", "endpoint")
 
 
 class BadScenario(ValueError):

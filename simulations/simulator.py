@@ -137,6 +137,8 @@ class Simulation:
             failure = CheckFailed("no-crash", f"{type(error).__name__}: {error}", self.loop.now)
             crash = traceback.format_exc()
         finally:
+            for server in self.servers.values():
+                server.unlink()
             if collecting:
                 gc.enable()
         return Result(self.config, self.log, self.views, self.workload, self.timeline, self.loop.steps,
@@ -176,6 +178,8 @@ class Simulation:
         elif fault.kind == "endpoint":
             self.endpoint.down = True
             self.loop.at(self.loop.now_us + us(fault.for_s or 0.0), self._endpoint_back)
+        elif fault.kind == "drain" and server is not None:
+            self.users.drain(server.name)
         elif fault.kind == "fail" and server is not None and server.up and not server.paused:
             server.fail("planned: the store connection broke")
 
@@ -254,7 +258,7 @@ def up_intervals(timeline: Sequence[Change], end_us: int) -> dict[str, list[tupl
         elif change.kind == "pause":
             spans.setdefault(change.server, []).append((begin, change.at_us))
             since[change.server] = change.at_us + us(change.for_s)
-        else:  # crash, lost, fail
+        else:  # crash, lost, fail, drained
             if change.at_us > begin:
                 spans.setdefault(change.server, []).append((begin, change.at_us))
             since[change.server] = None

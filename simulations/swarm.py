@@ -30,10 +30,10 @@ def swarm(seed: int) -> SimConfig:
     groups = GROUPS[:rng.randint(1, len(GROUPS))]
     servers = _servers(rng, groups, lease_timeout_s)
     safety_s = rng.uniform(1200, 5400)
-    return _alerts(rng, SimConfig(
+    return _drains(rng, _alerts(rng, SimConfig(
         seed=seed, name="swarm", start=EPOCH + timedelta(hours=rng.randrange(0, 24 * 7)),
         safety_s=safety_s, liveness_s=12 * 3600.0, servers=servers, workload=_workload(rng, groups, servers),
-        faults=_faults(rng, servers, safety_s, lease_timeout_s), timing=timing, check_every_s=300.0))
+        faults=_faults(rng, servers, safety_s, lease_timeout_s), timing=timing, check_every_s=300.0)))
 
 
 def _servers(rng: random.Random, groups: tuple[str, ...], lease_timeout_s: float) -> tuple[ServerSpec, ...]:
@@ -123,6 +123,13 @@ def _alerts(rng: random.Random, config: SimConfig) -> SimConfig:
     faults = replace(config.faults, planned=tuple(sorted(planned, key=lambda f: f.at_s)),
                      endpoint_fail_p=rng.choice((0.0, 0.1, 0.5)))
     return replace(config, workload=workload, faults=faults)
+
+
+def _drains(rng: random.Random, config: SimConfig) -> SimConfig:
+    """Operators draining servers (a rolling restart): drawn last, so every other knob of a seed stays as it was."""
+    planned = [*config.faults.planned, *(Fault("drain", rng.choice(config.servers).name,
+                                               rng.uniform(0, config.safety_s)) for _ in range(rng.choice((0, 1, 2))))]
+    return replace(config, faults=replace(config.faults, planned=tuple(sorted(planned, key=lambda f: f.at_s))))
 
 
 def _losable(rng: random.Random, servers: tuple[ServerSpec, ...]) -> str | None:

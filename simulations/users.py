@@ -65,6 +65,10 @@ class Users:
         """As random_id(), from the seed."""
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
 
+    def drain(self, server: str) -> None:
+        """`actorbatch server drain NAME`."""
+        self.commands.drain(server)
+
     def plan(self) -> None:
         """Put every action of the workload on the loop; jobs are added first, at the very start."""
         if self.workload.jobs:

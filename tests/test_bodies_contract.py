@@ -1,6 +1,7 @@
-"""The contract of the executor core's `Bodies` port, held by both implementations: the real pool (worker threads,
-real time) and the simulator's bodies (virtual time). The core decides; each backend must run, stop and time out
-bodies so that the lease manager hears the same reports."""
+"""The contract of the executor's `Bodies` port, held by both implementations: worker threads in real time, and the
+simulator's bodies in virtual time, each under the real executor actor (on pykka's threads, or on the simulator's
+actor runtime). The actor's core decides; each backend must run, stop and time out bodies so that the lease manager
+hears the same reports."""
 
 import queue
 from collections.abc import Callable, Iterator
@@ -10,15 +11,18 @@ from typing import Any
 
 import pykka
 import pytest
+from simulations.actors import LoopTimer, Runtime
 from simulations.eventloop import Loop, us
-from simulations.executor import Executor
+from simulations.executor import SimBodies
 
 from actorbatch.actors.executor import ExecutorPool
 from actorbatch.actors.messages import Abort, Execute, Freed
+from actorbatch.actors.timer import ThreadTimer
 from actorbatch.behaviours.leasing import Attempt, Key
 from actorbatch.clock import SystemClock, random_id
 from actorbatch.node.execute import TIMEOUT
 from actorbatch.node.lease import Done
+from actorbatch.runners.pool import ThreadBodies
 from actorbatch.store.eventstore import EventStore
 
 Report = Done | Key
@@ -60,29 +64,60 @@ class Nobody:
 
 @pytest.fixture(params=["threads", "simulated"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The real executor actor, on its real bodies and pykka threads, or on the simulator's bodies and runtime."""
+    got: queue.Queue[Report] = queue.Queue()
     if request.param == "threads":
-        got: queue.Queue[Report] = queue.Queue()
-        manager = Collector.start(got)
+        clock = SystemClock()
         store = EventStore("memory://", create=True)
-        pool = ExecutorPool.start(store, SystemClock(), 2, manager)
+        manager = Collector.start(got)
+
+        def threads(finished: Callable[[Done], None], timed_out: Callable[[Key], None]) -> ThreadBodies:
+            return ThreadBodies(store, store.url, clock, 2, finished, timed_out)
+
+        timer = ThreadTimer(clock)
+        pool = ExecutorPool.start(store, threads, manager, timer)
         try:
             yield Backend(lambda a: pool.tell(Execute(a)), lambda k, r: pool.tell(Abort(k, r)),
-                          lambda n: [got.get(timeout=30) for _ in range(n)], SystemClock().now)
+                          lambda n: [got.get(timeout=30) for _ in range(n)], clock.now)
         finally:
+            timer.stop()
             pool.stop()
             manager.stop()
     else:
         loop = Loop(datetime(2026, 1, 5, tzinfo=UTC), 10_000)
-        reported: list[Report] = []
-        executor = Executor("s1", 0, loop, Sleepy(), Nobody(), loop.at, reported.append)
+
+        def soon(action: Callable[[], None]) -> None:
+            loop.at(loop.now_us, action)
+
+        runtime = Runtime(soon, lambda: None, ())
+
+        def on_loop(actor: type[pykka.Actor], *args: Any) -> pykka.ActorRef[Any]:
+            return runtime.spawn(actor, *args).actor_ref
+
+        def simulated(finished: Callable[[Done], None], timed_out: Callable[[Key], None]) -> SimBodies:
+            return SimBodies("s1", 0, loop, Sleepy(), Nobody(), loop.at, finished, timed_out)
+
+        timer = LoopTimer(LoopClock(loop), lambda when, action: loop.at(loop.to_us(when), action))
+        pool = on_loop(ExecutorPool, NoStore(), simulated, on_loop(Collector, got), timer)
 
         def reports(n: int) -> list[Report]:
             loop.run(loop.now_us + us(60))
-            taken = reported[:n]
-            del reported[:n]
-            return taken
+            return [got.get_nowait() for _ in range(n)]
 
-        yield Backend(executor.core.execute, executor.core.abort, reports, lambda: loop.now)
+        yield Backend(lambda a: pool.tell(Execute(a)), lambda k, r: pool.tell(Abort(k, r)), reports,
+                      lambda: loop.now)
+
+
+class NoStore:
+    failure = None
+
+
+class LoopClock:
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+
+    def now(self) -> datetime:
+        return self.loop.now
 
 
 def attempt(now: datetime, seconds: float, timeout_s: float | None = None) -> Attempt:

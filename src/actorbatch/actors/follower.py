@@ -6,7 +6,6 @@ decided by `Pace`: on PostgreSQL, when a commit is notified (plus a slow safety 
 arrive (SQLite, or PostgreSQL's listen connection is down), every `poll_s`.
 """
 
-import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import CaughtUp, Due, Heard, Listening, Observed, Poll
+from actorbatch.actors.messages import CaughtUp, Due, Heard, Listening, Observed, Poll, tell
 from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.timer import Timer
@@ -67,8 +66,7 @@ class Doorbell:
     def ring(self) -> None:
         if not self._rung.is_set() and self.follower is not None:
             self._rung.set()
-            with contextlib.suppress(pykka.ActorDeadError):  # the server is stopping
-                self.follower.tell(Heard())
+            tell(self.follower, Heard())
 
     def answered(self) -> None:
         self._rung.clear()
@@ -133,13 +131,13 @@ class Follower(pykka.ThreadingActor):
         if events or fresh:
             self._told_at = read_at if at_head else self._told_at
             for subscriber in self.subscribers:
-                subscriber.tell(Observed(events, read_at if at_head else None))
+                tell(subscriber, Observed(events, read_at if at_head else None))
         if not at_head:
             self.actor_ref.tell(Poll())
         elif not self._caught_up:
             self._caught_up = True
             for subscriber in self.subscribers:
-                subscriber.tell(CaughtUp())
+                tell(subscriber, CaughtUp())
 
     def _plan(self) -> None:
         """Make sure the timer will bring the next read: keep the planned one unless this one must come sooner."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Observed, Tick
+from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Observed, Tick, tell
 from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.problems import ProblemLog
@@ -66,11 +66,11 @@ class LeaseManager(pykka.ThreadingActor):
 
     def execute(self, attempt: Attempt) -> None:
         assert self.executor is not None
-        self.executor.tell(Execute(attempt))
+        tell(self.executor, Execute(attempt))
 
     def abort(self, attempt: Attempt, reason: str) -> None:
         if self.executor is not None:
-            self.executor.tell(Abort(attempt.key, reason))
+            tell(self.executor, Abort(attempt.key, reason))
 
     def wake_at(self, when: datetime) -> None:
         self.timer.at(when, self.actor_ref, Tick())

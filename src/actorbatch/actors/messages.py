@@ -1,9 +1,12 @@
-"""The messages the actors of one batch server exchange."""
+"""The messages the actors of one batch server exchange, and how one actor tells another."""
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import pykka
 
 from actorbatch.behaviours.leasing import Attempt, Key
 from actorbatch.domain.events import Event
@@ -101,3 +104,10 @@ class Connect:
 @dataclass(frozen=True)
 class Busy:
     """Ask how many attempts still occupy a thread."""
+
+
+def tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    """Tell another actor of this server `message`. One that died is the supervisor's business (it stops the whole
+    server): the message is dropped, and the teller goes on until it is stopped too."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

@@ -18,7 +18,7 @@ from actorbatch.actors.config import ServerConfig
 from actorbatch.actors.executor import ExecutorPool, MakeBodies
 from actorbatch.actors.follower import Doorbell, Follower, Pace
 from actorbatch.actors.lease_manager import LeaseManager
-from actorbatch.actors.messages import Beat, Connect, Drain, Listening, Observed, Poll, Tick
+from actorbatch.actors.messages import Beat, Connect, Drain, Listening, Observed, Poll, Tick, tell
 from actorbatch.actors.notifier import Notifier, Senders
 from actorbatch.actors.ports import NodeStore, Seeds
 from actorbatch.actors.problems import ProblemLog
@@ -38,7 +38,6 @@ from actorbatch.node.notify import Directory
 from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
 
 Spawn = Callable[..., pykka.ActorRef[Any]]  # starts an actor: `spawn(ActorClass, *args)` gives its address
-BODIES_TICK_S = 0.5  # how often running bodies' log lines are shipped
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class Node:
 
         self.manager = p.spawn(LeaseManager, behaviour, self.server, p.store, p.clock, p.timer, free_threads,
                                self.problems)
-        self.executor = p.spawn(ExecutorPool, p.store, p.bodies, self.manager)
+        self.executor = p.spawn(ExecutorPool, p.store, p.bodies, self.manager, p.timer)
         self.manager.tell(Connect(self.executor))
         self.scheduler = p.spawn(Scheduler, schedules, p.store, p.clock, p.timer, self.problems)
         self.notifier = p.spawn(Notifier, c.name, p.store, p.clock, p.timer, p.directory, p.senders,
@@ -95,7 +94,6 @@ class Node:
         self.follower.tell(Poll())
         p.timer.every(c.tick_s, self.manager, Tick())
         p.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
-        p.timer.every(BODIES_TICK_S, self.executor, Tick())
         p.timer.every(SCHEDULE_TICK_S, self.scheduler, Tick())
         p.timer.every(NOTIFY_TICK_S, self.notifier, Tick())
         self.manager.tell(Tick())
@@ -117,12 +115,11 @@ class Node:
     def _heard(self, events: Sequence[Event]) -> None:
         """What this process appended: its own actors hear it at once, not a poll later."""
         for ref in (self.manager, self.scheduler, self.notifier):
-            ref.tell(Observed(events))
+            tell(ref, Observed(events))
 
     def listening(self, on: bool) -> None:
         """Commit notifications started or stopped arriving (PostgreSQL's LISTEN)."""
-        with contextlib.suppress(pykka.ActorDeadError):  # the server is stopping
-            self.follower.tell(Listening(on))
+        tell(self.follower, Listening(on))
 
     def healthy(self) -> bool:
         """False once any actor has died or the store cannot write: the supervisor then stops the server."""
@@ -130,8 +127,8 @@ class Node:
 
     def drain(self) -> None:
         """Stop claiming and sending; what runs finishes."""
-        self.manager.tell(Drain())
-        self.notifier.tell(Drain())
+        tell(self.manager, Drain())
+        tell(self.notifier, Drain())
 
     def halt(self) -> list[pykka.Future[bool]]:
         """Stop the timer and every actor, at once; each actor's future answers once it stopped."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pykka
 
+from actorbatch.actors.messages import tell
 from actorbatch.clock import Clock
 from actorbatch.node.agenda import Agenda
 
@@ -27,6 +28,9 @@ class Timer:
         if self._agenda.at(when, ref, message):
             self.sooner()
 
+    def after(self, delay_s: float, ref: pykka.ActorRef[Any], message: Any) -> None:
+        self.at(self.clock.now() + timedelta(seconds=delay_s), ref, message)
+
     def every(self, interval_s: float, ref: pykka.ActorRef[Any], message: Any) -> None:
         if self._agenda.at(self.clock.now() + timedelta(seconds=interval_s), ref, message, interval_s):
             self.sooner()
@@ -34,7 +38,7 @@ class Timer:
     def tell_due(self, now: datetime) -> datetime | None:
         """Tell every live actor what is due by `now`; when the next entry is due (None: nothing planned)."""
         for ref, message in self._agenda.due(now, lambda ref: ref.is_alive()):
-            ref.tell(message)
+            tell(ref, message)  # one that died since it was asked is dropped
         return self._agenda.next_at()
 
     def sooner(self) -> None:
