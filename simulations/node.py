@@ -20,9 +20,7 @@ import pykka
 from actorbatch.actors.config import ServerConfig
 from actorbatch.actors.follower import Pace
 from actorbatch.actors.lease_manager import LeaseManager
-from actorbatch.actors.messages import Busy
 from actorbatch.actors.node import Node, Plant
-from actorbatch.actors.ports import Seed
 from actorbatch.behaviours.leasing import Key
 from actorbatch.clock import Clock
 from actorbatch.domain.notifications import RetryPolicy
@@ -30,6 +28,7 @@ from actorbatch.domain.servers import parse_window
 from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.lease import Done, LeaseCore
 from actorbatch.node.notify import Delivered, Delivery
+from actorbatch.node.ports import Seed
 from simulations.actors import LoopTimer, Runtime
 from simulations.config import ServerSpec, Timing
 from simulations.endpoint import Endpoint
@@ -86,8 +85,6 @@ class SimServer:
         self._actors: list[pykka.Actor] = []
         self._ringing = False  # a commit notification is on its way to this process
         self._runtime = self._new_runtime()
-        self._asked: list[pykka.Future[Any]] = []  # the supervisor's questions to the lease manager and notifier
-        self._draining = False
 
     # ---- the process's view of time ----
 
@@ -177,7 +174,7 @@ class SimServer:
             self._actors = []
             self.at_us(self.env.loop.now_us + us(1.0), self._boot)
             return
-        self.node, self._asked, self._draining = node, [], False
+        self.node = node
         self.at_us(self.env.loop.now_us + us(WATCH_S), self._watch)
         node.listening(True)
 
@@ -209,19 +206,13 @@ class SimServer:
         node = self.node
         if node is None:
             return
-        answers = [_answer(f) for f in self._asked]
-        if answers and None not in answers:
-            (busy, drain_requested, unrecorded), *sending = answers
-            if drain_requested and not self._draining:
-                self._draining = True
-                node.drain()
-            elif self._draining and not (busy or any(sending) or unrecorded):
-                self._stop("drained")
-                return
-        self._asked = [node.manager.ask(Busy(), block=False)]
-        if self._draining:
-            self._asked.append(node.notifier.ask(Busy(), block=False))
-        self.at_us(self.env.loop.now_us + us(WATCH_S), self._watch)
+        verdict = node.check()
+        if verdict == "failed":
+            self.fail(str(self.store.failure or "an actor died"))
+        elif verdict == "drained" and not node.unrecorded:
+            self._stop("drained")
+        else:
+            self.at_us(self.env.loop.now_us + us(WATCH_S), self._watch)
 
     def _stop(self, kind: str, why: str = "") -> None:
         """The process stops on its own (`drained`, or `failed`: an actor died): it records that it stopped if it
@@ -289,14 +280,6 @@ class SimServer:
         self._ringing = False
         if self.node is not None:
             self.node.doorbell.ring()
-
-
-def _answer(future: pykka.Future[Any]) -> Any:
-    """An ask's answer, or None while it is not in (the process was paused meanwhile)."""
-    try:
-        return future.get(timeout=0)
-    except pykka.Timeout:
-        return None
 
 
 class _ProcessClock(Clock):

@@ -5,9 +5,11 @@ module must be given a layer here, which is the moment to decide where it belong
 """
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "src" / "actorbatch"
+ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
 LAYERS = [
     {"errors", "clock"},  # plain values and the gateway to time and ids
     {"domain"},  # the pure core: aggregates, events, rules
@@ -70,3 +72,14 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
     (tmp_path / "cli.py").write_text("import actorbatch.domain.runs\n")
     assert upward_imports(tmp_path) == [
         "domain/runs.py (domain) imports actorbatch.actors.server (actors)"]
+
+
+def drawn_layers(text: str) -> list[set[str]]:
+    """The top-level modules of each row of the layer table in docs/architecture.md, top to bottom."""
+    section = text.split("## The layers", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[2] for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    return [{name.split("/")[0].removesuffix(".py") for name in re.findall(r"`([^`]+)`", row)} for row in rows]
+
+
+def test_the_architecture_document_draws_the_layers_the_imports_keep() -> None:
+    assert drawn_layers(ARCHITECTURE.read_text()) == LAYERS

@@ -18,7 +18,7 @@ from actorbatch.actors.config import ServerConfig
 from actorbatch.actors.executor import ExecutorPool, MakeBodies
 from actorbatch.actors.follower import Doorbell, Follower, Pace
 from actorbatch.actors.lease_manager import LeaseManager
-from actorbatch.actors.messages import Beat, Connect, Drain, Listening, Observed, Poll, Tick, tell
+from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Listening, Observed, Poll, Tick, tell
 from actorbatch.actors.notifier import Notifier, Senders
 from actorbatch.actors.ports import NodeStore, Seeds
 from actorbatch.actors.problems import ProblemLog
@@ -36,6 +36,15 @@ from actorbatch.node.boot import copy_runs, register, seed
 from actorbatch.node.notify import TICK_S as NOTIFY_TICK_S
 from actorbatch.node.notify import Directory
 from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
+
+
+def _answer(future: pykka.Future[Any]) -> Any:
+    """An ask's answer; None while it is not in, or if the actor died first."""
+    try:
+        return future.get(timeout=0)
+    except (pykka.Timeout, pykka.ActorDeadError):
+        return None
+
 
 Spawn = Callable[..., pykka.ActorRef[Any]]  # starts an actor: `spawn(ActorClass, *args)` gives its address
 
@@ -64,6 +73,9 @@ class Node:
     def __init__(self, config: ServerConfig, plant: Plant) -> None:
         self.config, self.plant = config, plant
         self.refs: list[pykka.ActorRef[Any]] = []
+        self.draining = False
+        self.unrecorded = 0  # outcomes of ended attempts not yet in the log, as the last answer said
+        self._asked: list[pykka.Future[Any]] = []  # the supervisor's questions, answered by its next round
 
     def start(self, hearers: Sequence[pykka.ActorRef[Any]] = ()) -> "Node":
         """Register, seed from the read models, start the actors; `hearers` hear the log too (metrics)."""
@@ -127,8 +139,28 @@ class Node:
 
     def drain(self) -> None:
         """Stop claiming and sending; what runs finishes."""
+        self.draining = True
         tell(self.manager, Drain())
         tell(self.notifier, Drain())
+
+    def check(self) -> str | None:
+        """One round of the supervisor: "failed" once an actor died or the store cannot write; "drained" once this
+        server is draining (asked here or by `server drain NAME`) and nothing runs or is being sent; else None.
+        It asks the actors without waiting: the answers count at the next round."""
+        if not self.healthy():
+            return "failed"
+        answers = [_answer(f) for f in self._asked]
+        self._asked = []
+        if answers and None not in answers:
+            (busy, drain_requested, self.unrecorded), *sending = answers
+            if drain_requested and not self.draining:
+                self.drain()
+            elif self.draining and not (busy or any(sending)):
+                return "drained"
+        self._asked = [self.manager.ask(Busy(), block=False)]
+        if self.draining:
+            self._asked.append(self.notifier.ask(Busy(), block=False))
+        return None
 
     def halt(self) -> list[pykka.Future[bool]]:
         """Stop the timer and every actor, at once; each actor's future answers once it stopped."""

@@ -2,12 +2,9 @@
 threads, SMTP, PostgreSQL's LISTEN, a projector) and builds a Node on them; then supervises, drains and stops it.
 """
 
-import functools
 import logging
 import os
 import socket
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,17 +14,15 @@ from actorbatch.actors.config import ServerConfig
 from actorbatch.actors.follower import Pace, Projector
 from actorbatch.actors.messages import Busy, Poll
 from actorbatch.actors.node import Node, Plant
-from actorbatch.actors.ports import Seed
 from actorbatch.actors.senders import ThreadSenders
 from actorbatch.actors.timer import ThreadTimer
 from actorbatch.clock import Clock, SystemClock, monotonic_s
 from actorbatch.errors import StoreFailed, StoreUnavailable
+from actorbatch.projections.process import ProjectorProcess
 from actorbatch.projections.views import Views
 from actorbatch.runners.pool import ThreadBodies
-from actorbatch.runners.shell import die_with_parent
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.notify import LogListener
-from actorbatch.store.outage import CAP_S, FIRST_S
 from actorbatch.store.sql import SqlDb
 
 if TYPE_CHECKING:
@@ -39,32 +34,6 @@ log = logging.getLogger(__name__)
 # Past it the server exits 1; the attempts it could not report are lost attempts, retried by another server.
 STORE_WAIT_S = 30.0
 STOP_RETRY_S = 5.0  # and how long the last words of a stopping server may wait for it
-HEALTHY_RUN_S = 60.0  # a projector child that ran this long before dying is restarted without delay
-PROJECTOR_NICE = 10  # the read models may lag (every read catches them up first); claims and outcomes may not
-
-
-class Profiles:
-    """The users' e-mail addresses, from the read models."""
-
-    def __init__(self, views: Views) -> None:
-        self.views = views
-
-    def email(self, user: str) -> str | None:
-        profile = self.views.user(user)
-        return profile.email if profile is not None else None
-
-
-class ViewSeeds:
-    """A starting server's seed, read from the SQL read models in one transaction."""
-
-    def __init__(self, views: Views) -> None:
-        self.views = views
-
-    def seed(self) -> Seed:
-        v = self.views
-        with v.db.transaction():
-            return Seed(v.position(), v.job_states(), v.runs(status="active", limit=10**9), v.servers(),
-                        [p for p in v.problems() if p.rested is None], v.users(), v.deliveries())
 
 
 class BatchServer:
@@ -85,8 +54,8 @@ class BatchServer:
         def bodies(finished: Any, timed_out: Any) -> ThreadBodies:
             return ThreadBodies(store, store.url, self.clock, c.most_threads, finished, timed_out)
 
-        plant = Plant(store, ViewSeeds(self.views), self.clock, self.timer, _spawn, bodies,
-                      ThreadSenders(c.smtp, store, self.clock), Profiles(self.views),
+        plant = Plant(store, self.views, self.clock, self.timer, _spawn, bodies,
+                      ThreadSenders(c.smtp, store, self.clock), self.views,
                       Pace(c.poll_s, c.safety_poll_s, None if postgres else c.idle_poll_s),
                       socket.gethostname(), os.getpid())
         self.metrics: MetricsEndpoint | None = None
@@ -118,6 +87,11 @@ class BatchServer:
         alive = self._projector is None or self._projector.is_alive()
         return self._started and alive and self.node.healthy()
 
+    def check(self) -> str | None:
+        """The supervisor's round (`server start` runs one every 0.1 s): "failed", "drained" (after `server drain`,
+        nothing runs any more) or None; see Node.check."""
+        return "failed" if not self.healthy() else self.node.check()
+
     @property
     def failure(self) -> StoreFailed | None:
         """Why the server had to stop, if its store cannot write (disk full, read-only)."""
@@ -135,19 +109,15 @@ class BatchServer:
         """Attempts holding (or queued for) a thread."""
         return self._ask()[0]
 
-    def drain_requested(self) -> bool:
-        """Whether `server drain NAME` (or `drain()`) asked this server to stop taking work."""
-        return self._ask()[1]
-
     def drain(self, timeout_s: float | None = None) -> bool:
         """Stop claiming and wait for running attempts and deliveries to end; False if `timeout_s` ran out first."""
         self.node.drain()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while self.busy() or self.node.notifier.ask(Busy()):
+        while (verdict := self.node.check()) is None:
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            time.sleep(0.05)
-        return True
+            time.sleep(0.02)
+        return verdict == "drained"
 
     def _unrecorded(self, wait_s: float) -> int:
         """Wait up to `wait_s` for the outcomes of ended attempts to reach the store; how many still have not."""
@@ -210,48 +180,3 @@ class BatchServer:
 
 def _spawn(actor: type[pykka.ThreadingActor], *args: Any) -> pykka.ActorRef[Any]:
     return actor.start(*args)
-
-
-def _projector_child(server_pid: int) -> None:
-    """In the projector child before it runs: die with the server, and leave the CPU to it when both want it."""
-    die_with_parent(server_pid)
-    os.nice(PROJECTOR_NICE)
-
-
-class ProjectorProcess:
-    """The read models kept by a child process (`projections follow`), on another core; restarted with backoff
-    if it dies, and reaped, never left defunct."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._delay_s = FIRST_S
-        self._restart_at_s: float | None = None
-        self._spawn()
-
-    def _spawn(self) -> None:
-        self._started_s = monotonic_s()
-        # The URL (which may hold a password) goes by the environment, never argv, which `ps` shows everyone;
-        # the child acts as the user the store vouches for.
-        env = {k: v for k, v in os.environ.items() if k != "ACTORBATCH_USER"} | {"ACTORBATCH_DB": self.url}
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "actorbatch", "projections", "follow"], env=env,
-            preexec_fn=functools.partial(_projector_child, os.getpid()))  # noqa: PLW1509 - prctl, getppid, nice
-
-    def tend(self) -> None:
-        code = self._process.poll()
-        if code is None:
-            return
-        now = monotonic_s()
-        if self._restart_at_s is None:
-            if now - self._started_s > HEALTHY_RUN_S:
-                self._delay_s = FIRST_S
-            self._restart_at_s = now + self._delay_s
-            log.warning("projector process exited with code %s; restarting it in %.1f s", code, self._delay_s)
-            self._delay_s = min(self._delay_s * 2, CAP_S)
-        elif now >= self._restart_at_s:
-            self._restart_at_s = None
-            self._spawn()
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait()

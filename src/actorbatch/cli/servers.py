@@ -71,7 +71,7 @@ def server_start(
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads{mail}", err=True)
     if server.metrics is not None:
         typer.echo(f"metrics at http://{metrics_host}:{server.metrics.port}/metrics", err=True)
-    while not stop["requested"] and server.healthy() and not server.drain_requested():
+    while not stop["requested"] and server.check() is None:
         server.tend()
         bell.wait(SUPERVISE_S)
     if not server.healthy():  # an actor died: stop the rest, say so, let a process manager restart us

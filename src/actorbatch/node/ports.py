@@ -1,13 +1,19 @@
 """The ports a node core talks to the world through; real servers and the simulator each implement them."""
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 from uuid import UUID
 
 from actorbatch.behaviours.leasing import Attempt
 from actorbatch.domain.events import Event
+from actorbatch.domain.jobs import JobState
+from actorbatch.domain.notifications import Notification
 from actorbatch.domain.quarantine import Problem
+from actorbatch.domain.runs import Run
+from actorbatch.domain.servers import Server
+from actorbatch.domain.users import UserState
 
 A = TypeVar("A")
 Report = Callable[[Iterable[Problem]], None]  # aggregates found quarantined: the process names each once
@@ -49,3 +55,16 @@ class Outbox(Wakeup, Protocol):
 
     def fail(self, reason: str) -> None:
         """The process cannot go on (another process took its name, say): stop it, exit 1."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What a starting server reads from the read models, all as of one log position."""
+
+    position: int
+    jobs: Sequence[JobState]
+    runs: Sequence[Run]  # the active ones
+    servers: Sequence[Server]
+    problems: Sequence[Problem]  # quarantined aggregates not put to rest
+    users: Sequence[UserState]
+    deliveries: Sequence[Notification]  # the unfinished ones

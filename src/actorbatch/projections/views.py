@@ -16,6 +16,7 @@ from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.domain.users import UserState
+from actorbatch.node.ports import Seed
 from actorbatch.projections import schema, snapshots
 from actorbatch.projections.past import SCRATCH, Past
 from actorbatch.projections.projector import BATCH, Projector
@@ -125,3 +126,15 @@ class Views:
 
     def deliveries(self) -> list[Notification]:
         return self.queries.deliveries()
+
+    def seed(self) -> Seed:
+        """What a starting server reads, in one transaction: the log position the read models reflect, the jobs,
+        the active runs, the servers, the open problems, the users and the unfinished deliveries."""
+        with self.db.transaction():
+            return Seed(self.position(), self.job_states(), self.runs(status="active", limit=10**9), self.servers(),
+                        [p for p in self.problems() if p.rested is None], self.users(), self.deliveries())
+
+    def email(self, user: str) -> str | None:
+        """The user's e-mail address, if their profile has one."""
+        profile = self.user(user)
+        return profile.email if profile is not None else None
