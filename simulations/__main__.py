@@ -1,7 +1,9 @@
-"""`python -m simulations --seed N [--scenario FILE] [--report]`: run one simulation and say how it went.
+"""`python -m simulations [--seed N] [--sweep K] [--scenario FILE] [--report]`: run simulations, say how each went.
 
-It prints the seed first, so even a run that hangs or dies can be repeated; on a failed check it prints the
-checker, the virtual moment and the exact command that reproduces it, and exits 1.
+It prints each seed first, so even a run that hangs or dies can be repeated; on a failed check it prints the
+checker, the virtual moment and the exact command that reproduces it, and exits 1. `--sweep K` runs K seeds from
+the first (random unless `--seed` gives it) and stops at the first failure: the random sweep, beside the fixed
+seeds the tests run.
 """
 
 import argparse
@@ -40,19 +42,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulations", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, help="default: a random one, printed")
     parser.add_argument("--scenario", help="a scenario file, e.g. simulations/scenarios/month-end.toml")
+    parser.add_argument("--sweep", type=int, default=1, metavar="K", help="run K seeds, one after the other")
     parser.add_argument("--report", action="store_true",
                         help="write a report (JSON, Markdown, PNG) to simulations/reports/<name>-<seed>/; "
                         "always on with --scenario")
     args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    first = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    for seed in range(first, first + max(args.sweep, 1)):
+        if simulate(seed, args.scenario, args.report) != 0:
+            return 1
+    return 0
+
+
+def simulate(seed: int, scenario: str | None, report: bool) -> int:
     print(f"seed {seed}", flush=True)
-    config = config_for(seed, args.scenario)
+    config = config_for(seed, scenario)
     print(describe(config), flush=True)
     started = monotonic_s()
     result = Simulation(config).run()
     wall_s = monotonic_s() - started
     print(summary(result, wall_s))
-    if args.report or args.scenario:
+    if report or scenario:
         from simulations.report import write_report
 
         print(f"report: {write_report(result, wall_s)}")

@@ -111,7 +111,7 @@ class ServerStore:
         self.breaker = Breaker(writer, clock=clock_s, say=_quiet)
         self.failure: StoreFailed | None = None
         self._listeners: list[Callable[[Sequence[Event]], None]] = []
-        self._own: set[tuple[UUID, int]] = set()  # appended by this process, not yet met by `follow`
+        self._own: set[tuple[UUID, int]] | None = None  # appended since the first `follow`, not yet met by it
 
     def _call(self, do: Callable[[], A]) -> A:
         """One call to the store, as EventStore._guard makes it: fail fast while the breaker is open."""
@@ -135,11 +135,12 @@ class ServerStore:
     def follow(self, after: int, limit: int) -> tuple[int, list[Event], int]:
         """As EventStore.follow: what other processes appended after `after`, skipping this process's appends."""
         chunk = self._call(lambda: self.log.entries[after:after + limit])
+        own = self._own = set() if self._own is None else self._own
         events = []
         for event, _ in chunk:
             key = (event.originator_id, event.originator_version)
-            if key in self._own:
-                self._own.discard(key)
+            if key in own:
+                own.discard(key)
             else:
                 events.append(event)
         return after + len(chunk), events, len(chunk)
@@ -155,7 +156,8 @@ class ServerStore:
             self.log.append(events, self.writer)
             raise self.breaker.failed("the store went away during the commit")
         self._call(lambda: self._append(events))
-        self._own.update((e.originator_id, e.originator_version) for e in events)
+        if self._own is not None:
+            self._own.update((e.originator_id, e.originator_version) for e in events)
         for listener in list(self._listeners):
             listener(events)
 

@@ -1,5 +1,6 @@
-"""The event log port's contract, run against every backend: the in-memory store, SQLite, PostgreSQL and the
-simulator's log. The node cores rely on exactly this, so a backend that passes can carry a server."""
+"""The event log ports' contract, run against every backend: the in-memory store, SQLite, PostgreSQL and the
+simulator's log. The node cores rely on exactly this (`EventLog`), and a server's actors on the rest (`NodeStore`:
+following the log, hearing their own appends), so a backend that passes can carry a server."""
 
 import random
 import threading
@@ -12,6 +13,7 @@ from uuid import UUID, uuid4
 import pytest
 from simulations.log import ServerStore, SimLog, WriteFaults
 
+from actorbatch.actors.ports import NodeStore
 from actorbatch.domain.events import Event, server_id
 from actorbatch.domain.servers import Server, ServerHeartbeat
 from actorbatch.errors import Conflict
@@ -24,15 +26,15 @@ Reader = Callable[[int], Sequence[tuple[int, Event]]]
 
 @dataclass
 class Backend:
-    log: EventLog
+    log: NodeStore
     read: Reader  # (position, event) after a position, in log order
-    fresh: Callable[[], EventLog]  # a second connection to the same log
+    fresh: Callable[[], NodeStore]  # a second connection to the same log (another process)
 
 
 def _store(url: str) -> Iterator[Backend]:
     stores = [EventStore(url, create=True)]
 
-    def fresh() -> EventLog:
+    def fresh() -> NodeStore:
         stores.append(EventStore(url))
         return stores[-1]
 
@@ -140,3 +142,35 @@ def test_times_and_ids_come_back_exactly(backend: Backend) -> None:
     [loaded] = backend.log.events(server_id("exact"))
     assert loaded == event
     assert isinstance(loaded.originator_id, UUID)
+
+
+def test_follow_brings_what_others_appended_in_order_and_skips_its_own(backend: Backend) -> None:
+    """Own appends are skipped from the first `follow` on (a client that never follows keeps no trace of them)."""
+    other = backend.fresh()
+    assert backend.log.follow(0, 10) == (0, [], 0) and other.follow(0, 10) == (0, [], 0)
+    server, first = started()
+    backend.log.append(first)
+    theirs, mine = beat(server, 1), beat(server, 2)
+    other.append(theirs)
+    backend.log.append(mine)
+    position, events, read = backend.log.follow(0, 10)
+    assert events == [theirs] and read == 3  # its own appends are read past, not brought again
+    assert backend.log.follow(position, 10) == (position, [], 0)
+    position, events, read = other.follow(0, 1)  # a limit: the rest comes with the next calls
+    assert events == [first] and read == 1
+    position, events, read = other.follow(position, 1)
+    assert events == [] and read == 1
+    assert other.follow(position, 10)[1:] == ([mine], 1)
+
+
+def test_listeners_hear_each_committed_append_of_their_own_connection_once(backend: Backend) -> None:
+    heard: list[Sequence[Event]] = []
+    backend.log.listen(heard.append)
+    server, first = started()
+    backend.log.append(first, beat(server, 1))
+    with pytest.raises(Conflict):
+        backend.log.append(first)
+    backend.fresh().append(beat(server, 2))  # another process's append is for the follower to bring
+    backend.log.unlisten(heard.append)
+    backend.log.append(beat(server, 3))
+    assert [[e.originator_version for e in batch] for batch in heard] == [[1, 2]]

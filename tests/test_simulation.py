@@ -4,7 +4,6 @@ gives the same log, and the simulator itself reads no clock and draws no unseede
 import ast
 import gc
 import os
-import random
 import subprocess
 import sys
 from dataclasses import replace
@@ -30,8 +29,7 @@ from actorbatch.store.eventstore import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATIONS = ROOT / "simulations"
-FIXED_SEEDS = list(range(1, 33))  # about 30 s in all; they include seeds that catch each planted bug below
-RANDOM_SEEDS = [random.SystemRandom().randrange(2**32) for _ in range(3)]
+FIXED_SEEDS = list(range(1, 17))  # they include seeds that catch each planted bug below (seed 6 at the latest)
 # Modules of simulations/ that run real processes or real task bodies, and so read real time on purpose.
 REAL_TIME_MODULES = {"bodies.py", "load.py", "bench.py", "core_coverage.py"}  # they measure real processes
 
@@ -50,10 +48,11 @@ def test_fixed_seeds_hold_every_check(seed: int) -> None:
     assert result.failure is None, explain(result)
 
 
-@pytest.mark.parametrize("seed", RANDOM_SEEDS)
-def test_random_seeds_hold_every_check(seed: int) -> None:
-    result = simulate(seed)
-    assert result.failure is None, explain(result)
+def test_a_sweep_runs_seed_after_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m simulations --sweep K` is the random sweep (without --seed); here from a fixed seed."""
+    assert cli.main(["--seed", "6", "--sweep", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("seed 6\n") and "\nseed 7\n" in out and out.count("ok: every check held") == 2
 
 
 def first_failure(seeds: list[int]) -> Result:
