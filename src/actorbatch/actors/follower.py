@@ -74,9 +74,13 @@ class Doorbell:
 
 class Follower(pykka.ThreadingActor):
     def __init__(self, store: NodeStore, position: int, subscribers: Sequence[pykka.ActorRef[Any]],
-                 clock: Clock, timer: Timer, pace: Pace, doorbell: Doorbell | None = None) -> None:
+                 clock: Clock, timer: Timer, pace: Pace, doorbell: Doorbell | None = None,
+                 timely: Sequence[pykka.ActorRef[Any]] | None = None) -> None:
+        """`timely`: the subscribers that judge by how fresh the view is (the `read_at` of an Observed with no
+        events); all of them if not given."""
         super().__init__()
         self.store, self.position, self.subscribers, self.clock = store, position, list(subscribers), clock
+        self.timely = self.subscribers if timely is None else list(timely)
         self.timer, self.pace, self.doorbell = timer, pace, doorbell or Doorbell()
         self.doorbell.follower = self.actor_ref
         self._caught_up = False
@@ -130,8 +134,8 @@ class Follower(pykka.ThreadingActor):
         fresh = at_head and (self._told_at is None or (read_at - self._told_at).total_seconds() >= FRESH_S)
         if events or fresh:
             self._told_at = read_at if at_head else self._told_at
-            for subscriber in self.subscribers:
-                tell(subscriber, Observed(events, read_at if at_head else None))
+            for subscriber in self.subscribers if events else self.timely:  # nothing new: only the news of
+                tell(subscriber, Observed(events, read_at if at_head else None))  # how fresh the view is
         if not at_head:
             self.actor_ref.tell(Poll())
         elif not self._caught_up:

@@ -100,7 +100,7 @@ class Node:
                                 c.lease_timeout_s, c.notify_retry, self.problems, seeded)
         self.doorbell = Doorbell()
         self.follower = p.spawn(Follower, p.store, position, [self.manager, self.scheduler, self.notifier, *hearers],
-                                p.clock, p.timer, p.pace, self.doorbell)
+                                p.clock, p.timer, p.pace, self.doorbell, [self.manager, self.notifier, *hearers])
         self.refs = [self.follower, self.scheduler, self.manager, self.executor, self.notifier]
         p.store.listen(self._heard)
         self.follower.tell(Poll())
