@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from typer.testing import Result as CliResult
 
 import actorbatch
-from actorbatch.api import iso_seconds
 from actorbatch.cli.app import app
 from actorbatch.clock import SystemClock
 from actorbatch.domain.jobfile import parse_job, validate_definition
@@ -33,6 +32,7 @@ from actorbatch.domain.recurrence import parse_schedule
 from actorbatch.domain.runs import Run
 from actorbatch.errors import InvalidJob
 from actorbatch.node import commands
+from actorbatch.projections.documents import iso_seconds
 from actorbatch.store.transcoder import MsgpackTranscoder
 from tests.conftest import T0
 from tests.test_job_files import EXAMPLES, assert_rejected, job, task, write

@@ -26,14 +26,22 @@ from actorbatch.domain.quarantine import Problem, fold_stream
 from actorbatch.domain.recurrence import Schedule
 from actorbatch.domain.rules import Every
 from actorbatch.domain.runs import Run
-from actorbatch.domain.servers import current, zone
+from actorbatch.domain.servers import zone
 from actorbatch.domain.statuses import RunStatus
 from actorbatch.domain.users import ADMIN
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
 from actorbatch.node.commands import Commands
 from actorbatch.node.users import token_user
 from actorbatch.projections import retention, why
-from actorbatch.projections.documents import message, run_detail, run_summary
+from actorbatch.projections.documents import (
+    iso_seconds,
+    job_summary,
+    message,
+    run_detail,
+    run_summary,
+    servers_document,
+    status_document,
+)
 from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
 from actorbatch.projections.verification import Head
@@ -50,7 +58,6 @@ A = TypeVar("A")
 RUN_STATUSES = tuple(status.value for status in RunStatus)
 STATUS_ROWS = 10  # rows of each kind on the status screen: it fits one terminal screen under any load
 MAX_PENDING = 1_000_000  # pending runs `job remove --force` cancels with the job, at most
-MAX_RUNNING_RUNS = 1000  # started runs read to list running tasks (each server runs at most its threads)
 
 
 def load_job_file(path: str | Path) -> list[JobDefinition]:
@@ -223,14 +230,14 @@ class Client:
     def jobs(self) -> list[dict[str, Any]]:
         self._catch_up()
         now = self.clock.now()
-        return [_job_summary(row, now) for row in self.views.jobs()]
+        return [job_summary(row, now) for row in self.views.jobs()]
 
     def job(self, name: str) -> dict[str, Any]:
         self._catch_up()
         row = self.views.job(name)
         if row is None:
             raise NotFound(f"no job named {name!r}")
-        return {**_job_summary(row, self.clock.now()), "definition": row["definition"]}
+        return {**job_summary(row, self.clock.now()), "definition": row["definition"]}
 
     # ---- runs ----
 
@@ -419,7 +426,7 @@ class Client:
 
     def servers(self) -> list[dict[str, Any]]:
         self._catch_up()
-        return _servers(self.views, self.clock.now())
+        return servers_document(self.views, self.clock.now())
 
     def drain(self, server: str) -> None:
         """Ask a running server to finish what it runs, take nothing new, and stop (exit 0)."""
@@ -433,10 +440,10 @@ class Client:
         as it was then, rebuilt from the log (see projections.past)."""
         if as_of is None:
             self._catch_up()
-            return _status(self.views, self.clock.now(), rows)
+            return status_document(self.views, self.clock.now(), rows)
         past = self.views.as_of(as_of)
         try:
-            return _status(past, as_of, rows)
+            return status_document(past, as_of, rows)
         finally:
             past.db.close()
 
@@ -472,62 +479,10 @@ class Client:
             raise Conflict("another user changed the same thing at the same moment; try again") from None
 
 
-def job_list_json(jobs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """`job list --json` and `GET /api/jobs`: the listing's contract fields of each job."""
-    return [{k: job[k] for k in ("name", "group", "scheduled", "next_fire", "tasks")} for job in jobs]
-
-
-def run_show_json(run: Mapping[str, Any]) -> dict[str, Any]:
-    """`run show --json` and `GET /api/runs/{id}`: a run's detail as the contract shapes it."""
-    return {k: v for k, v in run.items() if k != "duration_s"}
-
-
 def _dashed(digits: str) -> str:
     """A run id's leading hex digits as the id writes them, dashes in place: `73bc15b1fa84` -> `73bc15b1-fa84`."""
     return "-".join(digits[start:end] for start, end in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
                     if digits[start:end])
-
-
-def _servers(views: Views, now: datetime) -> list[dict[str, Any]]:
-    return [{"name": s.name, "groups": list(s.groups), "threads": s.threads, "running": s.running,
-             "last_seen": iso(s.last_seen), "alive": s.alive(now)} for s in current(views.servers(), now)]
-
-
-def _status(views: Views, now: datetime, rows: int) -> dict[str, Any]:
-    servers = _servers(views, now)
-    started_runs, queued_runs, scheduled_runs = views.active_counts(now)
-    jobs = sorted((_job_summary(j, now) for j in views.jobs()),
-                  key=lambda j: (j["next_fire"] is None, j["next_fire"] or "", j["name"]))
-    started = views.active_runs(MAX_RUNNING_RUNS, started=True)
-    running_tasks = [{"run_id": str(r.id), "job": r.job, "task": t.spec.name, "attempt": t.attempt,
-                      "server": t.server, "started_at": iso(t.started_at)}
-                     for r in started for t in r.tasks.values() if t.status == "running"]
-    live = sorted(servers, key=lambda s: (not s["alive"], s["name"]))
-    counts = {"jobs": len(jobs), "scheduled_jobs": sum(j["scheduled"] for j in jobs),
-              "active_runs": started_runs + queued_runs + scheduled_runs, "started_runs": started_runs,
-              "queued_runs": queued_runs, "scheduled_runs": scheduled_runs, "running_tasks": len(running_tasks),
-              "servers": len(servers), "live_servers": sum(s["alive"] for s in servers)}
-    return {"at": iso(now), "counts": counts, "jobs": jobs[:rows],
-            "runs": [run_summary(r, now) for r in views.active_runs(rows)],
-            "running_tasks": running_tasks[:rows], "servers": live[:rows],
-            "problems": [p.to_dict() for p in views.problems() if p.rested is None]}
-
-
-def _job_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    definition, scheduled_at = row["definition"], row["scheduled_at"]
-    next_fire = None
-    if scheduled_at is not None and definition["schedule"] is not None:
-        after = max(now, row["last_fire"] or scheduled_at)
-        next_fire = Schedule.from_dict(definition["schedule"]).next_fire(after, scheduled_at)
-    return {"name": definition["name"], "group": definition["group"], "scheduled": scheduled_at is not None,
-            "next_fire": iso_seconds(next_fire) if next_fire else None, "tasks": len(definition["tasks"]),
-            "priority": definition["priority"], "description": definition["description"],
-            "skipped_fires": row["skipped"], "last_skip": row["last_skip"]}
-
-
-def iso_seconds(moment: datetime) -> str:
-    """A fire time in UTC with `Z` (microseconds only where the schedule has them)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str, tz_name: str = "UTC", field: str = "time") -> datetime:

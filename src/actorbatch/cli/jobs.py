@@ -49,9 +49,9 @@ def job_list(as_json: Json = False) -> None:
 
     jobs = with_client(lambda c: c.jobs(), problems=True)
     if as_json:
-        from actorbatch import api
+        from actorbatch.projections.documents import job_list_json
 
-        render.emit_json(api.job_list_json(jobs))
+        render.emit_json(job_list_json(jobs))
     else:
         render.jobs_table(jobs)
 

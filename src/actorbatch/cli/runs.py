@@ -50,7 +50,9 @@ def run_show(run_id: RunId, as_of: AsOf = None, as_json: Json = False) -> None:
         moment = api.parse_time(as_of, field="--as-of") if as_of is not None else None
     run = with_client(lambda c: c.run(run_id, moment), problems=True)
     if as_json:
-        render.emit_json(api.run_show_json(run))
+        from actorbatch.projections.documents import run_show_json
+
+        render.emit_json(run_show_json(run))
     else:
         render.run_detail(run)
         if run["archived"]:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from actorbatch import api
 from actorbatch.domain.limits import check_count
+from actorbatch.projections import documents
 from actorbatch.web.auth import acting, reader
 from actorbatch.web.responses import Json
 
@@ -68,7 +69,7 @@ def jobs(request: Request) -> Json:
     summary: Every job (`job list --json`)
     responses: {200: {description: "[{name, group, scheduled, next_fire, tasks}]"}}
     """
-    return Json(api.job_list_json(_client(request).jobs()))
+    return Json(documents.job_list_json(_client(request).jobs()))
 
 
 def job(request: Request) -> Json:
@@ -120,7 +121,7 @@ def run(request: Request) -> Json:
                 404: {description: "no such run"}}
     """
     client, as_of = _client(request), query_time(request, "as_of")
-    return Json(api.run_show_json(client.run(request.path_params["run_id"], as_of)))
+    return Json(documents.run_show_json(client.run(request.path_params["run_id"], as_of)))
 
 
 def run_logs(request: Request) -> Json:
