@@ -4,14 +4,9 @@ every repr and message."""
 
 import json
 import logging
-import smtplib
-import ssl
-import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -105,6 +100,11 @@ def send_email(settings: SmtpSettings, to: str, subject: str, body: str, message
                timeout_s: float = SEND_TIMEOUT_S) -> None:
     """One e-mail, through STARTTLS and a login if the settings say so. `message_id` is the notification's: a
     receiver can tell the same announcement from another."""
+    import smtplib  # the mail and TLS modules load when a first e-mail is sent, not with every server
+    import ssl
+    from email.message import EmailMessage
+    from email.utils import formatdate
+
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = settings.sender, to, subject
     message["Date"] = formatdate(usegmt=True)
@@ -120,6 +120,8 @@ def send_email(settings: SmtpSettings, to: str, subject: str, body: str, message
 
 def post_webhook(url: str, document: Any, delivery_id: str, timeout_s: float = SEND_TIMEOUT_S) -> None:
     """POST `document` as JSON; any answer but 2xx raises. `Idempotency-Key` is the notification's id."""
+    import urllib.request  # loaded when a first webhook is posted, not with every server
+
     request = urllib.request.Request(  # noqa: S310 - the URL was checked to be http(s) when the job was added
         url, data=json.dumps(document).encode(), method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "actorbatch", "Idempotency-Key": delivery_id})
