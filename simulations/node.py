@@ -208,7 +208,7 @@ class SimServer:
             return
         verdict = node.check()
         if verdict == "failed":
-            self.fail(str(self.store.failure or "an actor died"))
+            self._supervise()
         elif verdict == "drained" and not node.unrecorded:
             self._stop("drained")
         else:

@@ -76,6 +76,7 @@ class Node:
         self.draining = False
         self.unrecorded = 0  # outcomes of ended attempts not yet in the log, as the last answer said
         self._asked: list[pykka.Future[Any]] = []  # the supervisor's questions, answered by its next round
+        self._asked_draining = False  # whether they were asked after the Drain messages went out
 
     def start(self, hearers: Sequence[pykka.ActorRef[Any]] = ()) -> "Node":
         """Register, seed from the read models, start the actors; `hearers` hear the log too (metrics)."""
@@ -146,17 +147,20 @@ class Node:
     def check(self) -> str | None:
         """One round of the supervisor: "failed" once an actor died or the store cannot write; "drained" once this
         server is draining (asked here or by `server drain NAME`) and nothing runs or is being sent; else None.
-        It asks the actors without waiting: the answers count at the next round."""
+        It asks the actors without waiting: the answers count at the next round, and no question is asked again
+        before its answer is in. Only answers to questions asked after the Drain messages can say "drained"."""
         if not self.healthy():
             return "failed"
         answers = [_answer(f) for f in self._asked]
-        self._asked = []
-        if answers and None not in answers:
+        if None in answers:
+            return None
+        if answers:
             (busy, drain_requested, self.unrecorded), *sending = answers
             if drain_requested and not self.draining:
                 self.drain()
-            elif self.draining and not (busy or any(sending)):
+            elif self._asked_draining and not (busy or any(sending)):
                 return "drained"
+        self._asked_draining = self.draining
         self._asked = [self.manager.ask(Busy(), block=False)]
         if self.draining:
             self._asked.append(self.notifier.ask(Busy(), block=False))

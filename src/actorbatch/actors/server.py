@@ -84,13 +84,15 @@ class BatchServer:
     def healthy(self) -> bool:
         """False once any actor of this server has died or its store cannot write: the supervisor then stops the
         whole server."""
-        alive = self._projector is None or self._projector.is_alive()
-        return self._started and alive and self.node.healthy()
+        return self._projector_alive() and self.node.healthy()
 
     def check(self) -> str | None:
-        """The supervisor's round (`server start` runs one every 0.1 s): "failed", "drained" (after `server drain`,
-        nothing runs any more) or None; see Node.check."""
-        return "failed" if not self.healthy() else self.node.check()
+        """The supervisor's round (`server start` runs one every 0.5 s): "failed", "drained" (draining, and
+        nothing runs any more) or None; see Node.check, which judges the node's health itself."""
+        return self.node.check() if self._projector_alive() else "failed"
+
+    def _projector_alive(self) -> bool:
+        return self._started and (self._projector is None or self._projector.is_alive())
 
     @property
     def failure(self) -> StoreFailed | None:
