@@ -74,14 +74,14 @@ class Doorbell:
 
 class Follower(pykka.ThreadingActor):
     def __init__(self, store: NodeStore, position: int, subscribers: Sequence[pykka.ActorRef[Any]],
-                 clock: Clock, timer: Timer, pace: Pace, doorbell: Doorbell | None = None,
-                 timely: Sequence[pykka.ActorRef[Any]] | None = None) -> None:
+                 timely: Sequence[pykka.ActorRef[Any]], clock: Clock, timer: Timer, pace: Pace,
+                 doorbell: Doorbell) -> None:
         """`timely`: the subscribers that judge by how fresh the view is (the `read_at` of an Observed with no
-        events); all of them if not given."""
+        events); the others hear only of new events."""
         super().__init__()
         self.store, self.position, self.subscribers, self.clock = store, position, list(subscribers), clock
-        self.timely = self.subscribers if timely is None else list(timely)
-        self.timer, self.pace, self.doorbell = timer, pace, doorbell or Doorbell()
+        self.timely = list(timely)
+        self.timer, self.pace, self.doorbell = timer, pace, doorbell
         self.doorbell.follower = self.actor_ref
         self._caught_up = False
         self._told_at: datetime | None = None

@@ -19,7 +19,7 @@ from actorbatch.actors.executor import ExecutorPool, MakeBodies
 from actorbatch.actors.follower import Doorbell, Follower, Pace
 from actorbatch.actors.lease_manager import LeaseManager
 from actorbatch.actors.messages import Beat, Busy, Connect, Drain, Listening, Observed, Poll, Tick, tell
-from actorbatch.actors.notifier import Notifier, Senders
+from actorbatch.actors.notifier import Notifier, NotifierSeed, Senders
 from actorbatch.actors.ports import NodeStore, Seeds
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.scheduler import Scheduler
@@ -29,7 +29,7 @@ from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.access import Privileges
 from actorbatch.domain.events import Event
-from actorbatch.domain.servers import Server, ServerStopped, capacity, zone
+from actorbatch.domain.servers import ServerStopped, capacity, zone
 from actorbatch.domain.users import ACCESS_ID, AccessState
 from actorbatch.errors import Conflict
 from actorbatch.node.boot import copy_runs, register, seed
@@ -100,8 +100,9 @@ class Node:
         self.notifier = p.spawn(Notifier, c.name, p.store, p.clock, p.timer, p.directory, p.senders,
                                 c.lease_timeout_s, c.notify_retry, self.problems, seeded)
         self.doorbell = Doorbell()
-        self.follower = p.spawn(Follower, p.store, position, [self.manager, self.scheduler, self.notifier, *hearers],
-                                p.clock, p.timer, p.pace, self.doorbell, [self.manager, self.notifier, *hearers])
+        hear = [self.manager, self.scheduler, self.notifier, *hearers]
+        timely = [ref for ref in hear if ref is not self.scheduler]  # the scheduler does not judge by freshness
+        self.follower = p.spawn(Follower, p.store, position, hear, timely, p.clock, p.timer, p.pace, self.doorbell)
         self.refs = [self.follower, self.scheduler, self.manager, self.executor, self.notifier]
         p.store.listen(self._heard)
         self.follower.tell(Poll())
@@ -113,8 +114,7 @@ class Node:
         self.scheduler.tell(Tick())
         return self
 
-    def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour
-              ) -> tuple[int, tuple[list[Any], list[Any], list[Server]]]:
+    def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> tuple[int, NotifierSeed]:
         """Seed the books from the read models; the log position they reflect, where the follower starts, and
         what the notifier starts from."""
         s = self.plant.seeds.seed()
