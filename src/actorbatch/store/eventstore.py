@@ -213,17 +213,15 @@ class EventStore:
 
     def _moved(self, unchanged: Mapping[UUID, int]) -> frozenset[UUID]:
         """The aggregates of `unchanged` that are no longer at the version given (one read each)."""
-        moved = []
-        for aggregate_id, version in unchanged.items():
-            found = self._app.recorder.select_events(aggregate_id, desc=True, limit=1)
-            if (found[0].originator_version if found else 0) != version:
-                moved.append(aggregate_id)
-        return frozenset(moved)
+        return frozenset(i for i, version in unchanged.items() if self._version(i) != version)
 
     def version(self, aggregate_id: UUID) -> int:
         """The aggregate's version in the log (0: it has no events)."""
         with self._guard():
-            found = self._app.recorder.select_events(aggregate_id, desc=True, limit=1)
+            return self._version(aggregate_id)
+
+    def _version(self, aggregate_id: UUID) -> int:
+        found = self._app.recorder.select_events(aggregate_id, desc=True, limit=1)
         return found[0].originator_version if found else 0
 
     def has_event(self, aggregate_id: UUID, version: int) -> bool:
