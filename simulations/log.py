@@ -8,14 +8,14 @@ either (the checkers do). It is a plain list, which keeps a simulated day fast a
 
 import hashlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID
 
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import fold_stream
-from actorbatch.errors import Conflict, StoreFailed
+from actorbatch.errors import Conflict, Moved, StoreFailed
 from actorbatch.store.outage import Breaker
 
 A = TypeVar("A")
@@ -64,6 +64,11 @@ class SimLog:
         found = [e for e in self._streams.get(event.originator_id, ())
                  if e.originator_version == event.originator_version]
         return bool(found) and type(found[0]) is type(event) and found[0].timestamp == event.timestamp
+
+    def moved(self, unchanged: Mapping[UUID, int]) -> frozenset[UUID]:
+        """The aggregates of `unchanged` no longer at the version given (0: no events), for a conditional append."""
+        return frozenset(i for i, version in unchanged.items()
+                         if getattr(self.last(i), "originator_version", 0) != version)
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None:
         """As EventStore.load: Quarantined if an event of the aggregate cannot be folded."""
@@ -160,6 +165,13 @@ class ServerStore:
             self._own.update((e.originator_id, e.originator_version) for e in events)
         for listener in list(self._listeners):
             listener(events)
+
+    def append_if(self, unchanged: Mapping[UUID, int], *events: Event) -> None:
+        """As EventStore.append_if: the look and the append are one step of the loop, so nothing commits between."""
+        moved = self._call(lambda: self.log.moved(unchanged))
+        if moved:
+            raise Moved(moved)
+        self.append(*events)
 
     def _append(self, events: Sequence[Event]) -> None:
         if self.faults.before():

@@ -16,7 +16,7 @@ from simulations.log import ServerStore, SimLog, WriteFaults
 from actorbatch.actors.ports import NodeStore
 from actorbatch.domain.events import Event, server_id
 from actorbatch.domain.servers import Server, ServerHeartbeat
-from actorbatch.errors import Conflict
+from actorbatch.errors import Conflict, Moved
 from actorbatch.node.ports import EventLog
 from actorbatch.store.eventstore import EventStore
 from tests.conftest import T0
@@ -174,3 +174,14 @@ def test_listeners_hear_each_committed_append_of_their_own_connection_once(backe
     backend.log.unlisten(heard.append)
     backend.log.append(beat(server, 3))
     assert [[e.originator_version for e in batch] for batch in heard] == [[1, 2]]
+
+
+def test_a_conditional_append_writes_only_while_what_it_relies_on_stands(backend: Backend) -> None:
+    server, first = started()
+    backend.log.append(first)
+    other = server_id("other")
+    backend.log.append_if({server_id("s"): 1, other: 0}, beat(server, 1))
+    with pytest.raises(Moved) as refused:
+        backend.log.append_if({server_id("s"): 1, other: 0}, beat(server, 2))  # "s" is at version 2 now
+    assert refused.value.moved == {server_id("s")}
+    assert [e.originator_version for e in backend.log.events(server_id("s"))] == [1, 2]

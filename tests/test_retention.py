@@ -5,8 +5,10 @@ import getpass
 import json
 import socket
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from typer.testing import CliRunner
@@ -146,6 +148,9 @@ class CountingLog:
 
     def append(self, *events: Event) -> None:
         self.store.append(*events)
+
+    def append_if(self, unchanged: Mapping[UUID, int], *events: Event) -> None:
+        self.store.append_if(unchanged, *events)
 
     def last(self, aggregate_id: Any) -> Event | None:
         self.read += 1

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
 from actorbatch.clock import Clock, random_id, random_ids
-from actorbatch.domain.events import Event, job_id
+from actorbatch.domain.events import job_id
 from actorbatch.domain.jobfile import check_unique, validate_definition
 from actorbatch.domain.jobs import (
     JobAdded,
@@ -62,15 +62,6 @@ class Commands:
         self.users = UserCommands(self.guard, user)
         self._jobs: dict[str, tuple[JobState, dict[str, Any]]] = {}  # as a submit last read them, with the
         # definition as plain data (the runs' snapshot, shared by them); each use is checked by its append
-        self._append_if: Callable[..., None] = getattr(log, "append_if", self._look_then_append)
-
-    def _look_then_append(self, unchanged: Mapping[UUID, int], *events: Event) -> None:
-        """`append_if` for a log without one: a look at each aggregate's last event, then the append."""
-        moved = frozenset(aggregate for aggregate, version in unchanged.items()
-                          if getattr(self.log.last(aggregate), "originator_version", 0) != version)
-        if moved:
-            raise Moved(moved)
-        self.log.append(*events)
 
     def _grounds(self, name: str) -> tuple[JobState, dict[str, Any], dict[UUID, int]]:
         """The job to submit runs of with its definition as the runs' snapshot, and what a submit relies on, each
@@ -175,7 +166,7 @@ class Commands:
             event = Run.create(run_id, job.definition, job.version, checked, self.user, due_at or now, now,
                                snapshot=snapshot)
             try:
-                self._append_if(unchanged, event)
+                self.log.append_if(unchanged, event)
                 return run_id
             except Moved as error:
                 if error.moved == {run_id}:
@@ -241,7 +232,7 @@ class Commands:
             events = Run.create_many(ids, job.definition, job.version, ((p, d or now) for p, d in checked), self.user,
                                      now, snapshot)
             try:
-                self._append_if(unchanged, *events)
+                self.log.append_if(unchanged, *events)
                 return [e.originator_id for e in events]
             except Moved:
                 self._forget(name)

@@ -1,6 +1,6 @@
 """The ports a node core talks to the world through; real servers and the simulator each implement them."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -24,6 +24,10 @@ class EventLog(Protocol):
     may raise StoreUnavailable while the store is away; an append that does may or may not have been recorded."""
 
     def append(self, *events: Event) -> None: ...
+
+    def append_if(self, unchanged: Mapping[UUID, int], *events: Event) -> None:
+        """`append`, on condition that each aggregate of `unchanged` is still at the version given (0: it has no
+        events), looked at in the append's own transaction: Moved, naming those that are not, and nothing written."""
 
     def load(self, factory: Callable[[], A], aggregate_id: UUID) -> A | None: ...
 
