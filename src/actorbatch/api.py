@@ -264,7 +264,7 @@ class Client:
                  ) -> list[UUID]:
         """Bulk submit: one run of `name` per params mapping, all due at `at` (default now), written in one
         transaction (all or none); returns their ids in order."""
-        return self._write(lambda: self.commands.run_many(name, [(p, at) for p in params]))
+        return self._write(lambda: self.commands.run_many(name, params, at))
 
     def resolve_run(self, ref: str | UUID) -> UUID:
         if isinstance(ref, UUID):

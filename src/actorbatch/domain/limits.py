@@ -143,7 +143,7 @@ def check_time(value: object, field: str) -> datetime:
 def check_params(value: object, field: str) -> dict[str, Any]:
     """Parameters are stored in events and shown as JSON: a table of strings, finite numbers, booleans, null,
     date-times, lists and tables, bounded in size and depth."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise InvalidJob(f"{field}: params must be a table, got {show(value)}")
     try:
         _walk(value, MAX_PARAMS_DEPTH, [MAX_PARAMS_BYTES])
@@ -183,11 +183,11 @@ def _walk(value: object, depth: int, budget: list[int]) -> None:
     elif type(value) in _PLAIN:  # the `else` below, without first asking the Mapping ABC about a number
         budget[0] -= 9
         _scalar(value)
-    elif isinstance(value, Mapping | list | tuple):
+    elif type(value) is dict or isinstance(value, Mapping | list | tuple):  # a dict: no need to ask the ABC
         if depth == 0:
             raise _Refused(f"nested deeper than {MAX_PARAMS_DEPTH} levels")
         budget[0] -= 5
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             for key, item in value.items():
                 _child(item, key, depth, budget, table=True)
         else:

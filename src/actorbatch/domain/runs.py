@@ -247,19 +247,18 @@ class Run:
 
     @staticmethod
     def create_many(run_ids: Iterable[UUID], definition: JobDefinition, job_version: int,
-                    requests: Iterable[tuple[Mapping[str, Any], datetime]], user: str, now: datetime,
+                    params: Iterable[Mapping[str, Any]], due_at: datetime, user: str, now: datetime,
                     snapshot: Mapping[str, Any] | None = None) -> list[RunCreated]:
-        """`create` for one run per (params, due time) request, each with the next id of `run_ids`: every event
-        shares one snapshot of the definition. Each is a copy of the first with its own id, params and due time
+        """`create` for one run per params mapping, each with the next id of `run_ids`, all due at `due_at`:
+        every event shares one snapshot of the definition. Each is a copy of the first with its own id and params
         (what `dataclasses.replace` makes, without calling `__init__` again: a bulk submit's largest cost); a
         params dict is kept as given (the caller's checked copy), any other mapping copied into one."""
-        first = Run.create(UUID(int=0), definition, job_version, {}, user, now, now, snapshot=snapshot)
+        first = Run.create(UUID(int=0), definition, job_version, {}, user, due_at, now, snapshot=snapshot)
         fields = vars(first)
         events = []
-        for run_id, (params, due_at) in zip(run_ids, requests, strict=False):
+        for run_id, given in zip(run_ids, params, strict=False):
             event = object.__new__(RunCreated)
-            vars(event).update(fields, originator_id=run_id, params=params if type(params) is dict else dict(params),
-                               due_at=due_at)
+            vars(event).update(fields, originator_id=run_id, params=given if type(given) is dict else dict(given))
             events.append(event)
         return events
 

@@ -23,7 +23,7 @@ from actorbatch.domain.jobs import (
     JobState,
     JobUnscheduled,
 )
-from actorbatch.domain.limits import MAX_KEY_CHARS, check_run, check_text, check_time
+from actorbatch.domain.limits import MAX_KEY_CHARS, check_params, check_run, check_text, check_time
 from actorbatch.domain.notifications import Notification
 from actorbatch.domain.quarantine import Quarantined
 from actorbatch.domain.recurrence import Schedule, backfill_fires
@@ -221,19 +221,22 @@ class Commands:
                 continue
         raise ActorbatchError(f"job {name!r} keeps changing; try again")
 
-    def run_many(self, name: str, requests: Iterable[tuple[Mapping[str, Any] | None, datetime | None]]) -> list[UUID]:
-        """Create one run per (params, at) request in one transaction: all of them, or (any refused) none."""
-        checked = [check_run(params, at) for params, at in requests]
+    def run_many(self, name: str, params: Iterable[Mapping[str, Any] | None], at: datetime | None = None
+                 ) -> list[UUID]:
+        """Create one run per params mapping, all due at `at` (None: now), in one transaction: all of them, or
+        (any refused) none. Each run's params are checked; the due time, which they share, once."""
+        checked = [check_params({} if p is None else p, "params") for p in params]
+        due_at = None if at is None else check_time(at, "at")
         for _ in range(CANCEL_ATTEMPTS):
             job, snapshot, unchanged = self._grounds(name)
             assert job.definition is not None
             now = self.clock.now()
             ids = random_ids(len(checked)) if self.new_id is random_id else [self.new_id() for _ in checked]
-            events = Run.create_many(ids, job.definition, job.version, ((p, d or now) for p, d in checked), self.user,
-                                     now, snapshot)
+            events = Run.create_many(ids, job.definition, job.version, checked, due_at or now, self.user, now,
+                                     snapshot)
             try:
                 self.log.append_if(unchanged, *events)
-                return [e.originator_id for e in events]
+                return ids
             except Moved:
                 self._forget(name)
         raise ActorbatchError(f"job {name!r} keeps changing; try again")

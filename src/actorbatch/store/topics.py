@@ -7,11 +7,9 @@ a class, keep its line's topic; to change an event's fields, raise its `class_ve
 every event class listed; the golden logs (tests/golden) prove old logs still read.
 """
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
-import msgpack
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import register_topic
 
@@ -49,6 +47,7 @@ from actorbatch.domain.users import (
     TokenIssued,
 )
 from actorbatch.store import signing
+from actorbatch.store.shapes import Shape
 from actorbatch.store.transcoder import MsgpackTranscoder
 
 EVENTS: dict[str, type[Event]] = {
@@ -87,7 +86,6 @@ EVENTS: dict[str, type[Event]] = {
     "actorbatch.domain.notifications:MessageRead": MessageRead,
 }
 TOPICS: dict[type[Event], str] = {}
-_MARKER_CODE = 127  # a msgpack extension code no stored event holds: only ever a placeholder while packing
 
 
 def register(topic: str, cls: type[Event]) -> None:
@@ -122,41 +120,40 @@ class StableTopicMapper(Mapper[Any]):
         return self._finish(topic, originator_id, originator_version, self.transcoder.encode(state))
 
     def encode_many(self, events: Sequence[Any]) -> list[tuple[Any, int, str, bytes]]:
-        """`encode` of each event, byte for byte. A table the first two events hold as the very same object (the
-        one job definition every run of a bulk submit keeps) is packed once: each event is packed with a random
-        marker in its place, which is then replaced by those bytes (a msgpack map is its keys and values packed
-        one after the other). An event whose bytes hold the marker other than once is packed whole."""
-        if len(events) < 2 or type(self.transcoder) is not MsgpackTranscoder:
+        """`encode` of each event, byte for byte. Events of one class that hold a table as the very same object
+        (the one job definition every run of a bulk submit keeps) are packed from one template (see `Shape`): only
+        the values that differ from event to event are packed for each."""
+        shape = Shape.of(events) if len(events) >= 2 and type(self.transcoder) is MsgpackTranscoder else None
+        if shape is None:
             return [self.encode(e) for e in events]
-        second = vars(events[1])
-        shared = [(key, value) for key, value in vars(events[0]).items()
-                  if type(value) is dict and second.get(key) is value]
-        if len(shared) != 1:
+        topic, class_version = self._kind(type(events[0]))
+        if class_version > 1:
             return [self.encode(e) for e in events]
-        (key, value), encode = shared[0], self.transcoder.encode
-        marker = msgpack.ExtType(_MARKER_CODE, os.urandom(16))
-        marked, packed = encode(marker), encode(value)
+        finish, plain = self._finish, not (self.compressor or self.cipher or self.signing_key is not None)
         found = []
         for event in events:
-            topic, originator_id, originator_version, state = self._state(event)
-            payload = b""
-            if state.get(key) is value:
-                state[key] = marker
-                payload = encode(state)
-                payload = payload.replace(marked, packed) if payload.count(marked) == 1 else b""
-                state[key] = value
-            found.append(self._finish(topic, originator_id, originator_version, payload or encode(state)))
+            payload = shape.pack(event)
+            if payload is None:
+                found.append(self.encode(event))
+            else:
+                values = vars(event)
+                originator_id, originator_version = values["originator_id"], values["originator_version"]
+                found.append((originator_id, originator_version, topic, payload) if plain
+                             else finish(topic, originator_id, originator_version, payload))
         return found
 
-    def _state(self, domain_event: Any) -> tuple[str, Any, int, dict[str, Any]]:
-        kind = type(domain_event)
+    def _kind(self, kind: type) -> tuple[str, int]:
+        """(stable topic, class version) of an event class."""
         known = self._kinds.get(kind)
         if known is None:
             topic = TOPICS.get(kind)
             if topic is None:
                 raise TypeError(f"{kind.__name__} has no stable topic in actorbatch.store.topics")
             known = self._kinds[kind] = (topic, getattr(kind, "class_version", 1))
-        topic, class_version = known
+        return known
+
+    def _state(self, domain_event: Any) -> tuple[str, Any, int, dict[str, Any]]:
+        topic, class_version = self._kind(type(domain_event))
         state = dict(vars(domain_event))
         originator_id, originator_version = state.pop("originator_id"), state.pop("originator_version")
         if class_version > 1:

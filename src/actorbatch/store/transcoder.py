@@ -124,6 +124,7 @@ def _unpack(data: bytes) -> Any:
 
 
 unpack = _unpack  # for readers that decode events in bulk (`EventStore.decode_many`)
+pack = _pack  # for writers that encode events in bulk (`store.shapes`)
 
 
 class MsgpackTranscoder(Transcoder):
