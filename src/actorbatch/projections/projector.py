@@ -25,7 +25,7 @@ from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, Serve
 from actorbatch.domain.users import AccessDenied, UserEvent, UserState
 from actorbatch.projections import schema, snapshots
 from actorbatch.projections.queries import Queries
-from actorbatch.projections.rows import RunRows, codec, definition_key, iso, text
+from actorbatch.projections.rows import RunRows, codec, definition_key, iso, run_blob, text
 from actorbatch.projections.seals import Sealer
 from actorbatch.projections.snapshots import Snapshots
 from actorbatch.store.archive import Archive
@@ -424,7 +424,7 @@ def _audit_row(position: int, event: Event, user: str, jobs: dict[UUID, JobState
 def _encode_into(rows: dict[UUID, tuple[Any, ...]], r: Run) -> None:
     """Add the `ab_runs` row of a run, encoded."""
     rows[r.id] = (text(r.id), r.job, r.status(r.created_at or _never()), iso(r.due_at), iso(r.started_at),
-                  iso(r.ended_at), codec.encode(r.to_dict()))
+                  iso(r.ended_at), run_blob(r))
 
 
 def _encoded(encoded: dict[UUID, tuple[int, tuple[Any, ...]]], run: Run) -> tuple[Any, ...] | None:

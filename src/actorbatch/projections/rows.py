@@ -3,12 +3,14 @@ definition (stored once per job version, however many runs share it)."""
 
 import functools
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from actorbatch.domain.jobs import JobDefinition
 from actorbatch.domain.runs import Run
+from actorbatch.domain.tasks import TaskRun
 from actorbatch.store.sql import SqlDb
-from actorbatch.store.transcoder import MsgpackTranscoder
+from actorbatch.store.transcoder import EMPTY_TUPLE, MsgpackTranscoder, ext_time, ext_uuid, pack
 
 codec = MsgpackTranscoder()
 
@@ -33,6 +35,27 @@ def _utc_iso(moment: datetime) -> str:
 def text(uuid: UUID) -> str:
     """A run's id as its rows key it: a rebuild writes each id into a run row, audit rows and snapshots."""
     return str(uuid)
+
+
+def run_blob(run: Run) -> bytes:
+    """`codec.encode(run.to_dict())`, byte for byte, made for the run's fixed shape: its ids and times are made
+    into extension values here instead of by a call back from the packer for each (a rebuild encodes a row per run
+    and per snapshot it is open at: a third less time). A test holds the two to the same bytes."""
+    return pack({"id": ext_uuid(run.id), "version": run.version, "job_version": run.job_version, "params": run.params,
+                 "user": run.user, "due_at": ext_time(run.due_at), "created_at": ext_time(run.created_at),
+                 "fire_time": ext_time(run.fire_time), "started_at": ext_time(run.started_at),
+                 "ended_at": ext_time(run.ended_at), "cancelled": run.cancelled, "retry_of": ext_uuid(run.retry_of),
+                 "retried_by": EMPTY_TUPLE if run.retried_by == () else run.retried_by, "job": run.job,
+                 "tasks": {name: _task(state) for name, state in run.tasks.items()}})
+
+
+def _task(t: TaskRun) -> dict[str, Any]:
+    return {"status": t.status.value, "attempt": t.attempt, "failures": t.failures, "lost": t.lost, "server": t.server,
+            "lease_until": ext_time(t.lease_until), "not_before": ext_time(t.not_before),
+            "started_at": ext_time(t.started_at), "ended_at": ext_time(t.ended_at), "exit_status": t.exit_status,
+            "history": [{key: ext_time(value) if type(value) is datetime else value for key, value in entry.items()}
+                        for entry in t.history],
+            "result": t.result}
 
 
 def definition_key(run: Run) -> str:
