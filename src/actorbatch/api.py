@@ -9,16 +9,13 @@ import itertools
 import os
 import re
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from actorbatch.clock import Clock, SystemClock, random_id, random_secret
-from actorbatch.domain.explain import explain
-from actorbatch.domain.jobfile import parse_jobs
 from actorbatch.domain.jobs import JobDefinition, JobState
 from actorbatch.domain.limits import check_head, check_name, check_time, check_user, show
 from actorbatch.domain.notifications import Notification, notification_ids
@@ -30,9 +27,6 @@ from actorbatch.domain.servers import zone
 from actorbatch.domain.statuses import RunStatus
 from actorbatch.domain.users import ADMIN
 from actorbatch.errors import ActorbatchError, Conflict, InvalidJob, NotFound, StoreFailed
-from actorbatch.node.commands import Commands
-from actorbatch.node.users import token_user
-from actorbatch.projections import retention, why
 from actorbatch.projections.documents import (
     iso_seconds,
     job_summary,
@@ -44,14 +38,15 @@ from actorbatch.projections.documents import (
 )
 from actorbatch.projections.queries import LogLine
 from actorbatch.projections.rows import iso
-from actorbatch.projections.verification import Head
 from actorbatch.projections.views import Views
-from actorbatch.store import roles
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.identity import vouched_user
 from actorbatch.store.signing import signing_key
 from actorbatch.store.sql import SqlDb
 from actorbatch.store.urls import default_url, parse_url
+
+if TYPE_CHECKING:
+    from actorbatch.node.commands import Commands
 
 W = TypeVar("W")
 A = TypeVar("A")
@@ -62,6 +57,10 @@ MAX_PENDING = 1_000_000  # pending runs `job remove --force` cancels with the jo
 
 def load_job_file(path: str | Path) -> list[JobDefinition]:
     """Every job in a TOML job file, validated; InvalidJob (one line, naming the file) on any problem."""
+    import tomllib
+
+    from actorbatch.domain.jobfile import parse_jobs
+
     path = Path(path)
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -104,6 +103,8 @@ def init(url: str | None = None, role: str | None = None) -> str:
         if role is not None:
             if store.url.kind != "postgresql":
                 raise ActorbatchError("--role: roles are PostgreSQL's; a SQLite store is guarded by its file's mode")
+            from actorbatch.store import roles
+
             roles.restrict(store.url, check_name(role, "--role"))
         return str(store.url)
     finally:
@@ -130,7 +131,7 @@ class Client:
             self.views.check()
             self.identity = vouched_user(self.views.db)  # who the store can vouch for
             self.user = self.identity if requested is None else requested
-            self.commands = Commands(self.store, self.user, clock, random_id)
+            self._commands: Commands | None = None
             if self.user != self.identity and not self.commands.guard.holds(self.identity, ADMIN):
                 self.commands.guard.refuse(self.identity, ADMIN, "--user", self.user)
         except BaseException:
@@ -143,8 +144,17 @@ class Client:
         """The same store and read models, acting as another user: the web console's logged-in users."""
         other = copy.copy(self)
         other.user = check_user(user, "user")
-        other.commands = Commands(self.store, other.user, self.clock, random_id)
+        other._commands = None
         return other
+
+    @property
+    def commands(self) -> "Commands":
+        """Made on first use: a listing decides nothing, and need not load what deciding takes."""
+        if self._commands is None:
+            from actorbatch.node.commands import Commands
+
+            self._commands = Commands(self.store, self.user, self.clock, random_id)
+        return self._commands
 
     def _catch_up(self) -> None:
         if self.reads_catch_up:
@@ -283,6 +293,8 @@ class Client:
         return UUID(ids[0])
 
     def _run(self, ref: str | UUID) -> Run:
+        from actorbatch.projections import retention
+
         run_id = self.resolve_run(ref)
         self._catch_up()
         run = self.views.run(run_id) or retention.archived_run(self.views.projector.archive, self.store, run_id)
@@ -292,6 +304,8 @@ class Client:
         return run
 
     def _run_as_of(self, ref: str | UUID, moment: datetime) -> Run:
+        from actorbatch.projections import why
+
         run_id = self.resolve_run(ref)
         events = list(itertools.takewhile(lambda e: e.timestamp <= moment, why.history(self.views, run_id)))
         if not events:
@@ -306,6 +320,8 @@ class Client:
             histories = ([e for e in self.store.events(i) if e.timestamp <= as_of] for i in ids)
             return [fold_stream(Notification, events) for events in histories if events]
         if archived:
+            from actorbatch.projections import retention
+
             return retention.archived_notifications(self.views.projector.archive, self.store, run)
         return self.views.notifications(run.id)
 
@@ -338,6 +354,9 @@ class Client:
         reason (the servers' and the schedule's too) as `{"text", "events": [{"subject", "version", "action",
         "at"}]}`. The full id of a fire time the overlap policy skipped explains that skip, a job's name its
         schedule."""
+        from actorbatch.domain.explain import explain
+        from actorbatch.projections import why
+
         try:
             run = self._run(ref)
         except NotFound:
@@ -360,6 +379,8 @@ class Client:
         if task is not None and task not in run.tasks:
             raise NotFound(f"run {run.id} has no task {task!r}")
         if self.views.run(run.id) is None:  # archived
+            from actorbatch.projections import retention
+
             return retention.archived_logs(self.views.projector.archive, self.store, run, task, after)
         return self.views.logs(run.id, task, after)
 
@@ -409,6 +430,8 @@ class Client:
 
     def token_user(self, token: str) -> str | None:
         """The user whose current API token `token` is, or None."""
+        from actorbatch.node.users import token_user
+
         return token_user(self.commands.guard, token)
 
     # ---- system messages ----
@@ -463,6 +486,8 @@ class Client:
         """Check the whole log (see projections.verification): its seals, each aggregate's versions, the head
         digest `head` (from `audit head`) if given, and, with ACTORBATCH_SIGNING_KEY set, its signatures. Not ok
         if any check finds something, or while an aggregate is quarantined. Writes nothing."""
+        from actorbatch.projections.verification import Head
+
         expected = Head(*check_head(head, "--head")) if head is not None else None
         result = self.views.verify(signing_key(), expected)
         problems = self.views.problems()

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.audit import audit_app
 from actorbatch.cli.backup import backup, restore
 from actorbatch.cli.common import AsOf, failures, settings, usage, with_client
@@ -104,7 +105,6 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON docume
     """The status screen: counts of jobs, runs, tasks and servers, and the most relevant rows of each; with
     --as-of, as it was then."""
     from actorbatch import api
-    from actorbatch.cli import render
 
     with usage():
         moment = api.parse_time(as_of, field="--as-of") if as_of is not None else None
@@ -112,13 +112,18 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON docume
     def screen() -> dict[str, Any]:
         return with_client(lambda c: c.status(rows, moment))
 
-    if not watch:
-        render.emit_json(screen()) if as_json else render.console.print(render.status_screen(screen()))
-        return
     if as_json:
+        if not watch:
+            emit.emit_json(screen())
+            return
         while True:
-            render.emit_json_line(screen())
+            emit.emit_json_line(screen())
             time.sleep(2)
+    from actorbatch.cli import render  # rich: for the terminal only
+
+    if not watch:
+        render.console.print(render.status_screen(screen()))
+        return
     from rich.live import Live
 
     with Live(render.status_screen(screen()), console=render.console, auto_refresh=False,

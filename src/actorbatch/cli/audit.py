@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.common import Json, usage, with_client
 from actorbatch.cli.shape import Cli
 
@@ -32,7 +33,7 @@ def audit_log(since: Annotated[str | None, typer.Option("--since", metavar="TIME
         until_at = api.parse_time(until, field="--until") if until is not None else None
     entries = with_client(lambda c: c.audit(since_at, until_at, job, user, limit), problems=True)
     if as_json:
-        render.emit_json(entries)
+        emit.emit_json(entries)
     else:
         render.table(None, ["at", "user", "action", "subject"],
                      [(render.short_time(e["at"]), e["user"], e["action"], e["subject"]) for e in entries],
@@ -54,7 +55,7 @@ def audit_verify(head: Annotated[str | None, typer.Option(
             check_head(head, "--head")
     result = with_client(lambda c: c.verify(head))
     if as_json:
-        render.emit_json(result)
+        emit.emit_json(result)
     else:
         render.verdict(result)
     if not result["ok"]:
@@ -72,6 +73,6 @@ def audit_head(as_json: Json = False) -> None:
         render.verdict(result)
         raise typer.Exit(1)
     if as_json:
-        render.emit_json({"head": result["head"], "events": result["events"]})
+        emit.emit_json({"head": result["head"], "events": result["events"]})
     else:
         print(result["head"])

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.common import Json, usage, with_client
 from actorbatch.cli.shape import Cli
 
@@ -34,9 +35,8 @@ def history_prune(dry_run: Annotated[bool, typer.Option("--dry-run", help="Count
 
     outcome = with_client(prune)
     if as_json:
-        from actorbatch.cli import render
 
-        render.emit_json(outcome)
+        emit.emit_json(outcome)
         return
     verb = "would archive" if dry_run else "archived"
     runs = ", ".join(f"{n} {status}" for status, n in outcome["runs"].items())

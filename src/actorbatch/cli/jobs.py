@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.common import JobName, Json, failures, usage, with_client
 from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import MAX_KEY_CHARS, check_params, check_text, show
@@ -45,21 +46,20 @@ def job_validate(file: Annotated[str, typer.Argument(metavar="FILE", help="TOML 
 @job_app.command("list")
 def job_list(as_json: Json = False) -> None:
     """Every registered job."""
-    from actorbatch.cli import render
-
     jobs = with_client(lambda c: c.jobs(), problems=True)
     if as_json:
         from actorbatch.projections.documents import job_list_json
 
-        render.emit_json(job_list_json(jobs))
+        emit.emit_json(job_list_json(jobs))
     else:
+        from actorbatch.cli import render  # rich: for the terminal only
+
         render.jobs_table(jobs)
 
 
 @job_app.command("show")
 def job_show(name: JobName, as_json: Json = False) -> None:
     """One job: its settings, its schedule in words with the next fire times, its tasks with their settings."""
-    from actorbatch.cli import render
     from actorbatch.cli.jobview import show_job
 
     def read(client: "Client") -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -68,7 +68,7 @@ def job_show(name: JobName, as_json: Json = False) -> None:
 
     job, fires = with_client(read, problems=True)
     if as_json:
-        render.emit_json(job)
+        emit.emit_json(job)
     else:
         show_job(job, fires)
 
@@ -93,7 +93,7 @@ def job_next(name: JobName,
 
     result = with_client(fires)
     if as_json:
-        render.emit_json(result)
+        emit.emit_json(result)
     else:
         render.table(None, ["utc", "local"], [(f["utc"], f["local"]) for f in result], "no more fire times")
 
@@ -148,7 +148,6 @@ def job_run(name: JobName,
         if key is not None:
             check_text(key, "--key", MAX_KEY_CHARS)
     from actorbatch import api
-    from actorbatch.cli import render
 
     def submit(client: "Client") -> tuple[Any, str, datetime | None]:
         tz = client.job_zone(name)
@@ -163,7 +162,7 @@ def job_run(name: JobName,
         typer.echo(f"note: --at {at} is not in the future (now {now:%Y-%m-%d %H:%M:%S} UTC): the run is due now",
                    err=True)
     if as_json:
-        render.emit_json({"run_id": str(run_id), "status": status})
+        emit.emit_json({"run_id": str(run_id), "status": status})
     else:
         typer.echo(str(run_id))
 
@@ -195,7 +194,7 @@ def job_backfill(name: JobName,
 
     found = with_client(fill)
     if as_json:
-        render.emit_json(found)
+        emit.emit_json(found)
         return
     verb = "would create" if dry_run else "created"
     render.table(None, ["fire time", "run", "run exists" if dry_run else "created"],

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.common import Json, with_client
 
 
@@ -14,6 +15,6 @@ def messages(all_messages: Annotated[bool, typer.Option("--all", help="Also the 
 
     shown = with_client(lambda c: c.messages(all_messages))
     if as_json:
-        render.emit_json(shown)
+        emit.emit_json(shown)
     else:
         render.messages_table(shown)

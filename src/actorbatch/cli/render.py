@@ -1,4 +1,4 @@
-"""How listings look on a terminal (rich tables) and as JSON (one document on stdout)."""
+"""How listings look on a terminal: rich tables (JSON is `emit`'s)."""
 
 import json
 import sys
@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from actorbatch.cli.emit import emit_json_line
 from actorbatch.domain.durations import show_duration
 from actorbatch.projections.rows import iso
 
@@ -19,17 +20,6 @@ if TYPE_CHECKING:
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "cancelled": "yellow",
                 "skipped": "dim", "scheduled": "blue", "waiting": "dim", "ready": "blue"}
-
-
-def emit_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
-
-
-def emit_json_line(document: Any) -> None:
-    """One document on one line, flushed: a stream of them is JSON lines."""
-    sys.stdout.write(json.dumps(document, default=str) + "\n")
-    sys.stdout.flush()
 
 
 def short_time(value: str | None) -> str:

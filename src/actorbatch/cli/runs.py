@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.common import AsOf, Json, RunId, usage, with_client
 from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import MAX_DURATION_S, check_number
@@ -28,14 +29,15 @@ def run_list(job: Annotated[str | None, typer.Option("--job", metavar="NAME", he
              as_json: Json = False) -> None:
     """The process monitor: one row per run, newest due first."""
     from actorbatch import api
-    from actorbatch.cli import render
 
     with usage():
         after = api.parse_time(since, field="--since") if since is not None else None
     runs = with_client(lambda c: c.runs(job, status and status.value, after, limit), problems=True)
     if as_json:
-        render.emit_json(runs)
+        emit.emit_json(runs)
     else:
+        from actorbatch.cli import render  # rich: for the terminal only
+
         render.runs_table(runs)
 
 
@@ -52,7 +54,7 @@ def run_show(run_id: RunId, as_of: AsOf = None, as_json: Json = False) -> None:
     if as_json:
         from actorbatch.projections.documents import run_show_json
 
-        render.emit_json(run_show_json(run))
+        emit.emit_json(run_show_json(run))
     else:
         render.run_detail(run)
         if run["archived"]:
@@ -66,11 +68,10 @@ def run_retry(run_id: RunId,
               as_json: Json = False) -> None:
     """Run a finished run again (same job version and params): tasks that succeeded keep their outcome and
     result, the rest run. Prints the new run's id."""
-    from actorbatch.cli import render
 
     new_id = with_client(lambda c: c.retry(run_id, everything=everything))
     if as_json:
-        render.emit_json({"run_id": str(new_id), "status": "running"})
+        emit.emit_json({"run_id": str(new_id), "status": "running"})
     else:
         typer.echo(str(new_id))
 
@@ -99,7 +100,7 @@ def run_logs(run_id: RunId, task: Annotated[str | None, typer.Option("--task", m
                 break
             time.sleep(0.25)
         if as_json and not follow:
-            render.emit_json([render.log_line(line) for line in shown])
+            emit.emit_json([render.log_line(line) for line in shown])
 
     with_client(show)
 
@@ -116,14 +117,13 @@ def run_wait(run_id: RunId,
                                                            help="Give up (exit 1) after this long.")] = None,
              as_json: Json = False) -> None:
     """Block until the run is complete; exit 0 if it succeeded, 1 otherwise."""
-    from actorbatch.cli import render
 
     with usage():
         if timeout is not None:
             check_number(timeout, "--timeout", 0, MAX_DURATION_S, unit="s")
     run = with_client(lambda c: c.wait(run_id, timeout))
     if as_json:
-        render.emit_json(run)
+        emit.emit_json(run)
     else:
         typer.echo(f"run {run['id']} {run['status']}")
     raise typer.Exit(0 if run["status"] == "succeeded" else 1)
@@ -140,7 +140,7 @@ def explain_run(run_id: RunId, task: Annotated[str | None, typer.Option("--task"
 
     reasons = with_client(lambda c: c.explain(run_id, task, cite=True), problems=True)
     if as_json:
-        render.emit_json(reasons if cite else {name: [r["text"] for r in found] for name, found in reasons.items()})
+        emit.emit_json(reasons if cite else {name: [r["text"] for r in found] for name, found in reasons.items()})
         return
     for name, found in reasons.items():
         render.console.print(f"[bold]{name}[/bold]")

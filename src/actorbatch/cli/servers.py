@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.common import Json, failures, settings, usage, with_client
 from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import MAX_THREADS
@@ -101,6 +102,6 @@ def server_list(as_json: Json = False) -> None:
 
     servers = with_client(lambda c: c.servers(), problems=True)
     if as_json:
-        render.emit_json(servers)
+        emit.emit_json(servers)
     else:
         render.servers_table(servers)

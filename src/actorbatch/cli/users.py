@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from actorbatch.cli import emit
 from actorbatch.cli.common import Json, usage, with_client
 from actorbatch.cli.shape import Cli
 
@@ -47,7 +48,7 @@ def user_list(as_json: Json = False) -> None:
 
     users = with_client(lambda c: c.users(), problems=True)
     if as_json:
-        render.emit_json(users)
+        emit.emit_json(users)
     else:
         render.table(None, ["user", "privileges", "email"],
                      [(u["name"], ", ".join(u["privileges"]), u["email"] or "") for u in users], "no users")
