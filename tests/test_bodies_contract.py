@@ -77,7 +77,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         timer = ThreadTimer(clock)
         pool = ExecutorPool.start(store, threads, manager, timer)
         try:
-            yield Backend(lambda a: pool.tell(Execute(a)), lambda k, r: pool.tell(Abort(k, r)),
+            yield Backend(lambda a: pool.tell(Execute([a])), lambda k, r: pool.tell(Abort(k, r)),
                           lambda n: [got.get(timeout=30) for _ in range(n)], clock.now)
         finally:
             timer.stop()
@@ -104,7 +104,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             loop.run(loop.now_us + us(60))
             return [got.get_nowait() for _ in range(n)]
 
-        yield Backend(lambda a: pool.tell(Execute(a)), lambda k, r: pool.tell(Abort(k, r)), reports,
+        yield Backend(lambda a: pool.tell(Execute([a])), lambda k, r: pool.tell(Abort(k, r)), reports,
                       lambda: loop.now)
 
 

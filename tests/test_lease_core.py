@@ -3,6 +3,7 @@ written as the store went away, its reply lost, must still run on its holder, ho
 that the store is back (servers notice one by one, each at its breaker's next probe)."""
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,8 +81,8 @@ class Node:
 
     # ---- the core's outbox ----
 
-    def execute(self, attempt: Attempt) -> None:
-        self.executed.append(attempt)
+    def execute(self, attempts: Sequence[Attempt]) -> None:
+        self.executed.extend(attempts)
 
     def abort(self, attempt: Attempt, reason: str) -> None:
         raise AssertionError(f"{self.name} told to abort {attempt.key}: {reason}")

@@ -41,7 +41,8 @@ class ExecutorPool(pykka.ThreadingActor):
     @rides_out_outages
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Execute):
-            self.core.execute(message.attempt)
+            for attempt in message.attempts:
+                self.core.execute(attempt)
             if not self._ticking:
                 self._ticking = True
                 self.timer.after(SHIP_S, self.actor_ref, Tick())

@@ -5,7 +5,7 @@ is recorded in one transaction (one commit for many events).
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,9 +64,9 @@ class LeaseManager(pykka.ThreadingActor):
 
     # ---- the core's outbox ----
 
-    def execute(self, attempt: Attempt) -> None:
+    def execute(self, attempts: Sequence[Attempt]) -> None:
         assert self.executor is not None
-        tell(self.executor, Execute(attempt))
+        tell(self.executor, Execute(attempts))
 
     def abort(self, attempt: Attempt, reason: str) -> None:
         if self.executor is not None:

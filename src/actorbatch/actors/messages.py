@@ -33,7 +33,7 @@ class Beat:
 
 @dataclass(frozen=True)
 class Execute:
-    attempt: Attempt
+    attempts: Sequence[Attempt]
 
 
 @dataclass(frozen=True)

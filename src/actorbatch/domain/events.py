@@ -1,5 +1,6 @@
 """The shape every stored event shares; aggregates fold them, the store records them."""
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid5
@@ -22,6 +23,7 @@ class Event:
         return getattr(type(self), "ACTION", type(self).__name__)
 
 
+@functools.lru_cache(maxsize=4096)  # every run event a scheduler hears asks it of its job's name
 def job_id(name: str) -> UUID:
     return uuid5(NAMESPACE, f"job:{name}")
 

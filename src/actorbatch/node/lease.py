@@ -80,11 +80,15 @@ class LeaseCore:
         self._judge_from: datetime | None = None  # no missing heartbeat is judged before this (see NOTICE_S)
         self._fresh_until: datetime | None = None  # nor, before this, of the holders silent when we started
         self._silent: set[str] = set()
+        self._echo: Event | None = None  # the first event of our last append, which the log's listeners bring back
 
     # ---- messages ----
 
     def observed(self, events: Sequence[Event]) -> None:
         """Events from the log (this server's own come back too, and are skipped)."""
+        if events and events[0] is self._echo:  # our last step's append, folded as it was decided: nothing new
+            self._echo = None
+            return
         beats_only = True
         for event in events:
             if isinstance(event, ServerStarted | ServerStopped):
@@ -190,9 +194,10 @@ class LeaseCore:
             self.outbox.wake_at(wake - timedelta(seconds=EARLY_S))
 
     def _start(self, claims: Sequence[TaskClaimed]) -> None:
-        for attempt in self.behaviour.claimed(claims):
-            self.busy.add(attempt.key)
-            self.outbox.execute(attempt)
+        attempts = self.behaviour.claimed(claims)
+        if attempts:
+            self.busy.update(attempt.key for attempt in attempts)
+            self.outbox.execute(attempts)
 
     def _settle(self) -> None:
         """Find out what became of appends that were refused or went unanswered: start what was recorded after
@@ -287,6 +292,7 @@ class LeaseCore:
             return []
         try:
             self.log.append(*events)
+            self._echo = events[0]
             return list(events)
         except Conflict:
             pass

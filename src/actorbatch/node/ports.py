@@ -53,7 +53,8 @@ class Wakeup(Protocol):
 class Outbox(Wakeup, Protocol):
     """What the lease core asks of its process besides waking: run or stop bodies, or give up."""
 
-    def execute(self, attempt: Attempt) -> None: ...
+    def execute(self, attempts: Sequence[Attempt]) -> None:
+        """Run these bodies: one call per step, so a step's claims cost the executor one message."""
 
     def abort(self, attempt: Attempt, reason: str) -> None: ...
 

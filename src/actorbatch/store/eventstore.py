@@ -268,7 +268,7 @@ class EventStore:
                 else:
                     events.append(note)
         position = notes[-1].id if notes else after
-        return position, [self._decode(n) for n in events], len(notes)
+        return position, self.decode_many(events), len(notes)
 
     def unchanged(self) -> bool:
         """Whether certainly nothing was committed to the log since the last call. On SQLite a look at the file's
