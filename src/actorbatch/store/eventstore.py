@@ -256,8 +256,7 @@ class EventStore:
         if self._own is None:
             self._own = set()
         self.follows += 1
-        with self._guard():
-            notes = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        notes = self.read_raw(after, limit)
         events = []
         with self._lock:
             own = self._own
