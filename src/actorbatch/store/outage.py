@@ -6,14 +6,12 @@ its next tick, so none of them sleeps, blocks a mailbox for long or loops on its
 back) are logged once each: an outage of an hour is two lines, not thousands.
 """
 
-import logging
 import threading
 from collections.abc import Callable
 
 from actorbatch.clock import monotonic_s
 from actorbatch.errors import StoreUnavailable
 
-log = logging.getLogger("actorbatch.store")
 FIRST_S = 0.1
 CAP_S = 5.0
 
@@ -22,10 +20,11 @@ class Breaker:
     """Whether the store answers, and when to ask it again if it does not."""
 
     def __init__(self, what: str, meanwhile: str = "retrying", clock: Callable[[], float] = monotonic_s,
-                 say: Callable[..., None] = log.warning) -> None:
-        """`clock` (seconds) and `say` (the log line of each change of state): the simulator passes its own."""
+                 say: Callable[..., None] | None = None) -> None:
+        """`clock` (seconds) and `say` (the log line of each change of state, a warning by default): the simulator
+        passes its own."""
         self.what, self.meanwhile = what, meanwhile  # what the caller does while it is down, for the log line
-        self._clock, self._say = clock, say
+        self._clock, self._say = clock, say or _warn
         self.down_since_s: float | None = None
         self._delay_s = FIRST_S
         self._probe_at_s = 0.0
@@ -79,3 +78,10 @@ def is_fatal(reason: str) -> bool:
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _warn(message: str, *args: object) -> None:
+    """A warning on the store's logger, loaded when first needed: a listing never meets an outage."""
+    import logging
+
+    logging.getLogger("actorbatch.store").warning(message, *args)
