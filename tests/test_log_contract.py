@@ -185,3 +185,7 @@ def test_a_conditional_append_writes_only_while_what_it_relies_on_stands(backend
         backend.log.append_if({server_id("s"): 1, other: 0}, beat(server, 2))  # "s" is at version 2 now
     assert refused.value.moved == {server_id("s")}
     assert [e.originator_version for e in backend.log.events(server_id("s"))] == [1, 2]
+    reloaded = backend.log.load(Server, server_id("s"))
+    assert reloaded is not None
+    backend.log.append_if({server_id("s"): 2}, beat(reloaded, 2), beat(reloaded, 3))  # judged once, before the first
+    assert [e.originator_version for e in backend.log.events(server_id("s"))] == [1, 2, 3, 4]

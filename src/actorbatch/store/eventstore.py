@@ -200,9 +200,10 @@ class EventStore:
         if not unchanged:
             recorder.insert_events(stored)
             return frozenset()
-        if getattr(recorder, "appends_on_condition", False):
+        insert_if = getattr(recorder, "insert_if", None) if getattr(recorder, "appends_on_condition", False) else None
+        if insert_if is not None:
             try:
-                recorder.insert_events(stored, unchanged=unchanged)  # see store.pgfactory.ConditionalRecorder
+                insert_if(stored, unchanged)  # see store.pgfactory.ConditionalRecorder
             except Moved as error:
                 return error.moved
             return frozenset()
