@@ -3,6 +3,7 @@
 Commands import the API and everything below it inside their functions, so `actorbatch --help` loads typer only.
 """
 
+import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from actorbatch.api import Client
 
 T = TypeVar("T")
+# The cyclic garbage collector's thresholds in a process that folds or runs a great deal (a server, the projector, a
+# rebuild). Every event and task allocates short-lived containers while the process holds many long-lived ones (a
+# server's book of active runs): at Python's default (700, 10, 10) the collector rescans those every few tasks, a
+# tenth of a busy server's CPU. Garbage in cycles lives a little longer instead (see docs/operations.md).
+GC_THRESHOLDS = (50_000, 20, 20)
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 AsOf = Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="As it was at TIME (ISO 8601, UTC "
                                           "without an offset), rebuilt from the log.")]
@@ -82,3 +88,10 @@ def with_client(action: Callable[["Client"], T], problems: bool = False) -> T:
             if client.stale:
                 typer.echo(f"warning: {client.stale}", err=True)
             client.close()
+
+
+def collect_seldom() -> None:
+    """Raise the garbage collector's thresholds (GC_THRESHOLDS) and leave what this process built so far (its
+    modules, a server's seeded book) out of every later collection."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from actorbatch.cli.common import failures, settings, usage, with_client
+from actorbatch.cli.common import collect_seldom, failures, settings, usage, with_client
 from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import check_number
 from actorbatch.errors import StoreFailed, StoreUnavailable
@@ -24,6 +24,7 @@ def projections_rebuild() -> None:
     from rich.progress import Progress
 
     def rebuild(client: "Client") -> int:
+        collect_seldom()
         with Progress(transient=True, console=Console(stderr=True)) as progress:
             bar = progress.add_task("rebuilding", total=max(client.store.head(), 1))
             started = time.perf_counter()
@@ -70,6 +71,7 @@ def projections_follow(interval: Annotated[float, typer.Option(
         if client.store.url.kind == "postgresql":
             listener = LogListener(client.store.url, bell.ring, lambda on: bell.ring()).start()
         clean = False  # the last catch-up ended at the head of the log
+        collect_seldom()
         try:
             while not stop["requested"]:
                 started = time.monotonic()

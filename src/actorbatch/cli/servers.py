@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from actorbatch.cli import emit
-from actorbatch.cli.common import Json, failures, settings, usage, with_client
+from actorbatch.cli.common import Json, collect_seldom, failures, settings, usage, with_client
 from actorbatch.cli.shape import Cli
 from actorbatch.domain.limits import MAX_THREADS
 from actorbatch.errors import ActorbatchError
@@ -66,8 +66,10 @@ def server_start(
     # Before starting: tasks may begin while start() returns, and a SIGTERM then must drain, not kill.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    collect_seldom()
     with failures():
         server = BatchServer(settings.db or default_url(), config).start()
+    collect_seldom()  # the seeded book too
     mail = f"; e-mail alerts through {config.smtp.shown}" if config.smtp else ""
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads{mail}", err=True)
     if server.metrics is not None:
