@@ -66,9 +66,7 @@ class Projector:
 
     def position(self, lock: bool = False) -> int:
         """The log position the read models reflect; `lock` holds it until the transaction ends (PostgreSQL)."""
-        suffix = " FOR UPDATE" if lock and self.db.dialect == "postgresql" else ""
-        rows = self.db.query("SELECT position FROM ab_position WHERE name = 'views'" + suffix)  # noqa: S608
-        return int(rows[0][0]) if rows else 0
+        return schema.position(self.db, lock)
 
     def catch_up(self, on_batch: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> int:
         """Fold every event recorded since the last catch-up; returns how many were applied.

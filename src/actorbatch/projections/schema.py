@@ -78,6 +78,13 @@ def check(db: SqlDb, url: object) -> None:
             db.execute(statement)
 
 
+def position(db: SqlDb, lock: bool = False) -> int:
+    """The log position the read models reflect; `lock` holds it until the transaction ends (PostgreSQL)."""
+    suffix = " FOR UPDATE" if lock and db.dialect == "postgresql" else ""
+    rows = db.query("SELECT position FROM ab_position WHERE name = 'views'" + suffix)  # noqa: S608
+    return int(rows[0][0]) if rows else 0
+
+
 def create_temporary(db: SqlDb) -> None:
     """The rebuilt tables as temporary tables of the same names, which hide the real ones from this connection."""
     for statement in SCHEMA:

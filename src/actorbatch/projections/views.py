@@ -5,9 +5,10 @@ trail, servers and problems, kept in tables beside the log.
 reads them; `Views` puts the three together on one store and one database connection.
 """
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from actorbatch.domain.jobs import JobState
@@ -18,27 +19,38 @@ from actorbatch.domain.servers import Server
 from actorbatch.domain.users import UserState
 from actorbatch.node.ports import Seed
 from actorbatch.projections import schema, snapshots
-from actorbatch.projections.past import SCRATCH, Past
-from actorbatch.projections.projector import BATCH, Projector
 from actorbatch.projections.queries import LogLine, Queries
 from actorbatch.projections.rows import RunRows
-from actorbatch.projections.verification import Head, Verifier
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
+
+if TYPE_CHECKING:
+    from actorbatch.projections.past import Past
+    from actorbatch.projections.projector import Projector
+    from actorbatch.projections.verification import Head
 
 
 class Views:
     """All read models of one store: create, catch up, rebuild and query."""
 
-    def __init__(self, store: EventStore, db: SqlDb, past: Past | None = None) -> None:
+    def __init__(self, store: EventStore, db: SqlDb, past: "Past | None" = None) -> None:
         self.store, self.db = store, db
         rows = RunRows(db)  # one cache of job definitions, for the projector's writes and the queries' reads
         self.queries = Queries(db, rows)
-        self.projector = Projector(store, db, rows, self.queries, past)
+        self._rows, self._past = rows, past
+
+    @functools.cached_property
+    def projector(self) -> "Projector":
+        """Made when first needed: a listing whose read models are up to date folds nothing (see `catch_up`)."""
+        from actorbatch.projections.projector import Projector
+
+        return Projector(self.store, self.db, self._rows, self.queries, self._past)
 
     def as_of(self, moment: datetime) -> "Views":
         """The read models as they were at `moment`, in a scratch database (close its `db` after use): the last
         snapshot taken before it, and the events after that folded by the same projector (see `past`)."""
+        from actorbatch.projections.past import SCRATCH, Past
+
         scratch = Views(self.store, SqlDb(SCRATCH), Past(moment, self.projector.archive))
         scratch.create()
         found = snapshots.latest_before(self.db, moment)
@@ -57,19 +69,29 @@ class Views:
 
     # ---- the projector ----
 
-    def catch_up(self, on_batch: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> int:
+    def catch_up(self, on_batch: Callable[[int, int], None] | None = None, batch_size: int | None = None) -> int:
+        """Fold what the log holds beyond the read models (see `Projector.catch_up`); `batch_size` events at most
+        per transaction (default the projector's). The first call of a process whose read models are up to date
+        looks at the log's head only."""
+        if "projector" not in vars(self) and self._past is None and self.store.head() <= self.position():
+            return 0
+        if batch_size is None:
+            return self.projector.catch_up(on_batch)
         return self.projector.catch_up(on_batch, batch_size)
 
     def rebuild(self, on_batch: Callable[[int, int], None] | None = None) -> int:
         return self.projector.rebuild(on_batch)
 
     def forget(self) -> None:
-        self.projector.forget()
+        if "projector" in vars(self):  # else it remembers nothing yet
+            self.projector.forget()
 
     def position(self, lock: bool = False) -> int:
-        return self.projector.position(lock)
+        return schema.position(self.db, lock)
 
-    def verify(self, key: bytes | None = None, head: Head | None = None) -> dict[str, Any]:
+    def verify(self, key: bytes | None = None, head: "Head | None" = None) -> dict[str, Any]:
+        from actorbatch.projections.verification import Verifier
+
         return Verifier(self.store, self.db, self.projector.archive, key, head).run()
 
     # ---- the queries ----
