@@ -9,6 +9,8 @@ connection, waits --settle-s and samples the server over --windows windows of --
 
 - CPU: user + system time from /proc/PID/stat, of the server process and, separately, of its children (the
   projector process), as a percentage of one core;
+- wake-ups: the context switches of the server process's threads (/proc/PID/task/*/status), per second: how
+  often something woke a thread, which the machine's load moves much less than CPU time;
 - PostgreSQL, statements: with `pg_stat_statements` loaded (`shared_preload_libraries`), the calls of every
   statement in this database during the window, by statement; otherwise only the transactions
   (`xact_commit` + `xact_rollback` of `pg_stat_database`; PostgreSQL may report an idle backend's counts up to
@@ -62,15 +64,29 @@ def pg_counts(url: str, statements: bool) -> dict[str, Any]:
     return {"xacts": int(row[0]), "calls": calls}
 
 
+def switches(pid: int) -> int:
+    """Context switches of the process's threads so far (voluntary and not)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += sum(int(line.split()[1]) for line in status.splitlines() if "ctxt_switches:" in line)
+    return total
+
+
 def sample(pid: int, url: str, window_s: float, statements: bool) -> dict[str, Any]:
     pg = url.startswith("postgres")
     kids = children(pid)
     counts = pg_counts(url, statements) if pg else None
-    cpu0, kids0, t0 = cpu_s(pid), sum(cpu_s(k) for k in kids), time.monotonic()
+    cpu0, kids0, woke0, t0 = cpu_s(pid), sum(cpu_s(k) for k in kids), switches(pid), time.monotonic()
     time.sleep(window_s)
-    cpu1, kids1, seconds = cpu_s(pid), sum(cpu_s(k) for k in kids), time.monotonic() - t0
+    cpu1, kids1, woke1 = cpu_s(pid), sum(cpu_s(k) for k in kids), switches(pid)
+    seconds = time.monotonic() - t0
     figures: dict[str, Any] = {"server_cpu_pct": (cpu1 - cpu0) / seconds * 100,
-                               "children_cpu_pct": (kids1 - kids0) / seconds * 100}
+                               "children_cpu_pct": (kids1 - kids0) / seconds * 100,
+                               "server_wakeups_per_s": (woke1 - woke0) / seconds}
     if counts is not None:
         later = pg_counts(url, statements)
         figures["transactions_per_s"] = (later["xacts"] - counts["xacts"]) / seconds

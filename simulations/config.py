@@ -27,15 +27,16 @@ class Timing:
     """How fast the servers react; the defaults are those of a real `server start`."""
 
     lease_timeout_s: float = 30.0
-    tick_s: float = 0.25  # the lease manager's periodic look at expired leases
+    tick_s: float = 0.25  # the lease manager tries a step an outage cut short again this much later
     poll_s: tuple[float, float] = (0.002, 0.02)  # a server hears another's append after this long (min, max)
     start_s: tuple[float, float] = (1.0, 5.0)  # a process takes this long to (re)start
     views_lag: tuple[int, int] = (0, 0)  # a starting server's read models lag the log by this many events
     skip_idle_reaps: bool = True  # see LeaseShell._expirations: off only to show that it changes nothing
-    # Big scenarios read other servers' heartbeats lazily: at the next poll or tick, not in a poll of their own,
-    # and without a step after them (a real server reads the log every 10 ms and steps after each batch). Half of
-    # a day's events are heartbeats; read within tick_s (much less than 2/3 of the lease timeout), no honest
-    # holder's lease can look expired, and a step after heartbeats only decides nothing a tick would not.
+    # Big scenarios read other servers' heartbeats lazily: at the next read, not in a read of their own, and
+    # without a step after them (a real server reads the log every 10 ms and steps after each batch). Half of a
+    # day's events are heartbeats; read within the safety read's second (much less than 2/3 of the lease
+    # timeout), no honest holder's lease can look expired, and a step after heartbeats only decides nothing the
+    # lease manager's next due step would not.
     lazy_heartbeats: bool = False
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from simulations.log import ServerStore, SimLog, WriteFaults
 
-from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
+from actorbatch.behaviours.leasing import INSTANT, Attempt, LeaseBehaviour
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import random_id
 from actorbatch.domain.events import Event
@@ -49,6 +49,8 @@ class Node:
         self.unread = [event for event, writer in log.entries if writer != name]  # what its read models held
         self.executed: list[Attempt] = []
         self.noticed_at: float | None = None  # when this process found the store back after the outage
+        self.wakes: list[datetime] = []  # the moments the core asked to be woken at
+        self.reads = 0  # how often it asked for a fresher read of the log
         self._wanted = False
 
     def act(self) -> None:
@@ -88,13 +90,52 @@ class Node:
         raise AssertionError(f"{self.name} told to abort {attempt.key}: {reason}")
 
     def wake_at(self, when: datetime) -> None:
-        pass
+        self.wakes.append(when)
 
     def again(self) -> None:
         self._wanted = True
 
     def fail(self, reason: str) -> None:
         raise AssertionError(reason)
+
+    def read(self) -> None:
+        self.reads += 1
+
+
+def cluster() -> tuple[Clock, Node, Node, Commands]:
+    """A holder and a judge (of another group: it only judges the holder's leases) on one log, and a user."""
+    log, clock, nodes = SimLog(), Clock(), list[Node]()
+    log.listeners.append(lambda events, writer: [n.unread.extend(events) for n in nodes if n.name != writer])
+    nodes.extend([Node(log, "holder", ("default",), clock), Node(log, "judge", ("elsewhere",), clock)])
+    user = Commands(ServerStore(log, "user", WriteFaults(random.Random(0), 0.0, 0.0, enabled=False), lambda: 0.0),
+                    "user", clock, random_id)
+    user.add_jobs([parse_job({"name": "job", "tasks": [{"name": "t", "run": "actorbatch.examples:noop"}]})])
+    return clock, nodes[0], nodes[1], user
+
+
+def test_an_idle_core_sleeps_until_a_lease_can_have_run_out_then_asks_once_per_read_for_a_fresher_one() -> None:
+    clock, holder, judge, user = cluster()
+    judge._read()
+    judge.core.tick()
+    judge.core.step(clock.now())
+    assert judge.wakes == [] and judge.core.due(clock.now()) is None  # nothing can fall due: no tick
+    run_id = user.run_job("job")
+    holder._read()
+    holder.core.step(clock.now())
+    claim = holder.store.events(run_id)[-1]
+    assert isinstance(claim, TaskClaimed) and holder.executed  # then the holder goes silent
+    clock.s = 0.05
+    judge._read()
+    judge.core.step(clock.now())
+    assert judge.wakes == [claim.lease_until + INSTANT]  # the first moment the lease can be found run out
+    clock.s = LEASE_S + 0.5  # woken: the log was last read long before
+    for _ in range(2):
+        judge.core.tick()
+        judge.core.step(clock.now())
+    assert judge.reads == 1 and not isinstance(holder.store.events(run_id)[-1], AttemptLost)
+    judge._read()  # the read it asked for
+    judge.core.step(clock.now())
+    assert isinstance(holder.store.events(run_id)[-1], AttemptLost)
 
 
 def outage(back_at_s: float) -> tuple[Node, Node, list[Event]]:

@@ -33,7 +33,8 @@ class ServerConfig:
     idle_poll_s: float = 0.1  # SQLite: how often to read after a second with nothing new (= poll_s: never relax)
     projector: str = "thread"  # keep the read models: "thread" (in this process), "process" (a child, which
     # takes the work off this process's interpreter lock and onto another core) or "off"
-    tick_s: float = 0.25  # how often to look for expired leases
+    tick_s: float = 0.25  # the lease manager tries a step an outage cut short again this much later (it
+    # otherwise sleeps until its next due moment: a lease running out, a task becoming claimable)
     metrics_port: int | None = None  # --metrics-port: serve Prometheus metrics on this port (0: any free one)
     metrics_host: str = "127.0.0.1"  # --metrics-host
     load_bias: float = 1.0  # --load-bias: 0 = every free thread competes equally; larger = a server busier than

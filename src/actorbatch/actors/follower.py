@@ -14,7 +14,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import CaughtUp, Due, Heard, Listening, Observed, Poll, tell
+from actorbatch.actors.messages import CaughtUp, Due, Fresh, Heard, Listening, Observed, Poll, tell
 from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.timer import Timer
@@ -25,7 +25,6 @@ from actorbatch.errors import ActorbatchError
 BATCH = 2000
 FIRST_BATCH = 50  # a backlog is read in batches that double from this size up to BATCH: the first claims of a
 # server starting on thousands of unheard runs wait for 50 of them to be decoded and folded, not for all of them
-FRESH_S = 0.1  # with nothing new, still say "the log was read up to now" this often: leases are judged by it
 QUIET_S = 1.0  # polling without notifications: after this long with nothing new, poll every `relaxed_s` instead
 
 
@@ -76,15 +75,15 @@ class Follower(pykka.ThreadingActor):
     def __init__(self, store: NodeStore, position: int, subscribers: Sequence[pykka.ActorRef[Any]],
                  timely: Sequence[pykka.ActorRef[Any]], clock: Clock, timer: Timer, pace: Pace,
                  doorbell: Doorbell) -> None:
-        """`timely`: the subscribers that judge by how fresh the view is (the `read_at` of an Observed with no
-        events); the others hear only of new events."""
+        """`timely`: the subscribers that judge by how fresh the view is: they hear the `read_at` of the first
+        read that reaches the end of the log, and later ones when they ask (Fresh: a lease to judge); every
+        subscriber hears new events, with the `read_at` of a read that reached the end."""
         super().__init__()
         self.store, self.position, self.subscribers, self.clock = store, position, list(subscribers), clock
-        self.timely = list(timely)
         self.timer, self.pace, self.doorbell = timer, pace, doorbell
         self.doorbell.follower = self.actor_ref
         self._caught_up = False
-        self._told_at: datetime | None = None
+        self._owed = list(timely)  # subscribers waiting for a read_at (at first, every timely one)
         self._tried_at: datetime | None = None  # the last read (or attempt, while the store is down)
         self._soon: datetime | None = None  # a notified commit waits for a read at this time
         self._due: datetime | None = None  # the time of the planned read
@@ -110,16 +109,24 @@ class Follower(pykka.ThreadingActor):
             self._wanted = True
         elif isinstance(message, Heard):
             self.doorbell.answered()  # before the read: a commit notified during it rings again
-            gap_until = None if self._tried_at is None else self._tried_at + timedelta(seconds=self.pace.poll_s)
-            if gap_until is not None and now < gap_until:
-                self._soon = gap_until
-            else:
-                self._wanted = True
+            self._read_soon(now)
+        elif isinstance(message, Fresh):
+            if message.subscriber not in self._owed:
+                self._owed.append(message.subscriber)
+            self._read_soon(now)
         elif isinstance(message, Poll):
             self._wanted = True
         if self._wanted and self.actor_inbox.empty():  # one read for a burst of messages, after the last one
             self._wanted = False
             self._read(now)
+
+    def _read_soon(self, now: datetime) -> None:
+        """Read now, or a poll after the last read if that is later: asked often, it reads no more than polling."""
+        gap_until = None if self._tried_at is None else self._tried_at + timedelta(seconds=self.pace.poll_s)
+        if gap_until is not None and now < gap_until:
+            self._soon = gap_until
+        else:
+            self._wanted = True
 
     def _read(self, read_at: datetime) -> None:
         self._tried_at, self._soon = read_at, None
@@ -131,14 +138,17 @@ class Follower(pykka.ThreadingActor):
         self.pace.read(read_at, bool(events))  # what this process wrote itself it has heard already
         at_head = self._at_head = read < self._batch
         self._batch = FIRST_BATCH if at_head else min(2 * self._batch, BATCH)
-        fresh = at_head and (self._told_at is None or (read_at - self._told_at).total_seconds() >= FRESH_S)
-        if events or fresh:
-            self._told_at = read_at if at_head else self._told_at
-            for subscriber in self.subscribers if events else self.timely:  # nothing new: only the news of
-                tell(subscriber, Observed(events, read_at if at_head else None))  # how fresh the view is
+        if events:
+            for subscriber in self.subscribers:
+                tell(subscriber, Observed(events, read_at if at_head else None))
         if not at_head:
             self.actor_ref.tell(Poll())
-        elif not self._caught_up:
+            return
+        if not events:  # nothing new: only those waiting for it hear how fresh the view is
+            for subscriber in self._owed:
+                tell(subscriber, Observed(events, read_at))
+        self._owed = []
+        if not self._caught_up:
             self._caught_up = True
             for subscriber in self.subscribers:
                 tell(subscriber, CaughtUp())

@@ -1,7 +1,8 @@
 """The lease manager actor: the pykka shell around LeaseCore, and the core's outbox.
 
 It turns messages into core calls and steps the core once its inbox is empty, so a burst of outcomes and claims
-is recorded in one transaction (one commit for many events).
+is recorded in one transaction (one commit for many events). Between messages it sleeps until the core's next due
+moment (a step an outage cut short is tried again `retry_s` later): an idle server's lease manager does not tick.
 """
 
 import logging
@@ -11,14 +12,15 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Observed, Tick, tell
-from actorbatch.actors.outages import rides_out_outages
+from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Fresh, Observed, Tick, tell
+from actorbatch.actors.outages import Retry, rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.servers import Server
+from actorbatch.errors import StoreUnavailable
 from actorbatch.node.lease import Done, LeaseCore
 
 log = logging.getLogger(__name__)
@@ -26,13 +28,17 @@ log = logging.getLogger(__name__)
 
 class LeaseManager(pykka.ThreadingActor):
     def __init__(self, behaviour: LeaseBehaviour, server: Server, store: NodeStore, clock: Clock, timer: Timer,
-                 capacity: Callable[[datetime], int], problems: ProblemLog) -> None:
+                 capacity: Callable[[datetime], int], changes: Callable[[datetime], datetime | None],
+                 problems: ProblemLog, retry_s: float) -> None:
         super().__init__()
         self.store, self.clock, self.timer = store, clock, timer
-        self.core = LeaseCore(behaviour, server, store, self, capacity, lambda: self._read_at, problems.report)
+        self.core = LeaseCore(behaviour, server, store, self, capacity, lambda: self._read_at, problems.report,
+                              changes=changes)
         self.executor: pykka.ActorRef[Any] | None = None
+        self.follower: pykka.ActorRef[Any] | None = None
         self._read_at: datetime | None = None  # from the follower: everything recorded before it has been heard
         self._again = False
+        self.retry = Retry(timer, self.actor_ref, retry_s)
 
     @rides_out_outages
     def on_receive(self, message: Any) -> Any:
@@ -54,10 +60,15 @@ class LeaseManager(pykka.ThreadingActor):
         elif isinstance(message, Busy):
             return (len(core.busy), core.behaviour.draining, core.unrecorded)
         elif isinstance(message, Connect):
-            self.executor = message.executor
+            self.executor, self.follower = message.executor, message.follower
         if self._again and self.actor_inbox.empty():
             self._again = False
-            core.step(self.clock.now())
+            now = self.clock.now()
+            try:
+                core.step(now)
+            except StoreUnavailable:
+                self.retry.plan(now)
+                raise
             if self._again:
                 self.actor_ref.tell(Tick())  # the step wants another: after the messages that came meanwhile
         return None
@@ -77,6 +88,10 @@ class LeaseManager(pykka.ThreadingActor):
 
     def again(self) -> None:
         self._again = True
+
+    def read(self) -> None:
+        if self.follower is not None:
+            tell(self.follower, Fresh(self.actor_ref))
 
     def fail(self, reason: str) -> None:
         log.error("%s; stopping", reason)

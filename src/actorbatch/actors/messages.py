@@ -95,9 +95,19 @@ class Drain:
 
 @dataclass(frozen=True)
 class Connect:
-    """Wiring: the executor pool the lease manager hands attempts to (each needs the other's address)."""
+    """Wiring, once every actor exists: the log follower to ask for a fresher read, and (to the lease manager) the
+    executor pool it hands attempts to. Each needs the other's address."""
 
-    executor: Any
+    follower: Any
+    executor: Any = None
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """To the follower: read the log whole again (no sooner than a poll after the last read) and tell `subscriber`
+    how far it was read: it has a lease to judge."""
+
+    subscriber: Any
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,11 @@ from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.access import Privileges
 from actorbatch.domain.events import Event
-from actorbatch.domain.servers import ServerStopped, capacity, zone
+from actorbatch.domain.servers import ServerStopped, capacity, capacity_changes, zone
 from actorbatch.domain.users import ACCESS_ID, AccessState
 from actorbatch.errors import Conflict
 from actorbatch.node.boot import copy_runs, register, seed
-from actorbatch.node.notify import TICK_S as NOTIFY_TICK_S
 from actorbatch.node.notify import Directory
-from actorbatch.node.schedule import TICK_S as SCHEDULE_TICK_S
 
 
 def _answer(future: pykka.Future[Any]) -> Any:
@@ -92,26 +90,28 @@ class Node:
         def free_threads(now: datetime) -> int:
             return capacity(c.threads, c.windows, tz, now)
 
+        def changes(now: datetime) -> datetime | None:
+            return capacity_changes(c.windows, now)
+
         self.manager = p.spawn(LeaseManager, behaviour, self.server, p.store, p.clock, p.timer, free_threads,
-                               self.problems)
+                               changes, self.problems, c.tick_s)
         self.executor = p.spawn(ExecutorPool, p.store, p.bodies, self.manager, p.timer)
-        self.manager.tell(Connect(self.executor))
         self.scheduler = p.spawn(Scheduler, schedules, p.store, p.clock, p.timer, self.problems)
         self.notifier = p.spawn(Notifier, c.name, p.store, p.clock, p.timer, p.directory, p.senders,
                                 c.lease_timeout_s, c.notify_retry, self.problems, seeded)
         self.doorbell = Doorbell()
         hear = [self.manager, self.scheduler, self.notifier, *hearers]
-        timely = [ref for ref in hear if ref is not self.scheduler]  # the scheduler does not judge by freshness
+        timely = [self.manager, self.notifier]  # those that judge leases by how fresh their view is
         self.follower = p.spawn(Follower, p.store, position, hear, timely, p.clock, p.timer, p.pace, self.doorbell)
+        self.manager.tell(Connect(self.follower, self.executor))
+        self.notifier.tell(Connect(self.follower))
         self.refs = [self.follower, self.scheduler, self.manager, self.executor, self.notifier]
         p.store.listen(self._heard)
         self.follower.tell(Poll())
-        p.timer.every(c.tick_s, self.manager, Tick())
         p.timer.every(c.lease_timeout_s / 3, self.manager, Beat())
-        p.timer.every(SCHEDULE_TICK_S, self.scheduler, Tick())
-        p.timer.every(NOTIFY_TICK_S, self.notifier, Tick())
-        self.manager.tell(Tick())
+        self.manager.tell(Tick())  # each then sleeps until its next due moment, or a message
         self.scheduler.tell(Tick())
+        self.notifier.tell(Tick())
         return self
 
     def _seed(self, behaviour: LeaseBehaviour, schedules: ScheduleBehaviour) -> tuple[int, NotifierSeed]:

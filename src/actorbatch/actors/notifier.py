@@ -10,8 +10,8 @@ from typing import Any, Protocol
 
 import pykka
 
-from actorbatch.actors.messages import Busy, Drain, Observed, Tick
-from actorbatch.actors.outages import rides_out_outages
+from actorbatch.actors.messages import Busy, Connect, Drain, Fresh, Observed, Tick, tell
+from actorbatch.actors.outages import Retry, rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
@@ -19,7 +19,8 @@ from actorbatch.clock import Clock
 from actorbatch.domain.notifications import Notification, RetryPolicy
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
-from actorbatch.node.notify import Delivered, Delivery, Directory, NotifyCore
+from actorbatch.errors import StoreUnavailable
+from actorbatch.node.notify import RETRY_S, Delivered, Delivery, Directory, NotifyCore
 
 log = logging.getLogger(__name__)
 NotifierSeed = tuple[list[Run], list[Notification], list[Server]]  # active runs, unfinished deliveries, servers
@@ -46,6 +47,8 @@ class Notifier(pykka.ThreadingActor):
         self.core.seed(*seeded)
         self._read_at: datetime | None = None
         self._again = False
+        self.follower: pykka.ActorRef[Any] | None = None
+        self.retry = Retry(timer, self.actor_ref, RETRY_S)
 
     @rides_out_outages
     def on_receive(self, message: Any) -> Any:
@@ -62,9 +65,16 @@ class Notifier(pykka.ThreadingActor):
             core.drain()
         elif isinstance(message, Busy):
             return core.busy
+        elif isinstance(message, Connect):
+            self.follower = message.follower
         if self._again and self.actor_inbox.empty():
             self._again = False
-            core.step(self.clock.now())
+            now = self.clock.now()
+            try:
+                core.step(now)
+            except StoreUnavailable:
+                self.retry.plan(now)
+                raise
         return None
 
     def on_stop(self) -> None:
@@ -80,6 +90,10 @@ class Notifier(pykka.ThreadingActor):
 
     def again(self) -> None:
         self._again = True
+
+    def read(self) -> None:
+        if self.follower is not None:
+            tell(self.follower, Fresh(self.actor_ref))
 
     def _report(self, outcome: Delivered) -> None:
         try:

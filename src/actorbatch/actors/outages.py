@@ -1,15 +1,21 @@
 """How an actor rides out a store outage, the same way in every actor of a server.
 
 The store's breaker logs the outage once and makes calls fail fast while it lasts; an actor's handler that meets
-StoreUnavailable just ends there, having kept whatever it could not write, and tries again on its next tick.
+StoreUnavailable just ends there, having kept whatever it could not write, and tries again on its next tick (an
+actor that otherwise sleeps until its next due moment plans that tick with `Retry`).
 A store that cannot write at all (StoreFailed: disk full, read-only) is noted on the store, without a traceback;
 the supervisor sees it and stops the whole server with that one line (`BatchServer.failure`).
 """
 
 import functools
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+import pykka
+
+from actorbatch.actors.messages import Tick
+from actorbatch.actors.timer import Timer
 from actorbatch.errors import StoreFailed, StoreUnavailable
 
 
@@ -41,3 +47,16 @@ def rides_out_outages(handler: Callable[[A, Any], Any]) -> Callable[[A, Any], An
             return None
 
     return on_receive
+
+
+class Retry:
+    """The tick that takes a step an outage cut short again, `after_s` later; one planned at a time."""
+
+    def __init__(self, timer: Timer, ref: pykka.ActorRef[Any], after_s: float) -> None:
+        self.timer, self.ref, self.after_s = timer, ref, after_s
+        self._at: datetime | None = None
+
+    def plan(self, now: datetime) -> None:
+        if self._at is None or self._at <= now:
+            self._at = now + timedelta(seconds=self.after_s)
+            self.timer.at(self._at, self.ref, Tick())

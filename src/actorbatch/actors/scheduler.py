@@ -1,6 +1,7 @@
 """The scheduler actor: the pykka shell around ScheduleCore, which creates the runs of scheduled jobs on time.
 
 Each server runs one; they race, and the deterministic run ids let the store keep exactly one run per fire time.
+It sleeps until the next fire time; a step an outage cut short is taken again RETRY_S later.
 """
 
 from datetime import datetime
@@ -9,13 +10,14 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.messages import CaughtUp, Observed, Tick
-from actorbatch.actors.outages import rides_out_outages
+from actorbatch.actors.outages import Retry, rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
-from actorbatch.node.schedule import ScheduleCore
+from actorbatch.errors import StoreUnavailable
+from actorbatch.node.schedule import RETRY_S, ScheduleCore
 
 
 class Scheduler(pykka.ThreadingActor):
@@ -24,6 +26,7 @@ class Scheduler(pykka.ThreadingActor):
         super().__init__()
         self.store, self.clock, self.timer = store, clock, timer
         self.core = ScheduleCore(behaviour, store, self, problems.report)
+        self.retry = Retry(timer, self.actor_ref, RETRY_S)
 
     @rides_out_outages
     def on_receive(self, message: Any) -> Any:
@@ -32,7 +35,12 @@ class Scheduler(pykka.ThreadingActor):
         elif isinstance(message, Observed):
             self.core.observed(message.events, self.clock.now())
         if self.actor_inbox.empty():
-            self.core.tick(self.clock.now())
+            now = self.clock.now()
+            try:
+                self.core.tick(now)
+            except StoreUnavailable:
+                self.retry.plan(now)
+                raise
         return None
 
     # ---- the core's wake-ups ----

@@ -31,6 +31,7 @@ Later = tuple[datetime, str, UUID, str]  # a ready task claimable only later: (w
 # times what a peer needs to hear of the task (a 10 ms poll) and record its claim. The hold scales with the bias
 # and with the difference in load, and never exceeds bias x YIELD_S: then the task is claimed all the same.
 YIELD_S = 0.1
+INSTANT = timedelta(microseconds=1)  # a lease that ends at T is found run out from T + INSTANT on
 
 
 def lease_end(state: TaskRun, holder: Server | None) -> datetime:

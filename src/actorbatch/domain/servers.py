@@ -87,6 +87,14 @@ def capacity(threads: int, windows: Sequence[Window], tz: ZoneInfo, now: datetim
     return next((w.threads for w in windows if w.covers(local)), threads)
 
 
+def capacity_changes(windows: Sequence[Window], now: datetime) -> datetime | None:
+    """When `capacity` may give another answer next: windows start and end on whole minutes (and zones are whole
+    minutes apart), so at the next whole minute; None without windows."""
+    if not windows:
+        return None
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class ServerEvent(Event):
     """An event of the Server aggregate."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from actorbatch.behaviours.leasing import Attempt, Key, LeaseBehaviour, holder_gone, lease_end
+from actorbatch.behaviours.leasing import INSTANT, Attempt, Key, LeaseBehaviour, holder_gone, lease_end
 from actorbatch.domain.events import Event
 from actorbatch.domain.quarantine import Quarantined, Unreadable
 from actorbatch.domain.runs import AttemptLost, Run, TaskClaimed
@@ -56,12 +56,14 @@ class LeaseCore:
 
     def __init__(self, behaviour: LeaseBehaviour, server: Server, log: EventLog, outbox: Outbox,
                  capacity: Callable[[datetime], int], read_at: Callable[[], datetime | None], problems: Report, *,
-                 skip_idle_reaps: bool = True, lazy_heartbeats: bool = False) -> None:
+                 changes: Callable[[datetime], datetime | None] = lambda _: None, skip_idle_reaps: bool = True,
+                 lazy_heartbeats: bool = False) -> None:
         """`read_at()`: until when this server has heard everything the log holds (None before its first full
         read): leases are judged as of then, so a heartbeat not heard yet never counts as missing.
-        `lazy_heartbeats`: a batch of heartbeats alone does not start a step (the next tick reaps)."""
+        `changes(now)`: when `capacity` may change next (None: never).
+        `lazy_heartbeats`: a batch of heartbeats alone does not start a step (the next due moment reaps)."""
         self.behaviour, self.server, self.log, self.outbox, self.capacity = behaviour, server, log, outbox, capacity
-        self.read_at, self.problems = read_at, problems
+        self.read_at, self.problems, self.changes = read_at, problems, changes
         self.skip_idle_reaps, self.lazy_heartbeats = skip_idle_reaps, lazy_heartbeats
         self.busy: set[Key] = set()  # attempts holding (or queued for) a thread
         self._done: list[Done] = []
@@ -69,6 +71,7 @@ class LeaseCore:
         self._typical_s = 1.0  # moving average of attempt durations; assume slow until measured
         self._stepping = False
         self._reap_at: datetime | None = None  # no lease of another server can run out before this
+        self._asked_at: datetime | None = None  # the read_at we had when we last asked for a fresher read
         # Appends refused by a conflict or whose reply an outage swallowed: each batch was recorded whole or not
         # at all, and the log is asked which before anything else is decided (a claim recorded but never
         # started would hold its task for ever).
@@ -156,8 +159,10 @@ class LeaseCore:
         late = self._beat_at is not None and (now - self._beat_at).total_seconds() > 2 * lease_s / 3
         if self._judge_from == NEVER:  # the store was away: every holder must find it back and beat
             self._judge_from, self._reap_at = now + self._grace(), None
+            self.tick()  # for the next due moment, which the grace moved
         elif late:  # this process paused: the others could beat, but give them a lease timeout to be heard
             self._judge_from, self._reap_at = now + timedelta(seconds=lease_s), None
+            self.tick()
         self._beat_at = now
 
     # ---- the step ----
@@ -188,10 +193,19 @@ class LeaseCore:
                 self._held.setdefault(run_id, []).extend(outcomes.pop(run_id, ()))
         if self._unsettled:
             self.tick()
-        wake = behaviour.next_wake()
-        if wake is not None and wake != self._wake:
-            self._wake = wake
-            self.outbox.wake_at(wake - timedelta(seconds=EARLY_S))
+        due = self.due(now)
+        if due is not None and due != self._wake:
+            self._wake = due
+            self.outbox.wake_at(due)
+
+    def due(self, now: datetime) -> datetime | None:
+        """The next moment time alone can give this core something to decide (None: only a message can): a task
+        becoming claimable, a lease of another server or a grace running out, the capacity changing. Between
+        them an idle server's lease manager sleeps."""
+        wake = self.behaviour.next_wake()
+        moments = [wake - timedelta(seconds=EARLY_S) if wake is not None else None, self._reap_at,
+                   self.changes(now)]
+        return min((m for m in moments if m is not None), default=None)
 
     def _start(self, claims: Sequence[TaskClaimed]) -> None:
         attempts = self.behaviour.claimed(claims)
@@ -230,23 +244,30 @@ class LeaseCore:
     def _expirations(self, now: datetime) -> list[AttemptLost]:
         """Leases that ran out, as of the last moment this server had read the whole log (never before its first
         full read); within the grace after a start or a gap in our heartbeats (NOTICE_S), only those of holders
-        known to be gone. The scan of every lease of the cluster is skipped while none can have run out yet."""
+        known to be gone. The scan of every lease of the cluster is skipped while none can have run out yet; once
+        one can have, and the log was last read whole before then, a fresher read is asked for (once per read:
+        its answer brings the next step)."""
         read_at = self.read_at()
         if read_at is None:
             return []
-        now = min(now, read_at)
+        judged = min(now, read_at)
         if self._fresh_until is None:  # our first full read of the log
             self._fresh_until = read_at + self._grace()
             started = self.server.started_at or read_at  # when we registered: who was silent before that
             self._silent = {s.name for s in self.behaviour.servers.values()
                             if not s.stopped and (s.lease_until is None or s.lease_until < started)}
-        if self.skip_idle_reaps and self._reap_at is not None and now < self._reap_at:
-            return []
-        spared, grace_until = self._spared(now)
-        lost = self.behaviour.expirations(now, spared)
-        self._reap_at = self._next_expiry(spared)
-        if grace_until is not None:
-            self._reap_at = min(self._reap_at or NEVER, grace_until)
+        due = self._reap_at is None or judged >= self._reap_at
+        lost: list[AttemptLost] = []
+        if due or not self.skip_idle_reaps:  # scanning when not due finds nothing: the simulator shows it
+            spared, grace_until = self._spared(judged)
+            lost = self.behaviour.expirations(judged, spared)
+            if due:  # the next due moment is the same either way
+                self._reap_at = self._next_expiry(spared)
+                if grace_until is not None:
+                    self._reap_at = min(self._reap_at or NEVER, grace_until)
+        if self._reap_at is not None and judged < self._reap_at <= now and self._asked_at != read_at:
+            self._asked_at = read_at
+            self.outbox.read()
         return lost
 
     def _grace(self) -> timedelta:
@@ -262,7 +283,8 @@ class LeaseCore:
         return None, None
 
     def _next_expiry(self, spared: Callable[[str], bool] | None) -> datetime | None:
-        """The earliest end of another server's lease, judged as LeaseBehaviour.expirations judges it."""
+        """The first moment a lease of another server can be found run out (just after the earliest end, judged as
+        LeaseBehaviour.expirations judges it)."""
         behaviour = self.behaviour
         by_name = {s.name: s for s in behaviour.servers.values()}
         earliest: datetime | None = None
@@ -275,7 +297,7 @@ class LeaseCore:
                 continue
             until = lease_end(state, by_name.get(holder))
             earliest = until if earliest is None else min(earliest, until)
-        return earliest
+        return None if earliest is None else earliest + INSTANT
 
     def _busy_per_thread(self, threads: int) -> float:
         """Attempts per thread: what the load bias compares with the other servers'."""

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from actorbatch.behaviours.leasing import held_until, observe_server
+from actorbatch.behaviours.leasing import INSTANT, held_until, observe_server
 from actorbatch.domain.alerts import Outcome, alerts_on, outcome
 from actorbatch.domain.events import Event
 from actorbatch.domain.notifications import (
@@ -38,7 +38,7 @@ from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.ports import EventLog, Report, Wakeup
 
 MAX_IN_FLIGHT = 4  # deliveries one server sends at once
-TICK_S = 1.0  # a notifier also steps this often: leases of other servers' deliveries may have run out
+RETRY_S = 1.0  # a step an outage cut short is taken again this much later
 MAX_CONFLICT_RETRIES = 20
 MAX_REMEMBERED = 10_000  # runs known not to alert, notifications known to exist: bounded memories
 
@@ -64,6 +64,10 @@ class Delivered:
 class NotifyOutbox(Wakeup, Protocol):
     def deliver(self, delivery: Delivery) -> None:
         """Send it (in the background) and report a Delivered."""
+
+    def read(self) -> None:
+        """A lease may have run out since the log was last read whole: have it read again (`read_at` moves on,
+        and a step follows)."""
 
 
 class Directory(Protocol):
@@ -102,6 +106,8 @@ class NotifyCore:
         self._unsettled: list[DeliveryClaimed] = []  # claims whose append went unanswered
         self._stepping = False
         self._wake: datetime | None = None
+        self._reap_at: datetime | None = None  # no delivery lease of another server runs out before this
+        self._asked_at: datetime | None = None  # the read_at we had when we last asked for a fresher read
 
     def seed(self, runs: Iterable[Run], notifications: Iterable[Notification], servers: Iterable[Server]) -> None:
         """From the read models: active runs that may alert, deliveries not finished, servers."""
@@ -240,7 +246,7 @@ class NotifyCore:
         self.problems(self.quarantine.take_found())
         later = [n.not_before for n in self.book.values()
                  if n.channel in self.channels and n.status == "retrying" and n.not_before is not None]
-        wake = min(later, default=None)
+        wake = min([*later, *([self._reap_at] if self._reap_at is not None else [])], default=None)
         if wake is not None and wake != self._wake:
             self._wake = wake
             self.outbox.wake_at(wake)
@@ -332,7 +338,9 @@ class NotifyCore:
             self._notification_event(event)
 
     def _reap(self, now: datetime) -> None:
-        """Deliveries of other servers whose lease ran out, as of the last moment the whole log was read."""
+        """Deliveries of other servers whose lease ran out, as of the last moment the whole log was read; when one
+        may have run out since then, a fresher read is asked for (once per read: its answer brings a step)."""
+        self._reap_at = None
         read_at = self.read_at()
         if read_at is None:
             return
@@ -345,6 +353,11 @@ class NotifyCore:
             end = held_until(notification.lease_until, notification.claimed_at, by_name.get(notification.server or ""))
             lost = notification.expire(judged, end)
             if lost is None:
+                run_out = end + INSTANT  # the first moment it can be found run out
+                self._reap_at = run_out if self._reap_at is None else min(self._reap_at, run_out)
+                if run_out <= now and self._asked_at != read_at:
+                    self._asked_at = read_at
+                    self.outbox.read()
                 continue
             try:
                 self.log.append(lost)

@@ -61,6 +61,10 @@ class Outbox(Wakeup, Protocol):
     def fail(self, reason: str) -> None:
         """The process cannot go on (another process took its name, say): stop it, exit 1."""
 
+    def read(self) -> None:
+        """A lease may have run out since the log was last read whole: have it read again (the core's `read_at`
+        moves on, and a step follows)."""
+
 
 @dataclass(frozen=True)
 class Seed:

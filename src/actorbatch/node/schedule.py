@@ -14,7 +14,7 @@ from actorbatch.domain.events import Event
 from actorbatch.errors import Conflict, StoreUnavailable
 from actorbatch.node.ports import EventLog, Report, Wakeup
 
-TICK_S = 1.0  # a scheduler also steps this often, whatever it hears: a step an outage cut short is taken again
+RETRY_S = 1.0  # a step an outage cut short is taken again this much later
 
 
 class ScheduleCore:
