@@ -131,14 +131,30 @@ EMPTY_TUPLE = _EMPTY_TUPLE
 def ext_time(moment: datetime | None) -> Any:
     """A time as `pack` writes it: a UTC one as its extension value (kept), any other as it is (`_default` sees
     to it). Called by a writer on a field it knows holds a time, it spares the packer a call back per value."""
-    if moment is not None and moment.tzinfo is UTC and type(moment) is datetime:
-        return _utc_ext(moment)
-    return moment
+    if moment is None or moment.tzinfo is not UTC or type(moment) is not datetime:
+        return moment
+    ext = _TIMES.get(moment)  # a dict, not `_utc_ext`'s cache: half the cost of a look-up
+    if ext is None:
+        if len(_TIMES) >= _CACHE:
+            _TIMES.clear()
+        ext = _TIMES[moment] = _utc_ext(moment)
+    return ext
 
 
 def ext_uuid(uuid: UUID | None) -> Any:
-    """A UUID as `pack` writes it (see `ext_time`)."""
-    return _uuid_ext(uuid) if type(uuid) is UUID else uuid
+    """A UUID as `pack` writes it (see `ext_time`); kept by its number, whose hash is the C one."""
+    if type(uuid) is not UUID:
+        return uuid
+    ext = _UUIDS.get(uuid.int)
+    if ext is None:
+        if len(_UUIDS) >= _CACHE:
+            _UUIDS.clear()
+        ext = _UUIDS[uuid.int] = _uuid_ext(uuid)
+    return ext
+
+
+_TIMES: dict[datetime, msgpack.ExtType] = {}  # only UTC times: an equal time in another zone is another value
+_UUIDS: dict[int, msgpack.ExtType] = {}
 
 
 class MsgpackTranscoder(Transcoder):
