@@ -83,8 +83,7 @@ class Views:
         return self.projector.rebuild(on_batch)
 
     def forget(self) -> None:
-        if "projector" in vars(self):  # else it remembers nothing yet
-            self.projector.forget()
+        self.projector.forget()
 
     def position(self, lock: bool = False) -> int:
         return schema.position(self.db, lock)
