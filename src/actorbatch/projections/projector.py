@@ -173,7 +173,7 @@ class Projector:
         finally:
             if collecting:
                 gc.enable()
-            schema.drop_temporary(self.db)
+            self.db.reconnect()  # the temporary tables go with this connection
             self._forget()
         return applied
 

@@ -105,12 +105,6 @@ def schemas(db: SqlDb) -> tuple[str, str]:
     return str(db.query("SELECT current_schema()")[0][0]), "pg_temp"
 
 
-def drop_temporary(db: SqlDb) -> None:
-    temporary = schemas(db)[1]
-    for table in TABLES:
-        db.execute(f"DROP TABLE IF EXISTS {temporary}.{table}")
-
-
 @contextlib.contextmanager
 def roomy(db: SqlDb) -> Iterator[None]:
     """While rebuilding on SQLite: a bigger page cache for the temporary tables and the real ones, whose index

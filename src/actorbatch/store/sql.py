@@ -61,6 +61,11 @@ class SqlDb:
                 raise StoreFailed(f"store {self.url}: {reason}") from None
             raise StoreUnavailable(f"store {self.url} unreachable: {reason}") from None
 
+    def reconnect(self) -> None:
+        """Close this thread's connection (the next statement opens a fresh one), and with it whatever it alone
+        held: a rebuild's temporary tables go at once, where dropping them walks every page."""
+        self._forget()
+
     def _forget(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
