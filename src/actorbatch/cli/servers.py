@@ -36,6 +36,7 @@ def server_start(
     = "127.0.0.1",
 ) -> None:
     """Run a batch server in the foreground; SIGTERM or SIGINT drains it and exits 0."""
+    collect_seldom()  # already for the imports, which the default thresholds interrupt some thirty times
     import logging
     import os
     import socket
@@ -66,10 +67,9 @@ def server_start(
     # Before starting: tasks may begin while start() returns, and a SIGTERM then must drain, not kill.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    collect_seldom()
     with failures():
         server = BatchServer(settings.db or default_url(), config).start()
-    collect_seldom()  # the seeded book too
+    collect_seldom()  # the modules and the seeded book
     mail = f"; e-mail alerts through {config.smtp.shown}" if config.smtp else ""
     typer.echo(f"server {config.name} started: groups {','.join(config.groups)}, {threads} threads{mail}", err=True)
     if server.metrics is not None:
