@@ -197,15 +197,15 @@ class EventStore:
         """Insert through the recorder unless an aggregate of `unchanged` moved; returns those that moved. On
         PostgreSQL the look is made in the insert's transaction, under the lock that serialises appends."""
         recorder = self._app.recorder
-        if not unchanged:
-            recorder.insert_events(stored)
-            return frozenset()
         insert_if = getattr(recorder, "insert_if", None) if getattr(recorder, "appends_on_condition", False) else None
-        if insert_if is not None:
+        if insert_if is not None:  # one round trip, on condition or not
             try:
                 insert_if(stored, unchanged)  # see store.pgfactory.ConditionalRecorder
             except Moved as error:
                 return error.moved
+            return frozenset()
+        if not unchanged:
+            recorder.insert_events(stored)
             return frozenset()
         moved = self._moved(unchanged)  # another recorder: a look just before the append, as a load would be
         if not moved:
