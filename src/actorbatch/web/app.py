@@ -55,6 +55,7 @@ def create_app(console: Console, secret: str | None = None, *, secure_cookies: b
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            console.close()
 
     routes = [*json_api.ROUTES, *actions.ROUTES, *live.ROUTES, *pages.ROUTES,
               Route("/api/openapi.json", openapi, include_in_schema=False),

@@ -8,6 +8,7 @@ a page that listens to `/api/events` hears the new log position and fetches its 
 import asyncio
 import contextlib
 import logging
+import threading
 
 import anyio.to_thread
 
@@ -30,11 +31,23 @@ class Console:
         self.public_read = public_read
         self.position = 0
         self._moved = asyncio.Condition()
+        self._using = threading.Lock()  # held by a catch-up on its worker thread
+        self._closed = False
 
     def refresh(self) -> int:
-        """Fold what the log gained into the read models (another process may have done it); their position."""
-        self.client.catch_up()
-        return self.client.views.position()
+        """Fold what the log gained into the read models (another process may have done it); their position.
+        Once the console is closed, the last position, without a look at the store."""
+        with self._using:
+            if self._closed:
+                return self.position
+            self.client.catch_up()
+            return self.client.views.position()
+
+    def close(self) -> None:
+        """Wait for a catch-up in flight and start none after: the client is closed next. (Cancelling the loop
+        does not stop a catch-up on its worker thread, which then met a closed store at exit.)"""
+        with self._using:
+            self._closed = True
 
     async def start(self) -> None:
         """Catch the read models up once, before the console answers anything."""
