@@ -3,7 +3,8 @@
 This is how a server hears other processes. Events its own process writes reach the subscribers at once through the
 store's listeners, so the follower's reads bound only the latency of work submitted elsewhere. When it reads is
 decided by `Pace`: on PostgreSQL, when a commit is notified (plus a slow safety read); while notifications do not
-arrive (SQLite, or PostgreSQL's listen connection is down), every `poll_s`.
+arrive (SQLite, or PostgreSQL's listen connection is down), every `poll_s`; on SQLite, after a quiet second, at a
+repeating timer entry every `relaxed_s` (Look).
 """
 
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import CaughtUp, Due, Fresh, Heard, Listening, Observed, Poll, tell
+from actorbatch.actors.messages import CaughtUp, Due, Fresh, Heard, Listening, Look, Observed, Poll, tell
 from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.timer import Timer
@@ -48,11 +49,15 @@ class Pace:
         if found or self.found_at is None:
             self.found_at = at
 
+    def relaxed(self, at: datetime) -> bool:
+        """Reading every `relaxed_s`: not listening, and nothing new found for QUIET_S."""
+        return (not self.listening and self.relaxed_s is not None and self.found_at is not None
+                and (at - self.found_at).total_seconds() >= QUIET_S)
+
     def interval_s(self, at: datetime) -> float:
         if self.listening:
             return self.safety_s
-        quiet = self.found_at is not None and (at - self.found_at).total_seconds() >= QUIET_S
-        return self.relaxed_s if quiet and self.relaxed_s is not None else self.poll_s
+        return self.relaxed_s if self.relaxed_s is not None and self.relaxed(at) else self.poll_s
 
 
 class Doorbell:
@@ -82,6 +87,9 @@ class Follower(pykka.ThreadingActor):
         self.store, self.position, self.subscribers, self.clock = store, position, list(subscribers), clock
         self.timer, self.pace, self.doorbell = timer, pace, doorbell
         self.doorbell.follower = self.actor_ref
+        if pace.relaxed_s is not None:  # the relaxed reads come from one repeating entry: planning each anew
+            timer.every(pace.relaxed_s, self.actor_ref, Look())  # would wake the timer twice a read
+        self._looking = False  # relaxed: the next read comes with a Look, not a planned Due
         self._caught_up = False
         self._owed = list(timely)  # subscribers waiting for a read_at (at first, every timely one)
         self._tried_at: datetime | None = None  # the last read (or attempt, while the store is down)
@@ -116,6 +124,8 @@ class Follower(pykka.ThreadingActor):
             self._read_soon(now)
         elif isinstance(message, Poll):
             self._wanted = True
+        elif isinstance(message, Look):
+            self._wanted = self._wanted or self._looking
         if self._wanted and self.actor_inbox.empty():  # one read for a burst of messages, after the last one
             self._wanted = False
             self._read(now)
@@ -157,10 +167,11 @@ class Follower(pykka.ThreadingActor):
         """Make sure the timer will bring the next read: keep the planned one unless this one must come sooner."""
         if self._tried_at is None:
             return  # the first read comes from the supervisor's Poll
-        want = self._tried_at + timedelta(seconds=self.pace.interval_s(self._tried_at))
+        self._looking = self.pace.relaxed(self._tried_at)
+        want = None if self._looking else self._tried_at + timedelta(seconds=self.pace.interval_s(self._tried_at))
         if self._soon is not None:
-            want = min(want, self._soon)
-        if self._due is None or want < self._due:
+            want = self._soon if want is None else min(want, self._soon)
+        if want is not None and (self._due is None or want < self._due):
             self._token += 1
             self._due = want
             self.timer.at(want, self.actor_ref, Due(self._token))

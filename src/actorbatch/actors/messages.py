@@ -89,6 +89,11 @@ class Due:
 
 
 @dataclass(frozen=True)
+class Look:
+    """To the follower, from the timer every `relaxed_s` (SQLite): time for a read, if it reads at that pace now."""
+
+
+@dataclass(frozen=True)
 class Drain:
     """Stop claiming; finish what runs."""
 
