@@ -15,7 +15,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import CaughtUp, Due, Fresh, Heard, Listening, Look, Observed, Poll, tell
+from actorbatch.actors.messages import CaughtUp, Due, Fresh, Heard, Listening, Look, Observed, Poll, Recipient, tell
 from actorbatch.actors.outages import rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.timer import Timer
@@ -77,8 +77,8 @@ class Doorbell:
 
 
 class Follower(pykka.ThreadingActor):
-    def __init__(self, store: NodeStore, position: int, subscribers: Sequence[pykka.ActorRef[Any]],
-                 timely: Sequence[pykka.ActorRef[Any]], clock: Clock, timer: Timer, pace: Pace,
+    def __init__(self, store: NodeStore, position: int, subscribers: Sequence[Recipient],
+                 timely: Sequence[Recipient], clock: Clock, timer: Timer, pace: Pace,
                  doorbell: Doorbell) -> None:
         """`timely`: the subscribers that judge by how fresh the view is: they hear the `read_at` of the first
         read that reaches the end of the log, and later ones when they ask (Fresh: a lease to judge); every

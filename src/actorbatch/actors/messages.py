@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -120,7 +120,15 @@ class Busy:
     """Ask how many attempts still occupy a thread."""
 
 
-def tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+class Recipient(Protocol):
+    """Whom a message can be told: an actor's ref, or what stands for several (`actors.echo.Echo`)."""
+
+    def tell(self, message: Any) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+
+def tell(ref: Recipient, message: Any) -> None:
     """Tell another actor of this server `message`. One that died is the supervisor's business (it stops the whole
     server): the message is dropped, and the teller goes on until it is stopped too."""
     try:  # not contextlib.suppress: this is on every message's path, and a try costs nothing until it catches

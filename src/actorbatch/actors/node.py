@@ -15,6 +15,7 @@ from typing import Any
 import pykka
 
 from actorbatch.actors.config import ServerConfig
+from actorbatch.actors.echo import Echo
 from actorbatch.actors.executor import ExecutorPool, MakeBodies
 from actorbatch.actors.follower import Doorbell, Follower, Pace
 from actorbatch.actors.lease_manager import LeaseManager
@@ -100,7 +101,8 @@ class Node:
         self.notifier = p.spawn(Notifier, c.name, p.store, p.clock, p.timer, p.directory, p.senders,
                                 c.lease_timeout_s, c.notify_retry, self.problems, seeded)
         self.doorbell = Doorbell()
-        hear = [self.manager, self.scheduler, self.notifier, *hearers]
+        self.echo = Echo([self.scheduler, self.notifier], p.timer)
+        hear = [self.manager, self.echo, *hearers]
         timely = [self.manager, self.notifier]  # those that judge leases by how fresh their view is
         self.follower = p.spawn(Follower, p.store, position, hear, timely, p.clock, p.timer, p.pace, self.doorbell)
         self.manager.tell(Connect(self.follower, self.executor))
@@ -126,9 +128,10 @@ class Node:
         return s.position, seeded
 
     def _heard(self, events: Sequence[Event]) -> None:
-        """What this process appended: its own actors hear it at once, not a poll later."""
-        for ref in (self.manager, self.scheduler, self.notifier):
-            tell(ref, Observed(events))
+        """What this process appended: its own actors hear it without waiting for a read of the log (the scheduler
+        and the notifier a moment late for attempts' claims and outcomes, see actors.echo)."""
+        tell(self.manager, Observed(events))
+        self.echo.heard(events)
 
     def listening(self, on: bool) -> None:
         """Commit notifications started or stopped arriving (PostgreSQL's LISTEN)."""

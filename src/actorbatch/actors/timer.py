@@ -8,9 +8,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-import pykka
-
-from actorbatch.actors.messages import tell
+from actorbatch.actors.messages import Recipient, tell
 from actorbatch.clock import Clock
 from actorbatch.node.agenda import Agenda
 
@@ -22,16 +20,16 @@ class Timer:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._agenda: Agenda[pykka.ActorRef[Any], Any] = Agenda()
+        self._agenda: Agenda[Recipient, Any] = Agenda()
 
-    def at(self, when: datetime, ref: pykka.ActorRef[Any], message: Any) -> None:
+    def at(self, when: datetime, ref: Recipient, message: Any) -> None:
         if self._agenda.at(when, ref, message):
             self.sooner()
 
-    def after(self, delay_s: float, ref: pykka.ActorRef[Any], message: Any) -> None:
+    def after(self, delay_s: float, ref: Recipient, message: Any) -> None:
         self.at(self.clock.now() + timedelta(seconds=delay_s), ref, message)
 
-    def every(self, interval_s: float, ref: pykka.ActorRef[Any], message: Any) -> None:
+    def every(self, interval_s: float, ref: Recipient, message: Any) -> None:
         if self._agenda.at(self.clock.now() + timedelta(seconds=interval_s), ref, message, interval_s):
             self.sooner()
 
@@ -56,11 +54,11 @@ class ThreadTimer(Timer):
         self._thread = threading.Thread(target=self._loop, name="actorbatch-timer", daemon=True)
         self._thread.start()
 
-    def at(self, when: datetime, ref: pykka.ActorRef[Any], message: Any) -> None:
+    def at(self, when: datetime, ref: Recipient, message: Any) -> None:
         with self._cond:
             super().at(when, ref, message)
 
-    def every(self, interval_s: float, ref: pykka.ActorRef[Any], message: Any) -> None:
+    def every(self, interval_s: float, ref: Recipient, message: Any) -> None:
         with self._cond:
             super().every(interval_s, ref, message)
 
