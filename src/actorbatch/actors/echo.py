@@ -2,11 +2,11 @@
 appended itself, the lease manager's claims and outcomes a moment late and together.
 
 A busy lease manager appends a batch every step. Telling the scheduler and the notifier each batch woke both
-threads every step, and each wake-up took the interpreter's lock (the GIL) from the lease manager: a tenth of a
-busy server's CPU and a quarter of its rate, for events neither needs at once (a run's end frees a queued fire or
-sends an alert; a few milliseconds later does the same). Everything else reaches them at once, after what was
-held back, so that each hears every aggregate's events in order: a fold that meets a later version first ignores
-it.
+threads every step, and each wake-up took the interpreter's lock (the GIL) from the lease manager, for events
+neither needs at once (a run's end frees a queued fire or sends an alert; a few milliseconds later does the same):
+gathered, a drain of 20,000 quick tasks takes 4% less CPU and 8% less time (docs/benchmarks.md). Everything else
+reaches them at once, after what was held back, so that each hears every aggregate's events in order: a fold that
+meets a later version first ignores it.
 """
 
 import threading
