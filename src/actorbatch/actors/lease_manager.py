@@ -20,7 +20,6 @@ from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.servers import Server
-from actorbatch.errors import StoreUnavailable
 from actorbatch.node.lease import Done, LeaseCore
 
 log = logging.getLogger(__name__)
@@ -63,12 +62,7 @@ class LeaseManager(pykka.ThreadingActor):
             self.executor, self.follower = message.executor, message.follower
         if self._again and self.actor_inbox.empty():
             self._again = False
-            now = self.clock.now()
-            try:
-                core.step(now)
-            except StoreUnavailable:
-                self.retry.plan(now)
-                raise
+            self.retry.step(core.step, self.clock.now())
             if self._again:
                 self.actor_ref.tell(Tick())  # the step wants another: after the messages that came meanwhile
         return None

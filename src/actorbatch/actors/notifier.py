@@ -19,7 +19,6 @@ from actorbatch.clock import Clock
 from actorbatch.domain.notifications import Notification, RetryPolicy
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
-from actorbatch.errors import StoreUnavailable
 from actorbatch.node.notify import RETRY_S, Delivered, Delivery, Directory, NotifyCore
 
 log = logging.getLogger(__name__)
@@ -69,12 +68,7 @@ class Notifier(pykka.ThreadingActor):
             self.follower = message.follower
         if self._again and self.actor_inbox.empty():
             self._again = False
-            now = self.clock.now()
-            try:
-                core.step(now)
-            except StoreUnavailable:
-                self.retry.plan(now)
-                raise
+            self.retry.step(core.step, self.clock.now())
         return None
 
     def on_stop(self) -> None:

@@ -56,6 +56,15 @@ class Retry:
         self.timer, self.ref, self.after_s = timer, ref, after_s
         self._at: datetime | None = None
 
+    def step(self, step: Callable[[datetime], None], now: datetime) -> None:
+        """Take `step` at `now`; if an outage cuts it short, plan the retry (the outage passes on to
+        `rides_out_outages`)."""
+        try:
+            step(now)
+        except StoreUnavailable:
+            self.plan(now)
+            raise
+
     def plan(self, now: datetime) -> None:
         if self._at is None or self._at <= now:
             self._at = now + timedelta(seconds=self.after_s)

@@ -16,7 +16,6 @@ from actorbatch.actors.problems import ProblemLog
 from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.scheduling import ScheduleBehaviour
 from actorbatch.clock import Clock
-from actorbatch.errors import StoreUnavailable
 from actorbatch.node.schedule import RETRY_S, ScheduleCore
 
 
@@ -35,12 +34,7 @@ class Scheduler(pykka.ThreadingActor):
         elif isinstance(message, Observed):
             self.core.observed(message.events, self.clock.now())
         if self.actor_inbox.empty():
-            now = self.clock.now()
-            try:
-                self.core.tick(now)
-            except StoreUnavailable:
-                self.retry.plan(now)
-                raise
+            self.retry.step(self.core.tick, self.clock.now())
         return None
 
     # ---- the core's wake-ups ----
