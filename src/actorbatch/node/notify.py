@@ -246,7 +246,9 @@ class NotifyCore:
         self.problems(self.quarantine.take_found())
         later = [n.not_before for n in self.book.values()
                  if n.channel in self.channels and n.status == "retrying" and n.not_before is not None]
-        wake = min([*later, *([self._reap_at] if self._reap_at is not None else [])], default=None)
+        if self._reap_at is not None:
+            later.append(self._reap_at)
+        wake = min(later, default=None)
         if wake is not None and wake != self._wake:
             self._wake = wake
             self.outbox.wake_at(wake)
