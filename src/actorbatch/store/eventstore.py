@@ -204,9 +204,6 @@ class EventStore:
             except Moved as error:
                 return error.moved
             return frozenset()
-        if not unchanged:
-            recorder.insert_events(stored)
-            return frozenset()
         moved = self._moved(unchanged)  # another recorder: a look just before the append, as a load would be
         if not moved:
             recorder.insert_events(stored)
