@@ -26,10 +26,10 @@ class ConditionalRecorder(PostgresApplicationRecorder):
     under the table lock that serialises every append, if one of those aggregates is not at the version given
     (0: no events), Moved is raised and nothing is written.
 
-    The conditional append is one round trip: `BEGIN`, the lock, the look at the versions, the insert (which
-    carries the look as its own condition, so nothing is written if it fails) and `COMMIT` go out in one pipeline,
-    and the answers are read once. eventsourcing's own insert waits for the `BEGIN`, for the insert and for the
-    commit in turn; a submit waits only for PostgreSQL's commit."""
+    It is one round trip: `BEGIN`, the lock, the look at the versions, the insert (which carries the look as its
+    own condition, so nothing is written if it fails) and `COMMIT` go out in one pipeline, and the answers are read
+    once. eventsourcing's own insert waits for the `BEGIN`, for the insert and for the commit in turn, so the event
+    store sends every append here, with no aggregate to look at when it has no condition."""
 
     @property
     def appends_on_condition(self) -> bool:
