@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "src" / "actorbatch"
 ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
 LAYERS = [
-    {"errors", "clock"},  # plain values and the gateway to time and ids
+    {"errors", "clock", "frozen"},  # plain values, the gateway to time and ids, and how value classes are made
     {"domain"},  # the pure core: aggregates, events, rules
     {"behaviours", "store"},  # sans-I/O decision objects; the event log
     {"node"},  # the node core: a server's steps, through declared ports

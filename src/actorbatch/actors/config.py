@@ -1,7 +1,7 @@
 """A batch server's settings, checked before anything is written: a `server.started` event with a bad value would
 stop every reader."""
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from actorbatch.actors.senders import SmtpSettings, check_retry
 from actorbatch.domain.limits import (
@@ -17,9 +17,10 @@ from actorbatch.domain.limits import (
 from actorbatch.domain.notifications import RetryPolicy
 from actorbatch.domain.servers import Window, zone
 from actorbatch.errors import InvalidJob
+from actorbatch.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class ServerConfig:
     name: str
     groups: tuple[str, ...] = ("default",)

@@ -1,7 +1,6 @@
 """The messages the actors of one batch server exchange, and how one actor tells another."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -9,10 +8,11 @@ import pykka
 
 from actorbatch.behaviours.leasing import Attempt, Key
 from actorbatch.domain.events import Event
+from actorbatch.frozen import frozen
 from actorbatch.node.lease import Done
 
 
-@dataclass(frozen=True)
+@frozen
 class Observed:
     """Events recorded in the log, by anyone; from the follower, `read_at` says that everything recorded before
     that moment has now been heard (it was the time just before a read that reached the end of the log)."""
@@ -21,22 +21,22 @@ class Observed:
     read_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Tick:
     """Time has passed: re-decide (due runs, retry delays, expired leases)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Beat:
     """Time to renew our leases with a heartbeat."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Execute:
     attempts: Sequence[Attempt]
 
 
-@dataclass(frozen=True)
+@frozen
 class Abort:
     """Stop an attempt: its run was cancelled or its lease was lost."""
 
@@ -44,43 +44,43 @@ class Abort:
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Finished:
     """From a worker thread to its pool: the body returned."""
 
     done: Done
 
 
-@dataclass(frozen=True)
+@frozen
 class Freed:
     """The thread of a timed-out attempt finally returned: its slot is free again."""
 
     key: Key
 
 
-@dataclass(frozen=True)
+@frozen
 class CaughtUp:
     """The follower has read the log up to where it stood when the server started."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Poll:
     """Read the log for new events."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Heard:
     """To the follower: another commit to the log was notified (PostgreSQL's LISTEN)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Listening:
     """To the follower: commit notifications started (True) or stopped (False) arriving."""
 
     on: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Due:
     """To the follower, from the timer: time for the read it planned (`token` names the plan; a later plan
     replaces it)."""
@@ -88,17 +88,17 @@ class Due:
     token: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Look:
     """To the follower, from the timer every `relaxed_s` (SQLite): time for a read, if it reads at that pace now."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Drain:
     """Stop claiming; finish what runs."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Connect:
     """Wiring, once every actor exists: the log follower to ask for a fresher read, and (to the lease manager) the
     executor pool it hands attempts to. Each needs the other's address."""
@@ -107,7 +107,7 @@ class Connect:
     executor: Any = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Fresh:
     """To the follower: read the log whole again (no sooner than a poll after the last read) and tell `subscriber`
     how far it was read: it has a lease to judge."""
@@ -115,7 +115,7 @@ class Fresh:
     subscriber: Any
 
 
-@dataclass(frozen=True)
+@frozen
 class Busy:
     """Ask how many attempts still occupy a thread."""
 

@@ -8,7 +8,6 @@ state, ready tasks per group).
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 from actorbatch.actors.messages import Observed
 from actorbatch.clock import Clock
 from actorbatch.domain.events import Event
+from actorbatch.frozen import frozen
 from actorbatch.node.metrics import Tally
 from actorbatch.projections.views import Views
 from actorbatch.store.eventstore import EventStore
@@ -33,7 +33,7 @@ COUNTERS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Recorded:
     """Events this server appended, in one commit."""
 

@@ -8,7 +8,6 @@ and the simulator (its log, its event loop, bodies in virtual time) build this s
 import contextlib
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +32,7 @@ from actorbatch.domain.events import Event
 from actorbatch.domain.servers import ServerStopped, capacity, capacity_changes, zone
 from actorbatch.domain.users import ACCESS_ID, AccessState
 from actorbatch.errors import Conflict
+from actorbatch.frozen import frozen
 from actorbatch.node.boot import copy_runs, register, seed
 from actorbatch.node.notify import Directory
 
@@ -48,7 +48,7 @@ def _answer(future: pykka.Future[Any]) -> Any:
 Spawn = Callable[..., pykka.ActorRef[Any]]  # starts an actor: `spawn(ActorClass, *args)` gives its address
 
 
-@dataclass(frozen=True)
+@frozen
 class Plant:
     """The adapters a node runs on; the composition root alone picks them."""
 

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -18,6 +18,7 @@ from actorbatch.domain.notifications import Notification, RetryPolicy, notificat
 from actorbatch.domain.quarantine import describe
 from actorbatch.domain.runs import Run
 from actorbatch.errors import InvalidJob
+from actorbatch.frozen import frozen
 from actorbatch.node.notify import MAX_IN_FLIGHT, Delivered, Delivery
 from actorbatch.node.ports import EventLog
 from actorbatch.projections.documents import run_detail
@@ -27,7 +28,7 @@ SEND_TIMEOUT_S = 20.0  # connecting, and each exchange after it; well inside the
 SMTP_URL_FORM = "smtp://[user:password@]host:port[?starttls=true]"
 
 
-@dataclass(frozen=True)
+@frozen
 class SmtpSettings:
     """Where e-mail goes: `ACTORBATCH_SMTP_URL` and `ACTORBATCH_SMTP_FROM`, parsed."""
 

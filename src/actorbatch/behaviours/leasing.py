@@ -11,7 +11,6 @@ The pykka actor around it does the appending and executing; the simulator drives
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -23,6 +22,7 @@ from actorbatch.domain.runs import AttemptLost, Run, RunCreated, RunEvent, TaskC
 from actorbatch.domain.servers import DrainRequested, Server, ServerEvent, ServerStarted
 from actorbatch.domain.tasks import TaskRun
 from actorbatch.domain.users import AccessClosed, UserEvent
+from actorbatch.frozen import frozen
 
 Key = tuple[UUID, str]  # (run id, task name)
 Entry = tuple[int, datetime, str, UUID, str]  # a ready task: (-priority, due, run id as text, run id, task)
@@ -70,7 +70,7 @@ def holder_gone(state: TaskRun, holder: Server | None) -> bool:
                                                       and holder.started_at > state.started_at))
 
 
-@dataclass(frozen=True)
+@frozen
 class Attempt:
     """One attempt this server holds: what to execute, and the fencing token (attempt number) to report under."""
 

@@ -6,11 +6,11 @@ address, and each of the job's `notify` webhooks a POST. Everything here is a pu
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from actorbatch.domain.runs import Run
 from actorbatch.domain.statuses import RunStatus, TaskStatus
+from actorbatch.frozen import frozen
 
 MAX_LISTED_TASKS = 20  # failed tasks named in a message or an e-mail; the rest are counted
 MAX_EXIT_CHARS = 300  # of each exit status quoted
@@ -23,7 +23,7 @@ def alerts_on(policy: str, status: str) -> bool:
     return policy == "on-error" and status != RunStatus.SUCCEEDED
 
 
-@dataclass(frozen=True)
+@frozen
 class Outcome:
     """What an announcement of a completed run says; times are those of the run."""
 

@@ -3,11 +3,11 @@
 import re
 from bisect import bisect_right
 from calendar import monthrange
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from actorbatch.domain.limits import show
 from actorbatch.errors import InvalidJob
+from actorbatch.frozen import frozen
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LAST_DAY = 32  # day-of-month marker: the last day of each month
@@ -29,7 +29,7 @@ _CRON_NAMES = {
 _CRON_ITEM = re.compile(r"(?:(\*)|([0-9a-z]{1,3})(?:-([0-9a-z]{1,3}))?)(?:/([0-9]{1,2}))?")  # no field needs more
 
 
-@dataclass(frozen=True)
+@frozen
 class Calendar:
     """Local minutes that fire, as cron-style sets; None means any day (weekday 0 = Monday)."""
 

@@ -1,15 +1,16 @@
 """The shape every stored event shares; aggregates fold them, the store records them."""
 
 import functools
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid5
+
+from actorbatch.frozen import frozen
 
 # Namespace of every deterministic id: jobs and servers by name, runs by (job, fire time).
 NAMESPACE = UUID("5b0d8a7e-1f4e-4c62-9a55-6c1d3e0b7a21")
 
 
-@dataclass(frozen=True)
+@frozen
 class Event:
     """One recorded fact about one aggregate at one version; `timestamp` is when it was decided."""
 

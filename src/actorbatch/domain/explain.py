@@ -6,7 +6,6 @@ to the answers the run's state gives (the sentences earlier releases gave, uncha
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from actorbatch.domain.runs import AttemptLost, FireSkipped, Run, RunCancelled, 
 from actorbatch.domain.servers import Server
 from actorbatch.domain.statuses import TaskStatus
 from actorbatch.domain.tasks import TERMINAL, TaskRun, condition_met
+from actorbatch.frozen import frozen
 
 _VERB = {"succeeded": "succeeded", "failed": "failed", "ended": "ended (succeeded or failed)"}
 _SUMMARY = {TaskStatus.WAITING: "waits for", TaskStatus.SKIPPED: "was skipped because it needs"}
@@ -23,7 +23,7 @@ MISSING_PRIVILEGE = "missing privilege: "
 LATE_S = 60.0  # a scheduled run created this long after its fire time: no scheduler was running then
 
 
-@dataclass(frozen=True)
+@frozen
 class Cite:
     """One event behind an answer: whose (`run`, `server NAME`, `job NAME`), which version, what, when."""
 
@@ -37,7 +37,7 @@ class Cite:
                 "at": self.at.isoformat()}
 
 
-@dataclass(frozen=True)
+@frozen
 class Reason:
     text: str
     events: tuple[Cite, ...] = ()
@@ -47,7 +47,7 @@ class Reason:
         return {"text": self.text, "events": [c.to_dict() for c in self.events]}
 
 
-@dataclass(frozen=True)
+@frozen
 class Context:
     """What the run alone cannot tell: the time, the servers, and a late scheduled run's missed fire times."""
 

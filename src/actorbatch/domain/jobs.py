@@ -4,12 +4,13 @@ A definition is built by the job-file parser (`jobfile`), which checks it: a def
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
 from actorbatch.domain.events import Event
 from actorbatch.errors import InvalidJob
+from actorbatch.frozen import frozen
 
 PRIORITIES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
 ALERTS = ("always", "on-error", "never")
@@ -17,7 +18,7 @@ CONDITIONS = ("succeeded", "failed", "ended")
 WHEN = ("all", "any")
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskSpec:
     """One task of a job: its body, its dependencies and its failure policy."""
 
@@ -39,7 +40,7 @@ class TaskSpec:
         return float(min(self.retry_delay_s * 2 ** (failures - 1), self.retry_delay_s * 10))
 
 
-@dataclass(frozen=True)
+@frozen
 class JobDefinition:
     """A named job: what runs (tasks), where (group), how urgently (priority) and when (schedule)."""
 
@@ -97,32 +98,32 @@ class JobDefinition:
 
 # Events of the Job aggregate: its id is job_id(name), so two concurrent `job add` of one name conflict.
 
-@dataclass(frozen=True)
+@frozen
 class JobEvent(Event):
     """An event of the Job aggregate."""
 
 
-@dataclass(frozen=True)
+@frozen
 class JobAdded(JobEvent):
     ACTION = "job.added"
     definition: Mapping[str, Any]
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class JobReplaced(JobEvent):
     ACTION = "job.replaced"
     definition: Mapping[str, Any]
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class JobRemoved(JobEvent):
     ACTION = "job.removed"
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class JobScheduled(JobEvent):
     """Schedule (re)started: fire times from `timestamp` on exist; earlier ones while unscheduled never did."""
 
@@ -130,7 +131,7 @@ class JobScheduled(JobEvent):
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class JobUnscheduled(JobEvent):
     ACTION = "job.unscheduled"
     user: str

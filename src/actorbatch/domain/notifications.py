@@ -10,13 +10,13 @@ endpoint said no, or could not be reached) is retried with backoff, up to `Retry
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
 from actorbatch.domain.alerts import Outcome
 from actorbatch.domain.events import Event
+from actorbatch.frozen import frozen
 
 CHANNELS = ("message", "email", "webhook")
 DELIVERED = ("email", "webhook")  # channels a server delivers; a message is delivered by being queued
@@ -27,7 +27,7 @@ def notification_id(run_id: UUID, channel: str, key: str) -> UUID:
     return uuid5(run_id, f"notification:{channel}:{key}")
 
 
-@dataclass(frozen=True)
+@frozen
 class RetryPolicy:
     """How failed deliveries are retried: after `first_delay_s`, doubling, at most `max_delay_s` apart, and
     `tries` attempts in all before the notification is given up as `failed`."""
@@ -40,12 +40,12 @@ class RetryPolicy:
         return float(min(self.first_delay_s * 2 ** (failures - 1), self.max_delay_s))
 
 
-@dataclass(frozen=True)
+@frozen
 class NotificationEvent(Event):
     """An event of the Notification aggregate."""
 
 
-@dataclass(frozen=True)
+@frozen
 class NotificationQueued(NotificationEvent):
     ACTION = "notification.queued"
     run_id: UUID
@@ -60,7 +60,7 @@ class NotificationQueued(NotificationEvent):
     ended_at: datetime | None
 
 
-@dataclass(frozen=True)
+@frozen
 class DeliveryClaimed(NotificationEvent):
     """Attempt `attempt` is leased to `server` until `lease_until` (extended by its heartbeats)."""
 
@@ -70,13 +70,13 @@ class DeliveryClaimed(NotificationEvent):
     lease_until: datetime
 
 
-@dataclass(frozen=True)
+@frozen
 class DeliverySent(NotificationEvent):
     ACTION = "notification.sent"
     attempt: int
 
 
-@dataclass(frozen=True)
+@frozen
 class DeliveryFailed(NotificationEvent):
     """The attempt failed with `error`; retried at `retry_at`, or given up if None."""
 
@@ -86,7 +86,7 @@ class DeliveryFailed(NotificationEvent):
     retry_at: datetime | None
 
 
-@dataclass(frozen=True)
+@frozen
 class DeliveryLost(NotificationEvent):
     """The holder stopped renewing its lease mid-delivery: whether it was sent is unknown, so it is not retried."""
 
@@ -95,7 +95,7 @@ class DeliveryLost(NotificationEvent):
     server: str
 
 
-@dataclass(frozen=True)
+@frozen
 class MessageRead(NotificationEvent):
     ACTION = "message.read"
     reader: str

@@ -9,7 +9,7 @@ manager, scheduler, commands loading an aggregate, the simulator) uses this one 
 """
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -20,6 +20,7 @@ from actorbatch.domain.notifications import NotificationEvent
 from actorbatch.domain.runs import FireSkipped, LogWritten, RunCancelled, RunEvent
 from actorbatch.domain.servers import DrainRequested, ServerEvent, ServerStarted
 from actorbatch.errors import ActorbatchError
+from actorbatch.frozen import frozen
 
 A = TypeVar("A")
 # The events that put a quarantined aggregate to rest, and the commands that record them.
@@ -44,7 +45,7 @@ def kind_of(event_class: type | None) -> str:
 _KIND_OF: dict[type | None, str] = {}  # remembered: the simulator asks once per event
 
 
-@dataclass(frozen=True)
+@frozen
 class Unreadable(Event):
     """Stands in for a stored record that could not be decoded; it names itself, and readers quarantine it."""
 
@@ -62,22 +63,22 @@ class Unreadable(Event):
 
 
 # Of the same family as the event they replace, so every reader routes them to the right aggregate.
-@dataclass(frozen=True)
+@frozen
 class UnreadableRunEvent(Unreadable, RunEvent):
     pass
 
 
-@dataclass(frozen=True)
+@frozen
 class UnreadableJobEvent(Unreadable, JobEvent):
     pass
 
 
-@dataclass(frozen=True)
+@frozen
 class UnreadableServerEvent(Unreadable, ServerEvent):
     pass
 
 
-@dataclass(frozen=True)
+@frozen
 class UnreadableNotificationEvent(Unreadable, NotificationEvent):
     pass
 
@@ -93,7 +94,7 @@ def unreadable(event_class: type | None, aggregate_id: UUID, version: int, topic
                what=what, reason=_one_line(reason))
 
 
-@dataclass(frozen=True)
+@frozen
 class Problem:
     """An aggregate a reader quarantined at `version`, and whether an ordinary command has put it to rest since."""
 

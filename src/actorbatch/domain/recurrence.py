@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -15,6 +14,7 @@ from actorbatch.domain.limits import LATEST, show
 from actorbatch.domain.rules import RULE_PARSERS, At, Every, Rule
 from actorbatch.domain.timezones import iso_utc, load_zone, parse_instant, wall_to_utc
 from actorbatch.errors import InvalidJob
+from actorbatch.frozen import frozen
 
 RUN_ALL_LIMIT = 1000
 MISFIRE_POLICIES = ("run-once", "run-all", "skip")
@@ -23,7 +23,7 @@ OVERLAP_POLICIES = ("skip", "queue", "allow")
 _TICK = timedelta(microseconds=1)  # datetime resolution: "at or after t" = "after t - _TICK"
 
 
-@dataclass(frozen=True)
+@frozen
 class Schedule:
     """When a job fires (rule, zone, bounds) and what to do about missed or overlapping runs."""
 

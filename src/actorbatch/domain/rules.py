@@ -2,7 +2,6 @@
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Literal
@@ -13,6 +12,7 @@ from actorbatch.domain.durations import parse_duration_s
 from actorbatch.domain.limits import MAX_EVERY_S, MIN_EVERY_S, show
 from actorbatch.domain.timezones import iso_utc, parse_instant
 from actorbatch.errors import InvalidJob
+from actorbatch.frozen import frozen
 
 _ALL_HOURS = tuple(range(24))
 
@@ -21,7 +21,7 @@ def _hhmm(hour: int, minute: int) -> str:
     return f"{hour:02d}:{minute:02d}"
 
 
-@dataclass(frozen=True)
+@frozen
 class At:
     """Once, at one instant: "run later" (a local time in the job file is resolved on parsing)."""
 
@@ -31,7 +31,7 @@ class At:
         return {"at": iso_utc(self.at)}
 
 
-@dataclass(frozen=True)
+@frozen
 class Every:
     """Absolute time, blind to DST: fires at anchor + k * interval_s for every k >= 0."""
 
@@ -41,7 +41,7 @@ class Every:
         return {"every": self.interval_s}
 
 
-@dataclass(frozen=True)
+@frozen
 class Hourly:
     """At `minute` past every local hour."""
 
@@ -55,7 +55,7 @@ class Hourly:
         return {"hourly": f":{self.minute:02d}"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Daily:
     """At one local time every day."""
 
@@ -70,7 +70,7 @@ class Daily:
         return {"daily": _hhmm(self.hour, self.minute)}
 
 
-@dataclass(frozen=True)
+@frozen
 class Weekly:
     """At one local time on some weekdays (names from WEEKDAYS, in week order)."""
 
@@ -87,7 +87,7 @@ class Weekly:
         return {"weekly": {"days": list(self.days), "at": _hhmm(self.hour, self.minute)}}
 
 
-@dataclass(frozen=True)
+@frozen
 class Monthly:
     """At one local time on one day of the months that have it, or on every month's last day."""
 
@@ -104,7 +104,7 @@ class Monthly:
         return {"monthly": {"day": self.day, "at": _hhmm(self.hour, self.minute)}}
 
 
-@dataclass(frozen=True)
+@frozen
 class Cron:
     """A five-field cron expression, evaluated in local wall time."""
 

@@ -5,7 +5,6 @@ nothing to do); `apply` folds a recorded event into the state. Nothing here read
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
@@ -14,6 +13,7 @@ from actorbatch.domain.events import Event
 from actorbatch.domain.jobs import JobDefinition
 from actorbatch.domain.statuses import RunStatus, TaskStatus
 from actorbatch.domain.tasks import TERMINAL, TaskRun, condition_met, fails_run, verdict
+from actorbatch.frozen import frozen
 
 
 def scheduled_run_id(job: UUID, fire_time: datetime) -> UUID:
@@ -21,12 +21,12 @@ def scheduled_run_id(job: UUID, fire_time: datetime) -> UUID:
     return uuid5(job, fire_time.astimezone(UTC).isoformat())
 
 
-@dataclass(frozen=True)
+@frozen
 class RunEvent(Event):
     """An event of the Run aggregate."""
 
 
-@dataclass(frozen=True)
+@frozen
 class RunCreated(RunEvent):
     ACTION = "run.created"
     definition: Mapping[str, Any]
@@ -37,7 +37,7 @@ class RunCreated(RunEvent):
     fire_time: datetime | None
 
 
-@dataclass(frozen=True)
+@frozen
 class RetryCreated(RunCreated):
     """A run created by `run retry`: the job version and params of `retry_of`, whose tasks named in `kept`
     keep their success and result (task name -> result) instead of running again."""
@@ -47,7 +47,7 @@ class RetryCreated(RunCreated):
     kept: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@frozen
 class RunRetried(RunEvent):
     """The link from a finished run to a retry of it."""
 
@@ -56,7 +56,7 @@ class RunRetried(RunEvent):
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskClaimed(RunEvent):
     """Attempt `attempt` of `task` is leased to `server` until `lease_until` (extended by its heartbeats)."""
 
@@ -68,7 +68,7 @@ class TaskClaimed(RunEvent):
     lease_until: datetime
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskSucceeded(RunEvent):
     ACTION = "task.succeeded"
     task: str
@@ -76,7 +76,7 @@ class TaskSucceeded(RunEvent):
     result: Any
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskFailed(RunEvent):
     ACTION = "task.failed"
     task: str
@@ -84,7 +84,7 @@ class TaskFailed(RunEvent):
     exit_status: str
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskDenied(RunEvent):
     """The run's acting user lacked `privilege` when the task would have started: it fails without running (no
     attempt, no retry), exit status `missing privilege: NAME`."""
@@ -94,7 +94,7 @@ class TaskDenied(RunEvent):
     privilege: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AttemptLost(RunEvent):
     """The holder stopped renewing its lease: the attempt is over, whatever it may still be doing."""
 
@@ -104,7 +104,7 @@ class AttemptLost(RunEvent):
     server: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ResultIgnored(RunEvent):
     """Fencing: a result reported under an attempt that is no longer current is kept for the record only."""
 
@@ -114,13 +114,13 @@ class ResultIgnored(RunEvent):
     outcome: str
 
 
-@dataclass(frozen=True)
+@frozen
 class RunCancelled(RunEvent):
     ACTION = "run.cancelled"
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class FireSkipped(Event):
     """The scheduler did not start a run for `fire_time` (overlap policy `skip`).
 
@@ -134,7 +134,7 @@ class FireSkipped(Event):
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class LogWritten(Event):
     """Lines an attempt printed or logged, and when; its own stream (id `log_id(run, task, attempt)`), so never
     contended. Version 1 had no `times`: its lines read as written when the event was."""

@@ -2,7 +2,6 @@
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,12 +10,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from actorbatch.domain.events import Event, server_id
 from actorbatch.domain.limits import show
 from actorbatch.errors import InvalidJob
+from actorbatch.frozen import frozen
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)=(?P<threads>\d{1,6})$")
 
 
-@dataclass(frozen=True)
+@frozen
 class Window:
     """A weekly time window with its own thread capacity, e.g. `mon-fri 08:00-18:00=2`."""
 
@@ -95,12 +95,12 @@ def capacity_changes(windows: Sequence[Window], now: datetime) -> datetime | Non
     return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
-@dataclass(frozen=True)
+@frozen
 class ServerEvent(Event):
     """An event of the Server aggregate."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ServerStarted(ServerEvent):
     """`windows`: its capacity windows as `window_fields` (version 2: older events had none recorded)."""
 
@@ -120,7 +120,7 @@ class ServerStarted(ServerEvent):
         state["windows"], state["timezone"] = (), "UTC"
 
 
-@dataclass(frozen=True)
+@frozen
 class ServerHeartbeat(ServerEvent):
     """The server is alive: every lease it holds lasts until at least `lease_until`."""
 
@@ -129,13 +129,13 @@ class ServerHeartbeat(ServerEvent):
     lease_until: datetime
 
 
-@dataclass(frozen=True)
+@frozen
 class ServerStopped(ServerEvent):
     ACTION = "server.stopped"
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class DrainRequested(Event):
     """Someone asked server `server` to drain and stop. Its own aggregate (a fresh id), not an event of the
     Server: it must not race the server's heartbeats for the next version of its record."""

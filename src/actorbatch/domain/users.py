@@ -7,12 +7,12 @@ only records it. Every event carries `user`, the acting user, who may differ fro
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 from actorbatch.domain.events import NAMESPACE, Event
+from actorbatch.frozen import frozen
 
 ADMIN = "admin"
 BUILT_IN = (ADMIN, "job.manage", "job.run", "run.cancel", "server.manage")
@@ -24,7 +24,7 @@ def user_id(name: str) -> UUID:
     return uuid5(NAMESPACE, f"user:{name}")
 
 
-@dataclass(frozen=True)
+@frozen
 class UserEvent(Event):
     """An event of the User aggregate: `name` is whose record it is, `user` who did it."""
 
@@ -32,25 +32,25 @@ class UserEvent(Event):
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ProfileSet(UserEvent):
     ACTION = "user.profile_set"
     email: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class PrivilegesGranted(UserEvent):
     ACTION = "user.granted"
     privileges: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class PrivilegesRevoked(UserEvent):
     ACTION = "user.revoked"
     privileges: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class TokenIssued(UserEvent):
     """A new API token: only its salted hash is kept; it replaces (revokes) the user's previous one."""
 
@@ -59,7 +59,7 @@ class TokenIssued(UserEvent):
     digest: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AccessClosed(Event):
     """From this event on, every command is checked (before it, the store is open: everyone counts as admin)."""
 
@@ -67,7 +67,7 @@ class AccessClosed(Event):
     user: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AccessDenied(Event):
     """A refused command: the only thing it writes. Its own aggregate (a fresh id, version 1), never contended."""
 

@@ -7,7 +7,6 @@ transaction. LeaseBehaviour holds the book and decides; this core does the step 
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -18,6 +17,7 @@ from actorbatch.domain.quarantine import Quarantined, Unreadable
 from actorbatch.domain.runs import AttemptLost, Run, TaskClaimed
 from actorbatch.domain.servers import Server, ServerHeartbeat, ServerStarted, ServerStopped
 from actorbatch.errors import Conflict, StoreUnavailable
+from actorbatch.frozen import frozen
 from actorbatch.node.ports import EventLog, Outbox, Report
 from actorbatch.store.outage import CAP_S
 
@@ -42,7 +42,7 @@ NOTICE_S = CAP_S
 NEVER = datetime.max.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@frozen
 class Done:
     """An attempt ended (`exit_status` None = success); `freed` is False while a timed-out body still runs."""
 

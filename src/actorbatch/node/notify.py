@@ -14,7 +14,6 @@ failure or cancellation, loaded then from the log.
 import copy
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -35,6 +34,7 @@ from actorbatch.domain.quarantine import Quarantine, Quarantined
 from actorbatch.domain.runs import AttemptLost, Run, RunCancelled, RunCreated, RunEvent, TaskFailed
 from actorbatch.domain.servers import Server, ServerEvent
 from actorbatch.errors import Conflict, StoreUnavailable
+from actorbatch.frozen import frozen
 from actorbatch.node.ports import EventLog, Report, Wakeup
 
 MAX_IN_FLIGHT = 4  # deliveries one server sends at once
@@ -43,7 +43,7 @@ MAX_CONFLICT_RETRIES = 20
 MAX_REMEMBERED = 10_000  # runs known not to alert, notifications known to exist: bounded memories
 
 
-@dataclass(frozen=True)
+@frozen
 class Delivery:
     """One delivery attempt this server holds: the attempt number to report under, and what to send (a copy of the
     notification as claimed, which the sending thread only reads)."""
@@ -52,7 +52,7 @@ class Delivery:
     notification: Notification
 
 
-@dataclass(frozen=True)
+@frozen
 class Delivered:
     """The outcome of a delivery attempt: `error` None if it was sent."""
 

@@ -1,7 +1,6 @@
 """The ports a node core talks to the world through; real servers and the simulator each implement them."""
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 from uuid import UUID
@@ -14,6 +13,7 @@ from actorbatch.domain.quarantine import Problem
 from actorbatch.domain.runs import Run
 from actorbatch.domain.servers import Server
 from actorbatch.domain.users import UserState
+from actorbatch.frozen import frozen
 
 A = TypeVar("A")
 Report = Callable[[Iterable[Problem]], None]  # aggregates found quarantined: the process names each once
@@ -66,7 +66,7 @@ class Outbox(Wakeup, Protocol):
         moves on, and a step follows)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Seed:
     """What a starting server reads from the read models, all as of one log position."""
 

@@ -7,11 +7,11 @@ skew. Nothing is sealed or snapshotted there, and the store is not written.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from actorbatch.domain.events import Event
+from actorbatch.frozen import frozen
 from actorbatch.store.archive import Archive, merged
 from actorbatch.store.eventstore import EventStore
 from actorbatch.store.urls import StoreUrl
@@ -19,7 +19,7 @@ from actorbatch.store.urls import StoreUrl
 SCRATCH = StoreUrl("sqlite", path=":memory:")
 
 
-@dataclass(frozen=True)
+@frozen
 class Past:
     moment: datetime
     archive: Archive  # the store's archive, read on the store's own connection

@@ -10,10 +10,11 @@ must not seal what it has not checked.
 """
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
+from actorbatch.frozen import frozen
 from actorbatch.projections.digest import GENESIS, chain, event_hash, head_token
 from actorbatch.projections.seals import READ_BATCH, batches
 from actorbatch.store import signing
@@ -22,7 +23,7 @@ from actorbatch.store.eventstore import EventStore
 from actorbatch.store.sql import SqlDb
 
 
-@dataclass(frozen=True)
+@frozen
 class Finding:
     """The first thing one check found wrong, naming the event (aggregate, version, position) where it can."""
 
@@ -37,7 +38,7 @@ class Finding:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@frozen
 class Head:
     """A head digest kept elsewhere: the chain's digest after `position`."""
 

@@ -12,10 +12,10 @@ misses one; and never the newest event of the log, whose position SQLite would o
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from actorbatch.frozen import frozen
 from actorbatch.store.sql import SqlDb
 
 TABLE = "ab_archive"
@@ -28,7 +28,7 @@ SCHEMA = (
 CHUNK = 500  # aggregate ids per statement
 
 
-@dataclass(frozen=True)
+@frozen
 class Archived:
     """An archived event, shaped like a stored notification (what the digest and the mapper read)."""
 

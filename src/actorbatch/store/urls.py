@@ -6,10 +6,10 @@ A PostgreSQL URL keeps every query parameter (`sslmode`, `options`, `application
 """
 
 import os
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from actorbatch.errors import ActorbatchError
+from actorbatch.frozen import frozen
 
 DEFAULT_URL = "sqlite:///actorbatch.db"
 
@@ -19,7 +19,7 @@ def default_url() -> str:
     return os.environ.get("ACTORBATCH_DB") or DEFAULT_URL
 
 
-@dataclass(frozen=True)
+@frozen
 class StoreUrl:
     kind: str  # "sqlite" | "postgresql" | "memory"
     path: str = ""  # sqlite: the database file

@@ -4,16 +4,16 @@ Pure: it places boxes and edges; the run page's template draws them as SVG, colo
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from actorbatch.domain.jobs import TaskSpec
+from actorbatch.frozen import frozen
 
 BOX_W, BOX_H = 168, 44  # a task's box
 GAP_X, GAP_Y = 96, 22  # between columns, between boxes of one column
 MARGIN = 12
 
 
-@dataclass(frozen=True)
+@frozen
 class Node:
     name: str
     status: str
@@ -21,7 +21,7 @@ class Node:
     y: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Edge:
     parent: str
     child: str
@@ -32,7 +32,7 @@ class Edge:
     label_y: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Graph:
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
