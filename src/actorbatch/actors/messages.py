@@ -46,16 +46,15 @@ class Abort:
 
 @frozen
 class Finished:
-    """From a worker thread to its pool: the body returned."""
-
-    done: Done
+    """From a worker thread to its pool: bodies returned; the pool takes their outcomes from its list."""
 
 
 @frozen
-class Freed:
-    """The thread of a timed-out attempt finally returned: its slot is free again."""
+class Returned:
+    """From the pool to the lease manager, in the order they came: attempts that ended (`Done`), and attempts
+    reported at their timeout whose thread finally returned (the `Key`: its slot is free again)."""
 
-    key: Key
+    outcomes: Sequence[Done | Key]
 
 
 @frozen
