@@ -1,11 +1,11 @@
 """`@frozen`: a frozen dataclass that costs about half the time to define.
 
 On Python 3.11, `dataclass` compiles each generated method of each class from source: 0.5-0.7 ms for a frozen
-class, tens of milliseconds for the hundred or so that a server or a listing imports before doing any work. Here `__repr__`,
-`__eq__` and `__hash__` are closures over the class's field names (an `attrgetter` for the compared ones), so
-only `__init__` and the frozen `__setattr__` and `__delattr__` are compiled. They behave as the generated ones
-do: `repr` shows the fields with `repr=True`, equality and hashing use the fields with `compare=True`, instances
-of different classes are never equal.
+class, tens of milliseconds for the hundred or so that a server or a listing imports before doing any work.
+Here `__repr__`, `__eq__` and `__hash__` are closures over the class's field names (an `attrgetter` for the
+compared ones), so only `__init__` and the frozen `__setattr__` and `__delattr__` are compiled. They behave as
+the generated ones do: `repr` shows the fields with `repr=True`, equality and hashing use the fields with
+`compare=True`, instances of different classes are never equal.
 """
 
 from collections.abc import Callable
