@@ -34,20 +34,16 @@ class Backend:
     abort: Callable[[Key, str], None]
     reports: Callable[[int], list[Report]]  # the next n reports to the lease manager, in order
     now: Callable[[], datetime]
-    kind: str
-    told: list[int]  # how many reports each message to the lease manager carried
-    execute_together: Callable[[list[Attempt]], None]
 
 
 class Collector(pykka.ThreadingActor):
     """Stands in for the lease manager: keeps what the pool tells it."""
 
-    def __init__(self, got: "queue.Queue[Report]", told: list[int]) -> None:
+    def __init__(self, got: "queue.Queue[Report]") -> None:
         super().__init__()
-        self.got, self.told = got, told
+        self.got = got
 
     def on_receive(self, message: Returned) -> None:
-        self.told.append(len(message.outcomes))
         for outcome in message.outcomes:
             self.got.put(outcome)
 
@@ -71,11 +67,10 @@ class Nobody:
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The real executor actor, on its real bodies and pykka threads, or on the simulator's bodies and runtime."""
     got: queue.Queue[Report] = queue.Queue()
-    told: list[int] = []
     if request.param == "threads":
         clock = SystemClock()
         store = EventStore("memory://", create=True)
-        manager = Collector.start(got, told)
+        manager = Collector.start(got)
 
         def threads(finished: Callable[[Done], None], timed_out: Callable[[Key], None]) -> ThreadBodies:
             return ThreadBodies(store, store.url, clock, 2, finished, timed_out)
@@ -84,8 +79,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         pool = ExecutorPool.start(store, threads, manager, timer)
         try:
             yield Backend(lambda a: pool.tell(Execute([a])), lambda k, r: pool.tell(Abort(k, r)),
-                          lambda n: [got.get(timeout=30) for _ in range(n)], clock.now, "threads", told,
-                          lambda attempts: pool.tell(Execute(attempts)))
+                          lambda n: [got.get(timeout=30) for _ in range(n)], clock.now)
         finally:
             timer.stop()
             pool.stop()
@@ -105,14 +99,14 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             return SimBodies("s1", 0, loop, Sleepy(), Nobody(), loop.at, finished, timed_out)
 
         timer = LoopTimer(LoopClock(loop), lambda when, action: loop.at(loop.to_us(when), action))
-        pool = on_loop(ExecutorPool, NoStore(), simulated, on_loop(Collector, got, told), timer)
+        pool = on_loop(ExecutorPool, NoStore(), simulated, on_loop(Collector, got), timer)
 
         def reports(n: int) -> list[Report]:
             loop.run(loop.now_us + us(60))
             return [got.get_nowait() for _ in range(n)]
 
         yield Backend(lambda a: pool.tell(Execute([a])), lambda k, r: pool.tell(Abort(k, r)), reports,
-                      lambda: loop.now, "simulated", told, lambda attempts: pool.tell(Execute(attempts)))
+                      lambda: loop.now)
 
 
 class NoStore:
@@ -159,15 +153,3 @@ def test_an_aborted_body_is_told_to_stop_and_reported_when_it_returns(backend: B
     backend.execute(quick)
     [after] = backend.reports(1)
     assert isinstance(after, Done) and after.attempt == quick
-
-
-def test_bodies_that_return_together_are_reported_together(backend: Backend) -> None:
-    """Every return is reported once, in messages that gather what came meanwhile: in virtual time, bodies that
-    end at the same moment reach the lease manager in one message; on threads, in as many as the pool woke for."""
-    attempts = [attempt(backend.now(), 0.05) for _ in range(3)]
-    backend.execute_together(attempts)
-    reports = backend.reports(3)
-    assert sorted(r.attempt.key for r in reports if isinstance(r, Done)) == sorted(a.key for a in attempts)
-    assert sum(backend.told) == 3
-    if backend.kind == "simulated":
-        assert backend.told == [3]
