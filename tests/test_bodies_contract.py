@@ -16,7 +16,7 @@ from simulations.eventloop import Loop, us
 from simulations.executor import SimBodies
 
 from actorbatch.actors.executor import ExecutorPool
-from actorbatch.actors.messages import Abort, Execute, Returned
+from actorbatch.actors.messages import Abort, Execute, Freed
 from actorbatch.actors.timer import ThreadTimer
 from actorbatch.behaviours.leasing import Attempt, Key
 from actorbatch.clock import SystemClock, random_id
@@ -43,9 +43,8 @@ class Collector(pykka.ThreadingActor):
         super().__init__()
         self.got = got
 
-    def on_receive(self, message: Returned) -> None:
-        for outcome in message.outcomes:
-            self.got.put(outcome)
+    def on_receive(self, message: Any) -> None:
+        self.got.put(message.key if isinstance(message, Freed) else message)
 
 
 class Sleepy:

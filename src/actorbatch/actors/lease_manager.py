@@ -12,7 +12,7 @@ from typing import Any
 
 import pykka
 
-from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Fresh, Observed, Returned, Tick, tell
+from actorbatch.actors.messages import Abort, Beat, Busy, Connect, Drain, Execute, Freed, Fresh, Observed, Tick, tell
 from actorbatch.actors.outages import Retry, rides_out_outages
 from actorbatch.actors.ports import NodeStore
 from actorbatch.actors.problems import ProblemLog
@@ -20,7 +20,7 @@ from actorbatch.actors.timer import Timer
 from actorbatch.behaviours.leasing import Attempt, LeaseBehaviour
 from actorbatch.clock import Clock
 from actorbatch.domain.servers import Server
-from actorbatch.node.lease import LeaseCore
+from actorbatch.node.lease import Done, LeaseCore
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,10 @@ class LeaseManager(pykka.ThreadingActor):
             if message.read_at is not None:
                 self._read_at = message.read_at
             core.observed(message.events)
-        elif isinstance(message, Returned):
-            for outcome in message.outcomes:
-                core.report(outcome)
+        elif isinstance(message, Done):
+            core.report(message)
+        elif isinstance(message, Freed):
+            core.report(message.key)
         elif isinstance(message, Tick):
             core.tick()
         elif isinstance(message, Beat):

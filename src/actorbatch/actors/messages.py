@@ -46,15 +46,16 @@ class Abort:
 
 @frozen
 class Finished:
-    """From a worker thread to its pool: bodies returned; the pool takes their outcomes from its list."""
+    """From a worker thread to its pool: the body returned."""
+
+    done: Done
 
 
 @frozen
-class Returned:
-    """From the pool to the lease manager, in the order they came: attempts that ended (`Done`), and attempts
-    reported at their timeout whose thread finally returned (the `Key`: its slot is free again)."""
+class Freed:
+    """The thread of a timed-out attempt finally returned: its slot is free again."""
 
-    outcomes: Sequence[Done | Key]
+    key: Key
 
 
 @frozen
