@@ -55,7 +55,7 @@ class SqlDb:
         try:
             yield
         except _connection_errors() as error:
-            self._forget()
+            self.reconnect()
             reason = first_line(error)
             if is_fatal(reason):
                 raise StoreFailed(f"store {self.url}: {reason}") from None
@@ -63,10 +63,8 @@ class SqlDb:
 
     def reconnect(self) -> None:
         """Close this thread's connection (the next statement opens a fresh one), and with it whatever it alone
-        held: a rebuild's temporary tables go at once, where dropping them walks every page."""
-        self._forget()
-
-    def _forget(self) -> None:
+        held: a broken connection goes, and a rebuild's temporary tables at once, where dropping them walks every
+        page."""
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
