@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def frozen(cls: type[T]) -> type[T]:
-    """`@dataclass(frozen=True)`, with shared `__repr__`, `__eq__` and `__hash__`."""
+    """`@dataclass(frozen=True)`, with `__repr__`, `__eq__` and `__hash__` made as closures, not compiled."""
     made = dataclass(frozen=True, repr=False, eq=False)(cls)
     every: tuple[Field[Any], ...] = fields(made)  # type: ignore[arg-type]  # a dataclass since the line above
     shown = tuple(f.name for f in every if f.repr)
